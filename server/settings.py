@@ -1,0 +1,50 @@
+"""The server's configuration: one typed object read from ``PISCES_*`` variables.
+
+Built by :func:`get_settings` (or passed to ``create_app``), never at import
+time. Defaults work on a laptop; in ``production`` mode the server refuses to
+start with a default or missing secret.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET = "change-me"
+
+
+class ServerSettings(BaseSettings):
+    """Everything the server, the ingest workers and the demo need to know."""
+
+    model_config = SettingsConfigDict(env_prefix="PISCES_", extra="ignore")
+
+    mode: Literal["dev", "demo", "production"] = "dev"
+    database_url: str | None = Field(default=None, description="PostgreSQL URL; None: embedded (demo only)")
+    mqtt_url: str | None = Field(default=None, description="mqtt://user:pass@host:port; None: embedded")
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=0, le=65535)
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    ingest_in_server: bool = Field(default=True, description="run one ingest worker inside `pisces server`")
+    mqtt_client_id: str = "pisces-server"
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    ingest_batch_size: int = Field(default=200, ge=1, le=10_000)
+    alert_hold_seconds: float = Field(default=60.0, ge=0, description="a level must hold this long to open")
+    alert_clear_seconds: float = Field(default=120.0, ge=0, description="back within limits this long to clear")
+    min_quality: float = Field(default=0.5, ge=0, le=1, description="windows below it raise no alerts")
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> ServerSettings:
+        if self.mode == "production" and self.secret_key.get_secret_value() in ("", DEFAULT_SECRET):
+            raise ValueError("PISCES_SECRET_KEY must be set to a non-default value in production mode")
+        if self.mode == "production" and (self.database_url is None or self.mqtt_url is None):
+            raise ValueError("production mode needs PISCES_DATABASE_URL and PISCES_MQTT_URL")
+        return self
+
+
+def get_settings() -> ServerSettings:
+    """Read the settings from the environment (call once, at startup)."""
+    return ServerSettings()

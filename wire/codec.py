@@ -1,0 +1,216 @@
+"""Messages <-> bytes: compact JSON (UTF-8) with strict validation.
+
+Every payload is one JSON object with ``"v": 1`` and ``"type": <kind>``.
+Unknown fields are rejected, so that a typo in a field name is an error and
+never a silently missing value. ECG strip samples travel as base64 of
+little-endian int16 microvolts (``"data"``), a third of their JSON size.
+Decoding never raises anything but :class:`WireDecodeError` (or
+:class:`TopicError` for a bad topic).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import struct
+from dataclasses import asdict, fields
+from typing import Any, Callable
+
+from wire.errors import WireDecodeError
+from wire.messages import (
+    SCHEMA_VERSION,
+    Config,
+    Event,
+    Limits,
+    Message,
+    Notify,
+    Status,
+    Strip,
+    Summary,
+    SummaryWindow,
+    Uplink,
+)
+from wire.topics import Kind, Topic
+
+MAX_PAYLOAD_BYTES = 1_000_000
+
+
+def encode(message: Message) -> bytes:
+    """Serialise a message to its wire bytes."""
+    body: dict[str, Any] = {"v": SCHEMA_VERSION, "type": message.kind.value}
+    for f in fields(message):
+        if f.name == "kind":
+            continue
+        body[f.name] = _encode_value(message, f.name, getattr(message, f.name))
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def _encode_value(message: Message, name: str, value: Any) -> Any:
+    if isinstance(message, Strip) and name == "samples":
+        return base64.b64encode(struct.pack(f"<{len(value)}h", *value)).decode("ascii")
+    if isinstance(message, Summary) and name == "windows":
+        return [_drop_none(asdict(w)) for w in value]
+    if isinstance(message, Config) and name == "limits":
+        return {param: _drop_none(asdict(lim)) for param, lim in value}
+    if isinstance(value, tuple):
+        return list(value)
+    if hasattr(value, "value"):  # enums
+        return value.value
+    return value
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items() if v is not None}
+
+
+def decode(payload: bytes, expected: Kind | None = None) -> Message:
+    """Parse and validate wire bytes; ``expected`` pins the kind (e.g. from the topic)."""
+    obj = _load(payload)
+    kind = _kind_of(obj)
+    if expected is not None and kind != expected:
+        raise WireDecodeError("mismatch", "type", f"payload is {kind.value!r}, topic says {expected.value!r}")
+    builder = _BUILDERS[kind]
+    body = {k: v for k, v in obj.items() if k not in ("v", "type")}
+    try:
+        return builder(body)
+    except WireDecodeError:
+        raise
+    except (TypeError, ValueError, KeyError) as exc:
+        raise WireDecodeError("invalid", "", str(exc)) from exc
+
+
+def decode_uplink(topic: str, payload: bytes) -> tuple[Topic, Uplink]:
+    """Decode an uplink message and check that topic and payload agree on device and kind."""
+    parsed = Topic.parse(topic)
+    if not parsed.kind.is_uplink:
+        raise WireDecodeError("mismatch", "type", f"{parsed.kind.value!r} is not an uplink kind")
+    message = decode(payload, parsed.kind)
+    if message.device != parsed.device_id:  # type: ignore[union-attr]
+        raise WireDecodeError(
+            "mismatch", "device", f"payload device {message.device!r} != topic device {parsed.device_id!r}"
+        )
+    return parsed, message  # type: ignore[return-value]
+
+
+def _load(payload: bytes) -> dict[str, Any]:
+    if not isinstance(payload, (bytes, bytearray, memoryview)):
+        raise WireDecodeError("type", "", "payload must be bytes")
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise WireDecodeError("too_large", "", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+    try:
+        obj = json.loads(bytes(payload).decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError as exc:
+        raise WireDecodeError("not_utf8", "", str(exc)) from exc
+    except json.JSONDecodeError as exc:
+        raise WireDecodeError("not_json", "", str(exc)) from exc
+    if not isinstance(obj, dict):
+        raise WireDecodeError("type", "", "payload must be a JSON object")
+    if obj.get("v") != SCHEMA_VERSION:
+        raise WireDecodeError("version", "v", f"expected {SCHEMA_VERSION}, got {obj.get('v')!r}")
+    return obj
+
+
+def _reject_constant(name: str) -> Any:
+    raise WireDecodeError("range", "", f"{name} is not a number")
+
+
+def _kind_of(obj: dict[str, Any]) -> Kind:
+    try:
+        return Kind(obj.get("type"))
+    except ValueError as exc:
+        raise WireDecodeError("range", "type", f"unknown message type {obj.get('type')!r}") from exc
+
+
+def _fields_of(cls: type, body: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Check that ``body`` names only fields of ``cls`` and has all required ones."""
+    known = {f.name: f for f in fields(cls) if f.init}
+    for name in body:
+        if name not in known:
+            raise WireDecodeError("unknown_field", prefix + name, f"not a field of {cls.__name__}")
+    for name, f in known.items():
+        required = f.default is f.default_factory  # both MISSING
+        if required and name not in body:
+            raise WireDecodeError("missing", prefix + name, "required")
+    return dict(body)
+
+
+def _as_tuple(value: Any, name: str) -> tuple[Any, ...]:
+    if not isinstance(value, list):
+        raise WireDecodeError("type", name, "expected a list")
+    return tuple(value)
+
+
+def _build_summary(body: dict[str, Any]) -> Summary:
+    data = _fields_of(Summary, body)
+    raw_windows = data["windows"]
+    if not isinstance(raw_windows, list):
+        raise WireDecodeError("type", "windows", "expected a list")
+    windows = []
+    for i, raw in enumerate(raw_windows):
+        prefix = f"windows[{i}]."
+        if not isinstance(raw, dict):
+            raise WireDecodeError("type", prefix[:-1], "expected an object")
+        w = _fields_of(SummaryWindow, raw, prefix)
+        if "flags" in w:
+            w["flags"] = _as_tuple(w["flags"], prefix + "flags")
+        try:
+            windows.append(SummaryWindow(**w))
+        except WireDecodeError as exc:
+            raise WireDecodeError(exc.reason, prefix + exc.field, exc.detail) from exc
+    data["windows"] = tuple(windows)
+    return Summary(**data)
+
+
+def _build_event(body: dict[str, Any]) -> Event:
+    data = _fields_of(Event, body)
+    if "tags" in data:
+        data["tags"] = _as_tuple(data["tags"], "tags")
+    return Event(**data)
+
+
+def _build_strip(body: dict[str, Any]) -> Strip:
+    data = _fields_of(Strip, body)
+    encoded = data["samples"]
+    if not isinstance(encoded, str):
+        raise WireDecodeError("type", "samples", "expected base64 of int16 little-endian")
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise WireDecodeError("not_base64", "samples", str(exc)) from exc
+    if len(raw) % 2:
+        raise WireDecodeError("range", "samples", "odd number of bytes for int16 samples")
+    data["samples"] = struct.unpack(f"<{len(raw) // 2}h", raw)
+    return Strip(**data)
+
+
+def _build_status(body: dict[str, Any]) -> Status:
+    return Status(**_fields_of(Status, body))
+
+
+def _build_notify(body: dict[str, Any]) -> Notify:
+    return Notify(**_fields_of(Notify, body))
+
+
+def _build_config(body: dict[str, Any]) -> Config:
+    data = _fields_of(Config, body)
+    raw = data.get("limits", {})
+    if not isinstance(raw, dict):
+        raise WireDecodeError("type", "limits", "expected an object of parameter -> limits")
+    limits = []
+    for param, lim in sorted(raw.items()):
+        if not isinstance(lim, dict):
+            raise WireDecodeError("type", f"limits.{param}", "expected an object")
+        limits.append((param, Limits(**_fields_of(Limits, lim, f"limits.{param}."))))
+    data["limits"] = tuple(limits)
+    return Config(**data)
+
+
+_BUILDERS: dict[Kind, Callable[[dict[str, Any]], Message]] = {
+    Kind.SUMMARY: _build_summary,
+    Kind.EVENT: _build_event,
+    Kind.STRIP: _build_strip,
+    Kind.STATUS: _build_status,
+    Kind.NOTIFY: _build_notify,
+    Kind.CONFIG: _build_config,
+}

@@ -1,0 +1,282 @@
+"""Message schemas of protocol version 1, as frozen, self-validating dataclasses.
+
+Units are part of the contract and are named in every field's comment:
+times are seconds since the Unix epoch (UTC, float, millisecond precision),
+heart rate in beats per minute, RR statistics in milliseconds, respiration in
+breaths per minute, acceleration in g, battery in percent, ECG in microvolts.
+
+Every uplink message carries ``device`` and ``seq``: the per-device, strictly
+increasing sequence number that the phone's outbox assigns. ``(device, seq)``
+is the idempotency key from the phone to the database.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Union
+
+from wire.errors import WireDecodeError
+from wire.topics import Kind, validate_device_id
+
+SCHEMA_VERSION = 1
+
+RHYTHM_FLAGS = frozenset({"irregular", "af_suspected", "pause", "ectopic", "brady", "tachy", "vt"})
+ACTIVITY_CLASSES = frozenset({"rest", "walk", "run", "lying", "unknown"})
+MAX_WINDOWS_PER_MESSAGE = 1000
+MAX_STRIP_SAMPLES = 1000 * 120  # 120 s at 1 kHz
+MAX_NOTE_CHARS = 1000
+MAX_TAGS = 20
+
+
+class EventType(str, Enum):
+    """What a patient (or the agent on their behalf) reported."""
+
+    SYMPTOM_START = "symptom_start"
+    SYMPTOM_STOP = "symptom_stop"
+    PANIC = "panic"
+    FEEDBACK = "feedback"
+
+
+class Level(str, Enum):
+    """Alert levels: yellow notifies the patient, red informs clinicians at once."""
+
+    INFO = "info"
+    YELLOW = "yellow"
+    RED = "red"
+
+
+def check_range(name: str, value: float | None, lo: float, hi: float) -> None:
+    """Raise WireDecodeError("range") unless ``value`` is None or finite within [lo, hi]."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise WireDecodeError("type", name, f"expected a number, got {type(value).__name__}")
+    if not math.isfinite(value) or not lo <= value <= hi:
+        raise WireDecodeError("range", name, f"{value!r} outside [{lo}, {hi}]")
+
+
+def _check_uplink(device: str, seq: int) -> None:
+    try:
+        validate_device_id(device)
+    except ValueError as exc:
+        raise WireDecodeError("range", "device", str(exc)) from exc
+    if isinstance(seq, bool) or not isinstance(seq, int):
+        raise WireDecodeError("type", "seq", "expected an integer")
+    check_range("seq", seq, 0, 2**63 - 1)
+
+
+def _check_location(lat: float | None, lon: float | None) -> None:
+    if (lat is None) != (lon is None):
+        raise WireDecodeError("missing", "lat" if lat is None else "lon", "lat and lon go together")
+    check_range("lat", lat, -90, 90)
+    check_range("lon", lon, -180, 180)
+
+
+@dataclass(frozen=True)
+class SummaryWindow:
+    """One analysis window of the edge pipeline (typically 10-60 s)."""
+
+    start: float  # s since epoch
+    end: float  # s since epoch, > start
+    beats: int  # beats detected in the window
+    hr_mean: float | None = None  # bpm; None when no usable beats
+    hr_min: float | None = None  # bpm
+    hr_max: float | None = None  # bpm
+    rr_mean: float | None = None  # ms
+    sdnn: float | None = None  # ms
+    rmssd: float | None = None  # ms
+    flags: tuple[str, ...] = ()  # subset of RHYTHM_FLAGS
+    resp_rate: float | None = None  # breaths/min
+    activity: str = "unknown"  # one of ACTIVITY_CLASSES
+    intensity: float | None = None  # g, mean absolute deviation of |a| from 1 g
+    quality: float = 1.0  # 0 (unusable) .. 1 (clean)
+    battery: int | None = None  # % of the wearable's battery
+    lat: float | None = None  # degrees, only with the patient's consent
+    lon: float | None = None  # degrees
+
+    def __post_init__(self) -> None:
+        check_range("start", self.start, 0, 1e11)
+        check_range("end", self.end, 0, 1e11)
+        if self.end <= self.start:
+            raise WireDecodeError("range", "end", "end must be after start")
+        check_range("beats", self.beats, 0, 100_000)
+        for name in ("hr_mean", "hr_min", "hr_max"):
+            check_range(name, getattr(self, name), 20, 300)
+        if None not in (self.hr_min, self.hr_max) and self.hr_min > self.hr_max:  # type: ignore[operator]
+            raise WireDecodeError("range", "hr_min", "hr_min above hr_max")
+        check_range("rr_mean", self.rr_mean, 150, 6000)
+        check_range("sdnn", self.sdnn, 0, 5000)
+        check_range("rmssd", self.rmssd, 0, 5000)
+        unknown = set(self.flags) - RHYTHM_FLAGS
+        if unknown:
+            raise WireDecodeError("range", "flags", f"unknown flags {sorted(unknown)}")
+        object.__setattr__(self, "flags", tuple(sorted(set(self.flags))))
+        check_range("resp_rate", self.resp_rate, 1, 80)
+        if self.activity not in ACTIVITY_CLASSES:
+            raise WireDecodeError("range", "activity", f"one of {sorted(ACTIVITY_CLASSES)}")
+        check_range("intensity", self.intensity, 0, 16)
+        check_range("quality", self.quality, 0, 1)
+        check_range("battery", self.battery, 0, 100)
+        _check_location(self.lat, self.lon)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A batch of consecutive summary windows (the phone batches to spare the link)."""
+
+    device: str
+    seq: int
+    windows: tuple[SummaryWindow, ...]
+    kind: Kind = field(default=Kind.SUMMARY, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_uplink(self.device, self.seq)
+        if not 1 <= len(self.windows) <= MAX_WINDOWS_PER_MESSAGE:
+            raise WireDecodeError("range", "windows", f"1..{MAX_WINDOWS_PER_MESSAGE} windows")
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something the patient did: symptom period start/stop, panic, feedback."""
+
+    device: str
+    seq: int
+    type: EventType
+    time: float  # s since epoch
+    period: str | None = None  # id of the symptom period, required for symptom_start/stop
+    tags: tuple[str, ...] = ()  # symptom tags, e.g. "palpitations", "dizzy"
+    severity: int | None = None  # 1 (mild) .. 5 (severe)
+    note: str = ""  # free text, at most MAX_NOTE_CHARS
+    lat: float | None = None
+    lon: float | None = None
+    kind: Kind = field(default=Kind.EVENT, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_uplink(self.device, self.seq)
+        try:
+            object.__setattr__(self, "type", EventType(self.type))
+        except ValueError as exc:
+            raise WireDecodeError("range", "type", str(exc)) from exc
+        check_range("time", self.time, 0, 1e11)
+        symptom = self.type in (EventType.SYMPTOM_START, EventType.SYMPTOM_STOP)
+        if symptom and not self.period:
+            raise WireDecodeError("missing", "period", "symptom events need a period id")
+        if self.period is not None and not (isinstance(self.period, str) and 0 < len(self.period) <= 64):
+            raise WireDecodeError("range", "period", "1-64 characters")
+        if len(self.tags) > MAX_TAGS or any(not isinstance(t, str) or not 0 < len(t) <= 40 for t in self.tags):
+            raise WireDecodeError("range", "tags", f"at most {MAX_TAGS} tags of 1-40 characters")
+        if self.severity is not None:
+            if isinstance(self.severity, bool) or not isinstance(self.severity, int):
+                raise WireDecodeError("type", "severity", "expected an integer")
+            check_range("severity", self.severity, 1, 5)
+        if not isinstance(self.note, str) or len(self.note) > MAX_NOTE_CHARS:
+            raise WireDecodeError("range", "note", f"a string of at most {MAX_NOTE_CHARS} characters")
+        _check_location(self.lat, self.lon)
+
+
+@dataclass(frozen=True)
+class Strip:
+    """A short raw ECG segment around an event, in microvolts at ``fs`` Hz."""
+
+    device: str
+    seq: int
+    start: float  # s since epoch of the first sample
+    fs: float  # Hz
+    reason: str  # "panic", "symptom", "rhythm:<flag>"
+    samples: tuple[int, ...]  # µV, each within int16
+    ref_seq: int | None = None  # seq of the event that caused the strip, if any
+    kind: Kind = field(default=Kind.STRIP, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_uplink(self.device, self.seq)
+        check_range("start", self.start, 0, 1e11)
+        check_range("fs", self.fs, 50, 2000)
+        if not isinstance(self.reason, str) or not 0 < len(self.reason) <= 64:
+            raise WireDecodeError("range", "reason", "1-64 characters")
+        if not 1 <= len(self.samples) <= MAX_STRIP_SAMPLES:
+            raise WireDecodeError("range", "samples", f"1..{MAX_STRIP_SAMPLES} samples")
+        if min(self.samples) < -32768 or max(self.samples) > 32767:
+            raise WireDecodeError("range", "samples", "each sample must fit int16 (µV)")
+        if self.ref_seq is not None:
+            check_range("ref_seq", self.ref_seq, 0, 2**63 - 1)
+
+    @property
+    def duration(self) -> float:
+        """Length of the strip in seconds."""
+        return len(self.samples) / self.fs
+
+
+@dataclass(frozen=True)
+class Status:
+    """Liveness of the agent and its wearable (retained; the offline one is the last will)."""
+
+    device: str
+    seq: int
+    time: float  # s since epoch
+    online: bool
+    sensor: str = "unknown"  # "connected", "disconnected", "unknown"
+    battery: int | None = None  # % of the phone's battery
+    kind: Kind = field(default=Kind.STATUS, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_uplink(self.device, self.seq)
+        check_range("time", self.time, 0, 1e11)
+        if not isinstance(self.online, bool):
+            raise WireDecodeError("type", "online", "expected true or false")
+        if self.sensor not in ("connected", "disconnected", "unknown"):
+            raise WireDecodeError("range", "sensor", "connected, disconnected or unknown")
+        check_range("battery", self.battery, 0, 100)
+
+
+@dataclass(frozen=True)
+class Notify:
+    """A message for the patient's phone, e.g. a yellow alert."""
+
+    device: str
+    time: float  # s since epoch
+    level: Level
+    title: str
+    body: str = ""
+    alert_id: int | None = None
+    parameter: str | None = None  # e.g. "hr", "panic"
+    kind: Kind = field(default=Kind.NOTIFY, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        validate_device_id(self.device)
+        object.__setattr__(self, "level", Level(self.level))
+        check_range("time", self.time, 0, 1e11)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Yellow and red limits of one parameter; None means no limit on that side."""
+
+    yellow_low: float | None = None
+    yellow_high: float | None = None
+    red_low: float | None = None
+    red_high: float | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings pushed to the phone (retained): limits in force and the summary cadence."""
+
+    device: str
+    version: int
+    time: float  # s since epoch
+    window_seconds: float = 60.0  # length of one summary window
+    batch_windows: int = 5  # windows per summary message unless something is urgent
+    limits: tuple[tuple[str, Limits], ...] = ()  # (parameter, limits), e.g. ("hr", Limits(...))
+    kind: Kind = field(default=Kind.CONFIG, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        validate_device_id(self.device)
+        check_range("window_seconds", self.window_seconds, 1, 3600)
+        check_range("batch_windows", self.batch_windows, 1, MAX_WINDOWS_PER_MESSAGE)
+
+
+Uplink = Union[Summary, Event, Strip, Status]
+Downlink = Union[Notify, Config]
+Message = Union[Summary, Event, Strip, Status, Notify, Config]
