@@ -1,6 +1,7 @@
 """Messages <-> bytes: compact JSON (UTF-8) with strict validation.
 
-Every payload is one JSON object with ``"v": 1`` and ``"type": <kind>``.
+Every payload is one JSON object with ``"v": 1`` and ``"kind": <kind>``
+(the topic's last level, repeated so that a payload can be checked against its topic).
 Unknown fields are rejected, so that a typo in a field name is an error and
 never a silently missing value. ECG strip samples travel as base64 of
 little-endian int16 microvolts (``"data"``), a third of their JSON size.
@@ -38,7 +39,7 @@ MAX_PAYLOAD_BYTES = 1_000_000
 
 def encode(message: Message) -> bytes:
     """Serialise a message to its wire bytes."""
-    body: dict[str, Any] = {"v": SCHEMA_VERSION, "type": message.kind.value}
+    body: dict[str, Any] = {"v": SCHEMA_VERSION, "kind": message.kind.value}
     for f in fields(message):
         if f.name == "kind":
             continue
@@ -69,9 +70,9 @@ def decode(payload: bytes, expected: Kind | None = None) -> Message:
     obj = _load(payload)
     kind = _kind_of(obj)
     if expected is not None and kind != expected:
-        raise WireDecodeError("mismatch", "type", f"payload is {kind.value!r}, topic says {expected.value!r}")
+        raise WireDecodeError("mismatch", "kind", f"payload is {kind.value!r}, topic says {expected.value!r}")
     builder = _BUILDERS[kind]
-    body = {k: v for k, v in obj.items() if k not in ("v", "type")}
+    body = {k: v for k, v in obj.items() if k not in ("v", "kind")}
     try:
         return builder(body)
     except WireDecodeError:
@@ -84,7 +85,7 @@ def decode_uplink(topic: str, payload: bytes) -> tuple[Topic, Uplink]:
     """Decode an uplink message and check that topic and payload agree on device and kind."""
     parsed = Topic.parse(topic)
     if not parsed.kind.is_uplink:
-        raise WireDecodeError("mismatch", "type", f"{parsed.kind.value!r} is not an uplink kind")
+        raise WireDecodeError("mismatch", "kind", f"{parsed.kind.value!r} is not an uplink kind")
     message = decode(payload, parsed.kind)
     if message.device != parsed.device_id:  # type: ignore[union-attr]
         raise WireDecodeError(
@@ -117,9 +118,9 @@ def _reject_constant(name: str) -> Any:
 
 def _kind_of(obj: dict[str, Any]) -> Kind:
     try:
-        return Kind(obj.get("type"))
+        return Kind(obj.get("kind"))
     except ValueError as exc:
-        raise WireDecodeError("range", "type", f"unknown message type {obj.get('type')!r}") from exc
+        raise WireDecodeError("range", "kind", f"unknown message kind {obj.get('kind')!r}") from exc
 
 
 def _fields_of(cls: type, body: dict[str, Any], prefix: str = "") -> dict[str, Any]:

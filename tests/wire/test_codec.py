@@ -1,0 +1,173 @@
+"""Encoding and strict decoding of wire messages."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wire import (
+    Config,
+    Event,
+    EventType,
+    Kind,
+    Level,
+    Limits,
+    Notify,
+    Status,
+    Strip,
+    Summary,
+    SummaryWindow,
+    WireDecodeError,
+    decode,
+    decode_uplink,
+    encode,
+)
+
+T0 = 1_763_000_000.0
+
+
+def window(**overrides: object) -> SummaryWindow:
+    values: dict[str, object] = dict(
+        start=T0, end=T0 + 60, beats=72, hr_mean=72.0, hr_min=61.0, hr_max=88.0,
+        rr_mean=833.0, sdnn=42.0, rmssd=31.0, flags=("ectopic",), resp_rate=14.0,
+        activity="rest", intensity=0.01, quality=0.97, battery=80, lat=46.05, lon=14.5,
+    )
+    values.update(overrides)
+    return SummaryWindow(**values)  # type: ignore[arg-type]
+
+
+MESSAGES = [
+    Summary("dev-001", 1, (window(), window(start=T0 + 60, end=T0 + 120, flags=()))),
+    Event("dev-001", 2, EventType.SYMPTOM_START, T0, period="p1", tags=("palpitations",), severity=3, note="ž"),
+    Event("dev-001", 3, EventType.PANIC, T0, lat=1.0, lon=2.0),
+    Strip("dev-001", 4, T0, 130.0, "panic", tuple(range(-500, 500)), ref_seq=3),
+    Status("dev-001", 5, T0, online=False, sensor="disconnected", battery=12),
+    Notify("dev-001", T0, Level.YELLOW, "Heart rate high", "Please rest", alert_id=7, parameter="hr"),
+    Config("dev-001", 2, T0, 10.0, 1, (("hr", Limits(50, 110, 40, 130)),)),
+]
+
+
+@pytest.mark.parametrize("message", MESSAGES, ids=lambda m: m.kind.value)
+def test_round_trip(message: object) -> None:
+    payload = encode(message)  # type: ignore[arg-type]
+    assert json.loads(payload)["v"] == 1
+    assert decode(payload) == message
+
+
+def test_strip_is_compact() -> None:
+    strip = MESSAGES[3]
+    assert len(encode(strip)) < 3 * len(strip.samples)  # type: ignore[union-attr]
+
+
+def test_decode_uplink_checks_topic_against_payload() -> None:
+    payload = encode(MESSAGES[0])
+    topic, message = decode_uplink("pisces/v1/dev-001/summary", payload)
+    assert topic.device_id == "dev-001" and message == MESSAGES[0]
+    with pytest.raises(WireDecodeError) as info:
+        decode_uplink("pisces/v1/dev-002/summary", payload)
+    assert (info.value.reason, info.value.field) == ("mismatch", "device")
+    with pytest.raises(WireDecodeError) as info:
+        decode_uplink("pisces/v1/dev-001/event", payload)
+    assert info.value.reason == "mismatch"
+    with pytest.raises(WireDecodeError):
+        decode_uplink("pisces/v1/dev-001/notify", encode(MESSAGES[5]))
+
+
+def _mutated(message: object, path: list[object], value: object) -> bytes:
+    obj = json.loads(encode(message))  # type: ignore[arg-type]
+    target = obj
+    for key in path[:-1]:
+        target = target[key]
+    if value is KeyError:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return json.dumps(obj).encode()
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "reason", "field"),
+    [
+        (["windows", 0, "hr_mean"], 400, "range", "windows[0].hr_mean"),
+        (["windows", 0, "hr_mean"], "fast", "type", "windows[0].hr_mean"),
+        (["windows", 0, "end"], T0 - 1, "range", "windows[0].end"),
+        (["windows", 0, "flags"], ["hiccup"], "range", "windows[0].flags"),
+        (["windows", 0, "activity"], "swim", "range", "windows[0].activity"),
+        (["windows", 0, "quality"], 1.5, "range", "windows[0].quality"),
+        (["windows", 0, "lat"], KeyError, "missing", "windows[0].lat"),
+        (["windows", 0, "hr_min"], 100, "range", "windows[0].hr_min"),
+        (["windows", 0, "colour"], "red", "unknown_field", "windows[0].colour"),
+        (["windows", 0, "beats"], KeyError, "missing", "windows[0].beats"),
+        (["windows"], [], "range", "windows"),
+        (["seq"], -1, "range", "seq"),
+        (["seq"], 1.5, "type", "seq"),
+        (["seq"], True, "type", "seq"),
+        (["device"], "a/b", "range", "device"),
+        (["v"], 2, "version", "v"),
+        (["kind"], "gossip", "range", "kind"),
+    ],
+)
+def test_summary_validation(path: list[object], value: object, reason: str, field: str) -> None:
+    with pytest.raises(WireDecodeError) as info:
+        decode(_mutated(MESSAGES[0], path, value))
+    assert (info.value.reason, info.value.field) == (reason, field)
+
+
+@pytest.mark.parametrize(
+    ("message", "path", "value", "reason"),
+    [
+        (MESSAGES[1], ["period"], None, "missing"),
+        (MESSAGES[1], ["severity"], 9, "range"),
+        (MESSAGES[1], ["note"], "x" * 5000, "range"),
+        (MESSAGES[1], ["type"], "sneeze", "range"),
+        (MESSAGES[3], ["samples"], "***", "not_base64"),
+        (MESSAGES[3], ["samples"], "AA==", "range"),
+        (MESSAGES[3], ["fs"], 0, "range"),
+        (MESSAGES[4], ["online"], "yes", "type"),
+    ],
+)
+def test_other_validation(message: object, path: list[object], value: object, reason: str) -> None:
+    with pytest.raises(WireDecodeError) as info:
+        decode(_mutated(message, path, value))
+    assert info.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"\xff\xfe", "not_utf8"),
+        (b"{not json", "not_json"),
+        (b"[1, 2]", "type"),
+        (b'{"v": 1, "kind": "summary", "device": "d", "seq": 1, "windows": [{"start": NaN}]}', "range"),
+        (b"x" * 2_000_000, "too_large"),
+    ],
+)
+def test_garbage_is_rejected_cleanly(payload: bytes, reason: str) -> None:
+    with pytest.raises(WireDecodeError) as info:
+        decode(payload)
+    assert info.value.reason == reason
+
+
+def test_expected_kind_pins_type() -> None:
+    with pytest.raises(WireDecodeError):
+        decode(encode(MESSAGES[1]), Kind.SUMMARY)
+
+
+@given(st.binary(max_size=300))
+def test_decode_never_raises_anything_else(payload: bytes) -> None:
+    try:
+        decode(payload)
+    except WireDecodeError:
+        pass
+
+
+@given(
+    st.lists(st.integers(-32768, 32767), min_size=1, max_size=500),
+    st.floats(50, 2000, allow_nan=False),
+)
+def test_strip_samples_survive(samples: list[int], fs: float) -> None:
+    strip = Strip("d1", 9, T0, fs, "rhythm:pause", tuple(samples))
+    assert decode(encode(strip)) == strip
