@@ -41,8 +41,8 @@ def encode(message: Message) -> bytes:
     """Serialise a message to its wire bytes."""
     body: dict[str, Any] = {"v": SCHEMA_VERSION, "kind": message.kind.value}
     for f in fields(message):
-        if f.name == "kind":
-            continue
+        if f.name == "kind" or getattr(message, f.name) is None:
+            continue  # absent optional fields are left out rather than sent as null
         body[f.name] = _encode_value(message, f.name, getattr(message, f.name))
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 

@@ -1,0 +1,211 @@
+"""The ``pisces`` command: one entry point, a subcommand per part of the system.
+
+    pisces demo                      the whole system on embedded defaults
+    pisces server                    HTTP API + portal (+ one ingest worker)
+    pisces ingest                    an ingest worker alone
+    pisces db migrate                create or upgrade the schema
+    pisces users add NAME            a clinician or admin account
+    pisces patients add              a patient and their device
+    pisces edge ...                  the phone agent (run, mark, panic, status, scan)
+    pisces simulate ...              simulated patients
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line and run the chosen subcommand; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Handler | None = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        return 130
+    except CliError as exc:
+        print(f"pisces: {exc}", file=sys.stderr)
+        return 2
+
+
+class CliError(Exception):
+    """A usage or configuration problem, reported on one line without a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="pisces", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(metavar="COMMAND")
+    _add_demo(sub)
+    _add_server(sub)
+    _add_ingest(sub)
+    _add_db(sub)
+    _add_users(sub)
+    _add_patients(sub)
+    _add_delegated(sub, "edge", "the phone agent: run, mark a symptom period, panic, status, scan", "edge.cli")
+    _add_delegated(sub, "simulate", "simulated patients and wearables", "simulators.cli")
+    return parser
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("demo", help="run the whole system with simulated patients")
+    p.add_argument("--patients", type=int, default=3, help="simulated patients (default 3)")
+    p.add_argument("--port", type=int, default=None, help="HTTP port (default: 8000, or a free one)")
+    p.add_argument("--speed", type=float, default=1.0, help="simulation speed, 1 = real time")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.set_defaults(func=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from server.demo import DemoOptions, run_demo
+
+    return run_demo(DemoOptions(patients=args.patients, port=args.port, speed=args.speed, duration=args.duration))
+
+
+def _add_server(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("server", help="serve the API and the clinician portal")
+    p.add_argument("--host", default=None)
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--no-ingest", action="store_true", help="do not run an ingest worker in this process")
+    p.set_defaults(func=_run_server)
+
+
+def _run_server(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.app import create_app
+
+    settings = _settings()
+    updates = {"ingest_in_server": settings.ingest_in_server and not args.no_ingest}
+    if args.host:
+        updates["http_host"] = args.host
+    if args.port is not None:
+        updates["http_port"] = args.port
+    settings = settings.model_copy(update=updates)
+    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_level="info")
+    return 0
+
+
+def _add_ingest(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("ingest", help="run an ingest worker (MQTT -> PostgreSQL)")
+    p.set_defaults(func=_run_ingest)
+
+
+def _run_ingest(args: argparse.Namespace) -> int:
+    from server.ingest import Ingestor
+
+    Ingestor(_settings()).run_forever()
+    return 0
+
+
+def _add_db(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("db", help="database administration")
+    dbsub = p.add_subparsers(metavar="ACTION")
+    m = dbsub.add_parser("migrate", help="create or upgrade the schema (idempotent)")
+    m.set_defaults(func=_run_migrate)
+
+
+def _run_migrate(args: argparse.Namespace) -> int:
+    from server.store import migrate
+
+    applied = migrate(_database_url())
+    print(f"applied migrations: {applied}" if applied else "schema is up to date")
+    return 0
+
+
+def _add_users(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("users", help="clinician and admin accounts")
+    usub = p.add_subparsers(metavar="ACTION")
+    a = usub.add_parser("add", help="add an account (password from PISCES_NEW_PASSWORD or a prompt)")
+    a.add_argument("username")
+    a.add_argument("--role", choices=("clinician", "admin"), default="clinician")
+    a.add_argument("--patient", type=int, action="append", default=[], help="assign this patient id")
+    a.set_defaults(func=_run_users_add)
+
+
+def _run_users_add(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from server.store import add_user, assign_patient
+
+    password = os.environ.get("PISCES_NEW_PASSWORD") or getpass.getpass(f"password for {args.username}: ")
+    if len(password) < 8:
+        raise CliError("a password needs at least 8 characters")
+    with psycopg.connect(_database_url()) as conn:
+        user_id = add_user(conn, args.username, password, args.role)
+        for patient_id in args.patient:
+            assign_patient(conn, args.username, patient_id)
+    print(f"user {args.username} ({args.role}) has id {user_id}")
+    return 0
+
+
+def _add_patients(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("patients", help="patients and their devices")
+    psub = p.add_subparsers(metavar="ACTION")
+    a = psub.add_parser("add", help="register a patient and their phone's device id")
+    a.add_argument("--name", required=True)
+    a.add_argument("--device", required=True, help="device id, 1-64 of A-Z a-z 0-9 _ -")
+    a.add_argument("--clinician", action="append", default=[], help="assign to this clinician")
+    a.set_defaults(func=_run_patients_add)
+
+
+def _run_patients_add(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from server.store import add_patient, assign_patient
+    from wire.topics import validate_device_id
+
+    try:
+        validate_device_id(args.device)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    with psycopg.connect(_database_url()) as conn:
+        patient_id = add_patient(conn, args.name, args.device)
+        for username in args.clinician:
+            assign_patient(conn, username, patient_id)
+    print(f"patient {args.name!r} has id {patient_id}, device {args.device}")
+    return 0
+
+
+def _add_delegated(sub: argparse._SubParsersAction, name: str, help_text: str, module: str) -> None:  # type: ignore[type-arg]
+    import importlib
+
+    p = sub.add_parser(name, help=help_text)
+    importlib.import_module(module).configure(p)
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from pydantic import ValidationError
+
+    from server.settings import get_settings
+
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        raise CliError(f"bad configuration: {exc}") from exc
+    if settings.database_url is None:
+        raise CliError("set PISCES_DATABASE_URL (or run `pisces demo`, which starts its own database)")
+    if settings.mqtt_url is None:
+        raise CliError("set PISCES_MQTT_URL (or run `pisces demo`, which starts its own broker)")
+    return settings
+
+
+def _database_url() -> str:
+    url = os.environ.get("PISCES_DATABASE_URL")
+    if not url:
+        raise CliError("set PISCES_DATABASE_URL to the PostgreSQL database to use")
+    return url
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""PostgreSQL schema and people: migrations, users, patients, sessions, the audit log.
+
+Ingest writes live in :mod:`server.records`, the portal's reads in
+:mod:`server.queries`; this module owns the schema and everything about who
+may see whom. All functions take an open psycopg connection and leave the
+transaction to the caller unless they say otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+MIGRATION_LOCK_KEY = 0x50_15_CE_5  # pg_advisory_lock key: one migrator at a time
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1  # ~16 MiB, ~50 ms: OWASP's scrypt minimum
+ROLES = ("clinician", "admin")
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+class StoreError(Exception):
+    """A request the store refuses, e.g. an unknown user or a bad role."""
+
+
+@dataclass(frozen=True)
+class User:
+    """A person who signs in to the portal."""
+
+    id: int
+    username: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        """True for admins, who see every patient."""
+        return self.role == "admin"
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    found = []
+    for entry in MIGRATIONS_DIR.glob("*.sql"):
+        number = int(entry.name.split("_", 1)[0])
+        found.append((number, entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def migrate(url: str) -> list[int]:
+    """Apply the migrations this database lacks, in order; return the numbers applied.
+
+    Idempotent, and safe when several processes run it at once: they queue on
+    a session advisory lock and each migration runs in its own transaction.
+    """
+    applied: list[int] = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+            for number, name, text in _migrations():
+                if number in done:
+                    continue
+                with conn.transaction():
+                    conn.execute(text.encode())
+                    conn.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (number, name)
+                    )
+                applied.append(number)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+    return applied
+
+
+def hash_password(password: str) -> str:
+    """Hash a password with scrypt and a random 16-byte salt, as ``scrypt$n$r$p$salt$hash``."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P)
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """True if ``password`` matches a hash made by :func:`hash_password` (constant time)."""
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p))
+    return hmac.compare_digest(got, bytes.fromhex(digest))
+
+
+def add_user(conn: psycopg.Connection[Any], username: str, password: str, role: str = "clinician") -> int:
+    """Create a portal user and return its id; raise StoreError for a bad role or empty password."""
+    if role not in ROLES:
+        raise StoreError(f"role must be one of {ROLES}, got {role!r}")
+    if not username or not password:
+        raise StoreError("username and password must not be empty")
+    row = conn.execute(
+        "INSERT INTO users (username, password_hash, role) VALUES (%s, %s, %s) RETURNING id",
+        (username, hash_password(password), role),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def add_patient(conn: psycopg.Connection[Any], name: str, device_id: str) -> int:
+    """Register a patient and the device (phone agent) that reports for them; return the id."""
+    row = conn.execute(
+        "INSERT INTO patients (name, device_id) VALUES (%s, %s) RETURNING id", (name, device_id)
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def assign_patient(conn: psycopg.Connection[Any], username: str, patient_id: int) -> None:
+    """Put a patient in a user's care (idempotent); raise StoreError for an unknown user."""
+    row = conn.execute("SELECT id FROM users WHERE username = %s", (username,)).fetchone()
+    if row is None:
+        raise StoreError(f"no user {username!r}")
+    conn.execute(
+        "INSERT INTO care_assignments (user_id, patient_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+        (row[0], patient_id),
+    )
+
+
+def authenticate(conn: psycopg.Connection[Any], username: str, password: str) -> User | None:
+    """The user whose credentials these are, or None."""
+    row = conn.execute(
+        "SELECT id, username, role, password_hash FROM users WHERE username = %s", (username,)
+    ).fetchone()
+    if row is None:
+        hash_password(password)  # spend the same time, so timing does not reveal usernames
+        return None
+    return User(row[0], row[1], row[2]) if verify_password(password, row[3]) else None
+
+
+def _token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def create_session(conn: psycopg.Connection[Any], user_id: int, hours: float) -> tuple[str, datetime]:
+    """Open a session; return its bearer token (shown once, stored hashed) and expiry."""
+    token = secrets.token_urlsafe(32)
+    expires = datetime.now(timezone.utc) + timedelta(hours=hours)
+    conn.execute(
+        "INSERT INTO sessions (token_hash, user_id, expires_at) VALUES (%s, %s, %s)",
+        (_token_hash(token), user_id, expires),
+    )
+    return token, expires
+
+
+def session_user(conn: psycopg.Connection[Any], token: str) -> User | None:
+    """The user of an unexpired session token, or None."""
+    row = conn.execute(
+        "SELECT u.id, u.username, u.role FROM sessions s JOIN users u ON u.id = s.user_id"
+        " WHERE s.token_hash = %s AND s.expires_at > now()",
+        (_token_hash(token),),
+    ).fetchone()
+    return User(row[0], row[1], row[2]) if row else None
+
+
+def end_session(conn: psycopg.Connection[Any], token: str) -> None:
+    """Delete a session (logout); expired sessions of anyone are swept at the same time."""
+    conn.execute("DELETE FROM sessions WHERE token_hash = %s OR expires_at < now()", (_token_hash(token),))
+
+
+def can_see(conn: psycopg.Connection[Any], user: User, patient_id: int) -> bool:
+    """True if the patient exists and is in the user's care (admins: any patient)."""
+    if user.is_admin:
+        row = conn.execute("SELECT 1 FROM patients WHERE id = %s", (patient_id,)).fetchone()
+    else:
+        row = conn.execute(
+            "SELECT 1 FROM care_assignments WHERE user_id = %s AND patient_id = %s", (user.id, patient_id)
+        ).fetchone()
+    return row is not None
+
+
+def audit(
+    conn: psycopg.Connection[Any],
+    user: User,
+    action: str,
+    patient_ids: list[int] | set[int],
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Record that a person read or changed these patients' data (one row per patient)."""
+    conn.cursor().executemany(
+        "INSERT INTO audit_log (user_id, action, patient_id, detail) VALUES (%s, %s, %s, %s)",
+        [(user.id, action, pid, Jsonb(detail or {})) for pid in sorted(set(patient_ids))],
+    )
