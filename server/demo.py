@@ -1,0 +1,242 @@
+"""``pisces demo``: the whole system on one machine, with nothing installed beforehand.
+
+Starts (or uses, when ``PISCES_DATABASE_URL`` / ``PISCES_MQTT_URL`` are set)
+PostgreSQL and an MQTT broker, migrates the schema, registers a demo clinician
+and a few patients, serves the API and the clinician portal with an ingest
+worker, and runs simulated patients through the real edge agent. One patient
+has a scripted episode that crosses the red heart-rate limit within about two
+minutes. Progress is read back through the HTTP API, as a client would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from server.embedded import embedded_broker, embedded_postgres, free_port
+from server.settings import ServerSettings
+
+DEMO_NAMES = ("Ana Novak", "Marko Kranjc", "Eva Zupan", "Luka Horvat", "Nina Kos", "Jan Vidmar")
+DEFAULT_PORT = 8000
+DEMO_WINDOW_SECONDS = 10.0
+DEFAULT_SPAN_S = 24 * 3600.0
+PROGRESS_EVERY_S = 5.0
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """What the user asked of the demo."""
+
+    patients: int = 3
+    port: int | None = None
+    speed: float = 1.0
+    duration: float | None = None  # wall-clock seconds; None runs until Ctrl-C
+
+
+@dataclass(frozen=True)
+class DemoPatient:
+    """A registered demo patient and the scenario their simulator plays."""
+
+    patient_id: int
+    name: str
+    device_id: str
+    scenario: str
+
+
+def run_demo(options: DemoOptions) -> int:
+    """Run the demo until Ctrl-C or ``options.duration``; returns the exit status."""
+    base = ServerSettings(mode="demo")
+    with contextlib.ExitStack() as stack:
+        db_url = base.database_url or _start(stack, "PostgreSQL (embedded)", embedded_postgres())
+        mqtt_url = base.mqtt_url or _start(stack, "MQTT broker (embedded)", embedded_broker()).url
+        settings = base.model_copy(
+            update={
+                "database_url": db_url,
+                "mqtt_url": mqtt_url,
+                "http_port": options.port or _default_port(base.http_host),
+                "alert_hold_seconds": min(base.alert_hold_seconds, 30.0),
+            }
+        )
+        from server.store import migrate
+
+        migrate(db_url)
+        username, password = _seed_clinician(db_url)
+        patients = _seed_patients(db_url, username, options.patients)
+        outbox_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pisces-demo-")))
+        asyncio.run(_serve(settings, patients, options, (username, password), outbox_dir))
+    return 0
+
+
+def _start(stack: contextlib.ExitStack, what: str, cm: Any) -> Any:
+    print(f"starting {what} ...", flush=True)
+    return stack.enter_context(cm)
+
+
+def _default_port(host: str) -> int:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind((host, DEFAULT_PORT))
+        except OSError:
+            return free_port(host)
+    return DEFAULT_PORT
+
+
+def _seed_clinician(db_url: str) -> tuple[str, str]:
+    """Create a clinician account for this demo run, with a fresh random password."""
+    from server.store import add_user
+
+    password = secrets.token_urlsafe(9)
+    with psycopg.connect(db_url) as conn:
+        for username in ("clinician", f"clinician-{secrets.token_hex(3)}"):
+            try:
+                with conn.transaction():
+                    add_user(conn, username, password, "clinician")
+                return username, password
+            except psycopg.errors.UniqueViolation:
+                continue
+    raise RuntimeError("could not create a demo clinician")
+
+
+def _seed_patients(db_url: str, username: str, count: int) -> list[DemoPatient]:
+    """Register ``count`` demo patients (reusing earlier ones) and assign them to the clinician."""
+    from server.store import add_patient, assign_patient
+
+    patients = []
+    with psycopg.connect(db_url) as conn:
+        for i in range(count):
+            device = f"demo-{i + 1:02d}"
+            name = DEMO_NAMES[i % len(DEMO_NAMES)]
+            row = conn.execute("SELECT id FROM patients WHERE device_id = %s", (device,)).fetchone()
+            patient_id = row[0] if row else add_patient(conn, name, device)
+            assign_patient(conn, username, patient_id)
+            scenario = "demo_red" if i == 0 else "baseline"
+            patients.append(DemoPatient(patient_id, name, device, scenario))
+        conn.commit()
+    return patients
+
+
+async def _serve(
+    settings: ServerSettings,
+    patients: list[DemoPatient],
+    options: DemoOptions,
+    login: tuple[str, str],
+    outbox_dir: Path,
+) -> None:
+    import uvicorn
+
+    from server.app import create_app
+
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host=settings.http_host, port=settings.http_port, log_level="warning")
+    )
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            serving.result()
+            return
+        await asyncio.sleep(0.05)
+    base_url = f"http://{settings.http_host}:{settings.http_port}"
+    _print_banner(base_url, settings, login, patients)
+    sims = [asyncio.create_task(_run_patient(p, settings, options, outbox_dir)) for p in patients]
+    progress = asyncio.create_task(_progress(base_url, login, patients))
+    if options.duration is not None:
+        asyncio.get_running_loop().call_later(options.duration, setattr, server, "should_exit", True)
+    try:
+        await serving
+    finally:
+        for task in (*sims, progress):
+            task.cancel()
+        await asyncio.gather(*sims, progress, return_exceptions=True)
+
+
+async def _run_patient(patient: DemoPatient, settings: ServerSettings, options: DemoOptions, outbox_dir: Path) -> None:
+    from simulators.patient import run_patient
+    from simulators.scenarios import load_scenario
+
+    wall_span = options.duration or DEFAULT_SPAN_S
+    sim_span = wall_span * options.speed
+    start = time.time() + wall_span - sim_span  # the simulation reaches "now" when the demo ends
+    await run_patient(
+        load_scenario(patient.scenario),
+        patient.device_id,
+        settings.mqtt_url,
+        outbox_dir / f"{patient.device_id}.sqlite3",
+        start_time=start,
+        duration_s=sim_span,
+        speed=options.speed,
+        window_seconds=DEMO_WINDOW_SECONDS,
+        batch_windows=1,
+    )
+
+
+def _print_banner(base_url: str, settings: ServerSettings, login: tuple[str, str], patients: list[DemoPatient]) -> None:
+    print(
+        "\n".join(
+            [
+                "",
+                "pisces demo is running",
+                f"  clinician portal:  {base_url}/",
+                f"  demo login:        {login[0]} / {login[1]}",
+                f"  API docs:          {base_url}/docs",
+                f"  MQTT broker:       {settings.mqtt_url}",
+                "  patients:          "
+                + ", ".join(f"{p.name} ({p.device_id}, {p.scenario})" for p in patients),
+                f"  {patients[0].name} has a scripted tachycardia episode: a red alert appears within ~2 minutes.",
+                "  Ctrl-C stops everything.",
+                "",
+            ]
+        ),
+        flush=True,
+    )
+
+
+async def _progress(base_url: str, login: tuple[str, str], patients: list[DemoPatient]) -> None:
+    """Print a status line every few seconds, read through the HTTP API."""
+    started = time.monotonic()
+    token = await asyncio.to_thread(_login, base_url, login)
+    seen_alerts: set[int] = set()
+    while True:
+        await asyncio.sleep(PROGRESS_EVERY_S)
+        try:
+            listed = await asyncio.to_thread(_get, base_url, "/api/patients", token)
+            alerts = await asyncio.to_thread(_get, base_url, "/api/alerts?state=open", token)
+        except OSError as exc:
+            print(f"  (API not answering: {exc})", flush=True)
+            continue
+        states = ", ".join(f"{p['device_id']} {p.get('state', '?')}" for p in listed)
+        print(f"[{time.monotonic() - started:5.0f} s] {states}; open alerts: {len(alerts)}", flush=True)
+        for alert in alerts:
+            if alert["id"] not in seen_alerts:
+                seen_alerts.add(alert["id"])
+                print(
+                    f"  NEW {alert['level'].upper()} ALERT #{alert['id']}: {alert.get('patient_name', '')}"
+                    f" {alert.get('parameter', '')} (see the portal)",
+                    flush=True,
+                )
+
+
+def _login(base_url: str, login: tuple[str, str]) -> str:
+    body = json.dumps({"username": login[0], "password": login[1]}).encode()
+    req = urllib.request.Request(
+        base_url + "/api/auth/login", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return str(json.load(resp)["token"])
+
+
+def _get(base_url: str, path: str, token: str) -> Any:
+    req = urllib.request.Request(base_url + path, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.load(resp)
