@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import struct
-from dataclasses import asdict, fields
+from dataclasses import MISSING, asdict, fields
 from typing import Any, Callable
 
 from wire.errors import WireDecodeError
@@ -51,7 +52,7 @@ def _encode_value(message: Message, name: str, value: Any) -> Any:
     if isinstance(message, Strip) and name == "samples":
         return base64.b64encode(struct.pack(f"<{len(value)}h", *value)).decode("ascii")
     if isinstance(message, Summary) and name == "windows":
-        return [_drop_none(asdict(w)) for w in value]
+        return [_window_dict(w) for w in value]
     if isinstance(message, Config) and name == "limits":
         return {param: _drop_none(asdict(lim)) for param, lim in value}
     if isinstance(value, tuple):
@@ -59,6 +60,19 @@ def _encode_value(message: Message, name: str, value: Any) -> Any:
     if hasattr(value, "value"):  # enums
         return value.value
     return value
+
+
+_WINDOW_FIELDS = tuple(f.name for f in fields(SummaryWindow))
+
+
+def _window_dict(w: SummaryWindow) -> dict[str, Any]:
+    # asdict() deep-copies; a flat getattr is ~3x faster on the phone's hot path.
+    out: dict[str, Any] = {}
+    for name in _WINDOW_FIELDS:
+        v = getattr(w, name)
+        if v is not None:
+            out[name] = list(v) if name == "flags" else v
+    return out
 
 
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
@@ -123,15 +137,22 @@ def _kind_of(obj: dict[str, Any]) -> Kind:
         raise WireDecodeError("range", "kind", f"unknown message kind {obj.get('kind')!r}") from exc
 
 
+@functools.cache
+def _schema(cls: type) -> tuple[frozenset[str], tuple[str, ...]]:
+    """(all init field names, required field names) of a message dataclass."""
+    init = [f for f in fields(cls) if f.init]
+    required = tuple(f.name for f in init if f.default is MISSING and f.default_factory is MISSING)
+    return frozenset(f.name for f in init), required
+
+
 def _fields_of(cls: type, body: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Check that ``body`` names only fields of ``cls`` and has all required ones."""
-    known = {f.name: f for f in fields(cls) if f.init}
+    known, required = _schema(cls)
     for name in body:
         if name not in known:
             raise WireDecodeError("unknown_field", prefix + name, f"not a field of {cls.__name__}")
-    for name, f in known.items():
-        required = f.default is f.default_factory  # both MISSING
-        if required and name not in body:
+    for name in required:
+        if name not in body:
             raise WireDecodeError("missing", prefix + name, "required")
     return dict(body)
 
