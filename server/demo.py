@@ -63,7 +63,7 @@ def run_demo(options: DemoOptions) -> int:
             update={
                 "database_url": db_url,
                 "mqtt_url": mqtt_url,
-                "http_port": options.port or _default_port(base.http_host),
+                "http_port": _choose_port(options.port, base.http_host),
                 "alert_hold_seconds": min(base.alert_hold_seconds, 30.0),
             }
         )
@@ -82,7 +82,12 @@ def _start(stack: contextlib.ExitStack, what: str, cm: Any) -> Any:
     return stack.enter_context(cm)
 
 
-def _default_port(host: str) -> int:
+def _choose_port(requested: int | None, host: str) -> int:
+    """The asked-for port; 0 means any free one; None means 8000, or a free one if it is taken."""
+    if requested:
+        return requested
+    if requested == 0:
+        return free_port(host)
     import socket
 
     with socket.socket() as s:

@@ -31,10 +31,20 @@ class ServerSettings(BaseSettings):
     mqtt_client_id: str = "pisces-server"
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
+    mqtt_protocol: Literal["3.1.1", "5"] = Field(
+        default="3.1.1", description="MQTT version of the ingest client (amqtt speaks 3.1.1 only)"
+    )
+    mqtt_shared_group: str | None = Field(
+        default=None, description="subscribe as $share/<group>/... so N workers split the uplink"
+    )
+    db_pool_size: int = Field(default=10, ge=1, le=200, description="API connection pool size")
     ingest_batch_size: int = Field(default=200, ge=1, le=10_000)
     alert_hold_seconds: float = Field(default=60.0, ge=0, description="a level must hold this long to open")
     alert_clear_seconds: float = Field(default=120.0, ge=0, description="back within limits this long to clear")
     min_quality: float = Field(default=0.5, ge=0, le=1, description="windows below it raise no alerts")
+    alert_max_gap_seconds: float = Field(
+        default=300.0, gt=0, description="longer without usable windows restarts the hold/clear timers"
+    )
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> ServerSettings:

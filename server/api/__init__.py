@@ -1,0 +1,11 @@
+"""The HTTP API: one router per resource over the dependencies in :mod:`server.api.deps`."""
+
+from fastapi import APIRouter
+
+from server.api import admin, alerts, auth, patients, stream, symptoms
+
+__all__ = ["api_router"]
+
+api_router = APIRouter()
+for _module in (auth, patients, stream, alerts, symptoms, admin):
+    api_router.include_router(_module.router)

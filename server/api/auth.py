@@ -1,0 +1,71 @@
+"""Sign in and out: ``POST /api/auth/login``, ``POST /api/auth/logout``, ``GET /api/auth/me``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, HTTPException, Request, Response, status
+from pydantic import BaseModel, Field
+
+from server import store
+from server.api.deps import SESSION_COOKIE, ConnDep, CurrentUser, SettingsDep, request_token
+from server.store import User
+
+router = APIRouter(prefix="/api/auth", tags=["auth"])
+
+
+class LoginIn(BaseModel):
+    """Credentials."""
+
+    username: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=1, max_length=1000)
+
+
+class UserOut(BaseModel):
+    """Who is signed in."""
+
+    id: int
+    username: str
+    role: str
+
+
+class LoginOut(BaseModel):
+    """A new session: the bearer token (also set as an HttpOnly cookie) and its expiry."""
+
+    token: str
+    expires_at: datetime
+    user: UserOut
+
+
+def _out(user: User) -> UserOut:
+    return UserOut(id=user.id, username=user.username, role=user.role)
+
+
+@router.post("/login")
+def login(body: LoginIn, response: Response, conn: ConnDep, settings: SettingsDep) -> LoginOut:
+    """Check the credentials and open a session of ``settings.session_hours``."""
+    user = store.authenticate(conn, body.username, body.password)
+    if user is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
+    token, expires = store.create_session(conn, user.id, settings.session_hours)
+    response.set_cookie(
+        SESSION_COOKIE, token, max_age=int(settings.session_hours * 3600), httponly=True,
+        samesite="strict", secure=settings.mode == "production", path="/",
+    )  # fmt: skip
+    return LoginOut(token=token, expires_at=expires, user=_out(user))
+
+
+@router.post("/logout")
+def logout(request: Request, response: Response, conn: ConnDep) -> dict[str, bool]:
+    """End the current session (if any) and clear the cookie."""
+    token = request_token(request)
+    if token:
+        store.end_session(conn, token)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return {"ok": True}
+
+
+@router.get("/me")
+def me(user: CurrentUser) -> UserOut:
+    """The signed-in user."""
+    return _out(user)

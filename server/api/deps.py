@@ -1,0 +1,92 @@
+"""Dependencies of the API routes, as ``Annotated`` aliases: pool, connection, settings, the user."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+import psycopg
+from fastapi import Depends, HTTPException, Request, status
+from psycopg_pool import ConnectionPool
+
+from server.settings import ServerSettings
+from server.store import User, session_user
+
+SESSION_COOKIE = "pisces_session"
+
+
+def get_settings(request: Request) -> ServerSettings:
+    """The settings ``create_app`` was built with."""
+    settings: ServerSettings = request.app.state.settings
+    return settings
+
+
+def get_pool(request: Request) -> ConnectionPool[Any]:
+    """The connection pool the lifespan opened."""
+    pool: ConnectionPool[Any] = request.app.state.pool
+    return pool
+
+
+SettingsDep = Annotated[ServerSettings, Depends(get_settings)]
+PoolDep = Annotated[ConnectionPool, Depends(get_pool)]
+
+
+def get_conn(pool: PoolDep) -> Iterator[psycopg.Connection[Any]]:
+    """A pooled connection (autocommit) for the duration of one request."""
+    with pool.connection() as conn:
+        yield conn
+
+
+ConnDep = Annotated[psycopg.Connection, Depends(get_conn)]
+
+
+def request_token(request: Request) -> str | None:
+    """The session token from ``Authorization: Bearer`` or else the session cookie."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.cookies.get(SESSION_COOKIE) or None
+
+
+def current_user(request: Request, pool: PoolDep) -> User:
+    """The signed-in user, or 401. Uses its own short-lived connection (streams hold none)."""
+    token = request_token(request)
+    user = None
+    if token:
+        with pool.connection() as conn:
+            user = session_user(conn, token)
+    if user is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "sign in first", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def admin_user(user: CurrentUser) -> User:
+    """The signed-in user if an admin, else 403."""
+    if not user.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "admins only")
+    return user
+
+
+AdminUser = Annotated[User, Depends(admin_user)]
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """Read a naive query datetime as UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+def check_range(start: datetime | None, end: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """Normalise a [start, end) query range to UTC; 422 naming ``end`` if it is not after start."""
+    start, end = as_utc(start), as_utc(end)
+    if start is not None and end is not None and end <= start:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "end: must be after start")
+    return start, end

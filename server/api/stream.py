@@ -1,0 +1,73 @@
+"""Live alerts: ``GET /api/alerts/stream`` (Server-Sent Events).
+
+The ingest runs ``NOTIFY pisces_alerts, '<alert id>'`` in the transaction that
+writes the alert, so PostgreSQL delivers it at commit to every API process
+listening. Each stream holds one LISTEN connection of its own (not a pool
+connection) and sends an ``alert`` event with the alert's JSON, for the alerts
+of the user's patients only, plus a comment line every few seconds to keep
+proxies from closing it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import psycopg
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import StreamingResponse
+from psycopg_pool import ConnectionPool
+
+from server import queries, store
+from server.api.deps import CurrentUser, PoolDep, SettingsDep
+from server.queries import AlertRow
+from server.records import ALERT_CHANNEL
+from server.store import User
+
+router = APIRouter(prefix="/api/alerts", tags=["alerts"])
+
+KEEPALIVE_S = 10.0
+
+
+def sse(event: str, data: Any, event_id: int | None = None) -> str:
+    """One Server-Sent Event frame."""
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {json.dumps(jsonable_encoder(data))}\n\n"
+
+
+def _visible_alert(pool: ConnectionPool[Any], user: User, alert_id: int) -> AlertRow | None:
+    with pool.connection() as conn:
+        row = queries.get_alert(conn, user, alert_id)
+        if row is not None:
+            store.audit(conn, user, "push:alert", [row.patient_id], {"alert_id": alert_id})
+        return row
+
+
+async def alert_events(
+    db_url: str, pool: ConnectionPool[Any], user: User, gone: Callable[[], Awaitable[bool]]
+) -> AsyncIterator[str]:
+    """Yield SSE frames for each alert NOTIFY the user may see, until the client goes away."""
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+        await conn.execute(f"LISTEN {ALERT_CHANNEL}")
+        yield "retry: 3000\n: listening\n\n"
+        while not await gone():
+            async for note in conn.notifies(timeout=KEEPALIVE_S):
+                if not note.payload.isdigit():
+                    continue
+                row = await run_in_threadpool(_visible_alert, pool, user, int(note.payload))
+                if row is not None:
+                    yield sse("alert", row, row.id)
+                if await gone():
+                    return
+            yield ": keepalive\n\n"
+
+
+@router.get("/stream")
+async def stream(request: Request, user: CurrentUser, pool: PoolDep, settings: SettingsDep) -> StreamingResponse:
+    """Push each new, escalated or resolved alert of the user's patients as an ``alert`` event."""
+    events = alert_events(settings.database_url or "", pool, user, request.is_disconnected)
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(events, media_type="text/event-stream", headers=headers)

@@ -1,0 +1,61 @@
+"""The server's composition root: ``create_app(settings)`` builds the FastAPI application.
+
+Its lifespan owns the database pool and, with ``settings.ingest_in_server``, one
+ingest worker; it mounts the API under ``/api`` and the clinician portal at ``/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from psycopg_pool import ConnectionPool
+
+from clinician_portal.routes import mount_portal
+from server.api import api_router
+from server.ingest import Ingestor
+from server.settings import ServerSettings
+
+POOL_OPEN_TIMEOUT_S = 10.0
+
+
+def create_app(settings: ServerSettings) -> FastAPI:
+    """Build the application; raise ValueError if the settings cannot run a server."""
+    if settings.database_url is None:
+        raise ValueError("settings.database_url is None: start PostgreSQL (or the embedded one) first")
+    if settings.ingest_in_server and settings.mqtt_url is None:
+        raise ValueError("settings.ingest_in_server needs settings.mqtt_url (or set ingest_in_server=False)")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool: ConnectionPool[Any] = ConnectionPool(
+            settings.database_url or "", min_size=1, max_size=settings.db_pool_size, open=False,
+            kwargs={"autocommit": True}, check=ConnectionPool.check_connection, name="pisces-api",
+        )  # fmt: skip
+        await run_in_threadpool(pool.open, True, POOL_OPEN_TIMEOUT_S)
+        ingestor = Ingestor(settings) if settings.ingest_in_server else None
+        try:
+            if ingestor is not None:
+                await run_in_threadpool(ingestor.start)
+            app.state.pool, app.state.ingestor = pool, ingestor
+            yield
+        finally:
+            if ingestor is not None:
+                await run_in_threadpool(ingestor.stop)
+            await run_in_threadpool(pool.close)
+
+    app = FastAPI(title="pisces", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.include_router(api_router)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, Any]:
+        """Liveness, and the ingest worker's counters when it runs here (no auth)."""
+        ingestor: Ingestor | None = getattr(app.state, "ingestor", None)
+        return {"status": "ok", "ingest": vars(ingestor.counters) if ingestor else None}
+
+    mount_portal(app)
+    return app

@@ -1,0 +1,245 @@
+"""Alert rules: a pure, per-patient state machine over summary windows and events.
+
+No database, no clock, no I/O: :func:`evaluate_windows` and :func:`evaluate_event`
+take the previous :class:`RuleState` and return the next one with the alert
+actions to carry out. :mod:`server.ingest` loads, persists and publishes.
+
+Default limits are the NEWS2 bands (Royal College of Physicians, *National Early
+Warning Score (NEWS) 2*, 2017), chart 1:
+
+- pulse (bpm): <=40 scores 3, 41-50 scores 1, 111-130 scores 2, >=131 scores 3.
+  Yellow at hr <= 50 or >= 111, red (a single parameter scoring 3, which
+  NEWS2 says calls for urgent review) at hr <= 40 or >= 131.
+- respiration rate (breaths/min): <=8 scores 3, 9-11 scores 1, 21-24 scores 2,
+  >=25 scores 3. Yellow at <= 11 or >= 21, red at <= 8 or >= 25.
+
+The value judged is the window's **mean** heart rate (``hr_mean``), for brady-
+and tachycardia alike: NEWS2 scores a pulse rate, not a peak, and ``hr_max`` of
+a window is one beat-to-beat interval, which one missed or extra beat moves.
+Limits are inclusive: a value equal to a limit is beyond it.
+
+Each parameter's level is entered only after windows at or beyond it have
+covered ``hold_seconds`` (measured from the first such window's start to the
+latest one's end), and an alert resolves only after windows back within all
+limits have covered ``clear_seconds`` (hysteresis). An alert never steps down
+from red to yellow by itself. Windows below ``min_quality`` or without a value
+neither raise nor clear. A gap of more than ``max_gap_seconds`` without usable
+windows restarts the hold and clear timers. Panic opens a red alert at once.
+
+Not yet judged: the ``pause`` rhythm flag (a window does not say how long the
+pause was, so the Holter criterion of a pause >= 3 s cannot be applied) and
+the other rhythm flags; they wait for the rules issue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+from wire import Limits, SummaryWindow
+
+LEVELS = ("ok", "yellow", "red")
+RANK = {name: i for i, name in enumerate(LEVELS)}
+PANIC = "panic"
+
+NEWS2_LIMITS: dict[str, Limits] = {
+    "hr": Limits(yellow_low=50, yellow_high=111, red_low=40, red_high=131),
+    "resp_rate": Limits(yellow_low=11, yellow_high=21, red_low=8, red_high=25),
+}
+
+# Which number of a window each parameter judges.
+VALUE_OF: dict[str, Callable[[SummaryWindow], float | None]] = {
+    "hr": lambda w: w.hr_mean,
+    "resp_rate": lambda w: w.resp_rate,
+}
+
+ActionKind = Literal["open", "escalate", "resolve"]
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    """The rule evaluator's tuning; times in seconds, quality 0..1."""
+
+    hold_seconds: float = 60.0
+    clear_seconds: float = 120.0
+    min_quality: float = 0.5
+    max_gap_seconds: float = 300.0
+    limits: Mapping[str, Limits] = field(default_factory=lambda: dict(NEWS2_LIMITS))
+
+
+@dataclass(frozen=True)
+class ParamState:
+    """Where one parameter of one patient stands.
+
+    Attributes:
+        level: level of the active alert: ``ok`` (none), ``yellow`` or ``red``.
+        yellow_since: start (s since epoch) of the current run of windows at or beyond yellow.
+        red_since: start of the current run of windows at or beyond red.
+        within_since: start of the current run of windows within all limits.
+        last_end: end of the last usable window judged.
+    """
+
+    level: str = "ok"
+    yellow_since: float | None = None
+    red_since: float | None = None
+    within_since: float | None = None
+    last_end: float | None = None
+
+
+@dataclass(frozen=True)
+class RuleState:
+    """The persisted state of one patient's rules (JSON-serialisable)."""
+
+    params: Mapping[str, ParamState] = field(default_factory=dict)
+    last_end: float | None = None  # newest window end seen: older windows are not judged again
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict; :meth:`from_json` reads it back."""
+        return {"params": {k: asdict(v) for k, v in self.params.items()}, "last_end": self.last_end}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> RuleState:
+        """Rebuild a state from :meth:`to_json` output (None or {} -> a fresh state)."""
+        if not data:
+            return cls()
+        params = {k: ParamState(**v) for k, v in data.get("params", {}).items()}
+        return cls(params=params, last_end=data.get("last_end"))
+
+    def param(self, name: str) -> ParamState:
+        """The state of one parameter (a fresh one if never seen)."""
+        return self.params.get(name, ParamState())
+
+
+@dataclass(frozen=True)
+class AlertAction:
+    """One thing the engine must do to the alerts table.
+
+    Attributes:
+        kind: ``open`` a new alert, ``escalate`` the active one to red, or ``resolve`` it.
+        parameter: e.g. ``hr``, ``resp_rate``, ``panic``.
+        level: the level after the action (for ``resolve``: the level that was active).
+        time: when it happened, s since epoch (a window's end or the event's time).
+        trigger: what caused it: window times, value, limits in force.
+    """
+
+    kind: ActionKind
+    parameter: str
+    level: str
+    time: float
+    trigger: dict[str, Any]
+
+
+def classify(value: float, limits: Limits) -> str:
+    """The NEWS2-style level of one value: ``red``, ``yellow`` or ``ok`` (limits inclusive)."""
+    if _beyond(value, limits.red_low, limits.red_high):
+        return "red"
+    if _beyond(value, limits.yellow_low, limits.yellow_high):
+        return "yellow"
+    return "ok"
+
+
+def _beyond(value: float, low: float | None, high: float | None) -> bool:
+    return (low is not None and value <= low) or (high is not None and value >= high)
+
+
+def sync_levels(state: RuleState, active: Mapping[str, str]) -> RuleState:
+    """Align each parameter's level with the alerts really active (``parameter -> level``).
+
+    When a clinician resolved an alert by hand, its parameter drops to ``ok`` and
+    its timers restart, so it reopens only after a fresh hold.
+    """
+    params = dict(state.params)
+    for name in set(params) | set(active):
+        ps = params.get(name, ParamState())
+        want = active.get(name, "ok")
+        if ps.level != want:
+            params[name] = ParamState(level=want, last_end=ps.last_end)
+    return replace(state, params=params)
+
+
+def evaluate_windows(
+    state: RuleState, windows: Iterable[SummaryWindow], config: RuleConfig
+) -> tuple[RuleState, list[AlertAction]]:
+    """Judge new summary windows; return the next state and the alert actions, in time order."""
+    actions: list[AlertAction] = []
+    for window in sorted(windows, key=lambda w: w.start):
+        if state.last_end is not None and window.end <= state.last_end:
+            continue  # already judged (a late or re-sent window)
+        params = dict(state.params)
+        if window.quality >= config.min_quality:
+            for name, limits in config.limits.items():
+                value = VALUE_OF[name](window) if name in VALUE_OF else None
+                if value is None:
+                    continue
+                params[name], action = _step(state.param(name), name, window, value, limits, config)
+                if action is not None:
+                    actions.append(action)
+        state = RuleState(params=params, last_end=window.end)
+    return state, actions
+
+
+def _runs(ps: ParamState, level: str, window: SummaryWindow, max_gap: float) -> ParamState:
+    if ps.last_end is not None and window.start - ps.last_end > max_gap:
+        ps = ParamState(level=ps.level)  # too long without data: timers restart
+
+    def run(since: float | None, inside: bool) -> float | None:
+        return (window.start if since is None else since) if inside else None
+
+    return replace(
+        ps,
+        yellow_since=run(ps.yellow_since, RANK[level] >= RANK["yellow"]),
+        red_since=run(ps.red_since, level == "red"),
+        within_since=run(ps.within_since, level == "ok"),
+        last_end=window.end,
+    )
+
+
+def _step(
+    ps: ParamState, name: str, window: SummaryWindow, value: float, limits: Limits, config: RuleConfig
+) -> tuple[ParamState, AlertAction | None]:
+    level = classify(value, limits)
+    ps = _runs(ps, level, window, config.max_gap_seconds)
+    for target, since in (("red", ps.red_since), ("yellow", ps.yellow_since)):
+        if since is not None and RANK[target] > RANK[ps.level] and window.end - since >= config.hold_seconds:
+            kind: ActionKind = "open" if ps.level == "ok" else "escalate"
+            trigger = _trigger(window, value, limits, since, level)
+            return replace(ps, level=target), AlertAction(kind, name, target, window.end, trigger)
+    if ps.level != "ok" and ps.within_since is not None:
+        if window.end - ps.within_since >= config.clear_seconds:
+            trigger = _trigger(window, value, limits, ps.within_since, level)
+            return replace(ps, level="ok"), AlertAction("resolve", name, ps.level, window.end, trigger)
+    return ps, None
+
+
+def _trigger(window: SummaryWindow, value: float, limits: Limits, since: float, level: str) -> dict[str, Any]:
+    return {
+        "window": {"start": window.start, "end": window.end, "quality": window.quality},
+        "value": value,
+        "value_level": level,
+        "since": since,
+        "held_seconds": round(window.end - since, 3),
+        "limits": asdict(limits),
+        "source": "NEWS2",
+    }
+
+
+def evaluate_event(
+    state: RuleState, event_type: str, time: float, location: tuple[float, float] | None = None
+) -> tuple[RuleState, list[AlertAction]]:
+    """Judge a patient event: a panic opens a red alert at once unless one is already active.
+
+    Args:
+        state: the patient's rule state.
+        event_type: the wire EventType value, e.g. ``"panic"``.
+        time: when the patient pressed, s since epoch.
+        location: (lat, lon) in degrees if the patient shared it.
+    """
+    if event_type != PANIC or state.param(PANIC).level == "red":
+        return state, []
+    trigger: dict[str, Any] = {"event": PANIC, "time": time}
+    if location is not None:
+        trigger["lat"], trigger["lon"] = location
+    params = dict(state.params)
+    params[PANIC] = ParamState(level="red", last_end=time)
+    return replace(state, params=params), [AlertAction("open", PANIC, "red", time, trigger)]

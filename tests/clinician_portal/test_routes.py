@@ -1,0 +1,59 @@
+"""The portal's pages and assets are served by create_app, with no CDN and no inline data."""
+
+from __future__ import annotations
+
+import re
+
+import anyio
+import httpx
+
+from server.app import create_app
+from server.settings import ServerSettings
+
+
+class Portal:
+    """A synchronous view of the ASGI app; the lifespan (database pool) is not run: static pages need none."""
+
+    def __init__(self) -> None:
+        self.app = create_app(ServerSettings(database_url="postgresql://unused", ingest_in_server=False))
+
+    def get(self, path: str) -> httpx.Response:
+        async def fetch() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://portal") as client:
+                return await client.get(path)
+
+        return anyio.run(fetch)
+
+
+def portal() -> Portal:
+    return Portal()
+
+
+def test_pages_and_assets_are_served() -> None:
+    c = portal()
+    index = c.get("/")
+    assert index.status_code == 200 and "text/html" in index.headers["content-type"]
+    assert 'id="alert-list"' in index.text and 'aria-live="assertive"' in index.text
+    assert 'id="login-form"' in c.get("/login").text
+    assert "EventSource(\"/api/alerts/stream\")" in c.get("/static/app.js").text
+    assert c.get("/static/login.js").status_code == 200
+    assert c.get("/static/style.css").status_code == 200
+    assert c.get("/static/missing.js").status_code == 404
+
+
+def test_no_external_assets_and_no_html_injection() -> None:
+    c = portal()
+    for path in ("/", "/login", "/static/app.js", "/static/login.js", "/static/style.css"):
+        text = c.get(path).text
+        assert not re.search(r"(src|href)=\"https?://", text), path
+        assert "innerHTML" not in text, path
+
+
+def test_create_app_refuses_a_missing_database() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="database_url"):
+        create_app(ServerSettings(database_url=None))
+    with pytest.raises(ValueError, match="mqtt_url"):
+        create_app(ServerSettings(database_url="postgresql://x", ingest_in_server=True, mqtt_url=None))

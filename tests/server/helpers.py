@@ -1,0 +1,53 @@
+"""Small helpers shared by the server tests: waiting, and a plain paho publisher."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from wire import BrokerAddress
+
+T = TypeVar("T")
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
+    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def mqtt_client(url: str, client_id: str = "", clean: bool = True) -> mqtt.Client:
+    """A connected paho client with its network loop running."""
+    address = BrokerAddress.parse(url)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean)
+    client.connect(address.host, address.port)
+    client.loop_start()
+    return client
+
+
+def publish(url: str, messages: list[tuple[str, bytes]]) -> None:
+    """Publish at QoS 1 and return once the broker has acknowledged every message."""
+    client = mqtt_client(url)
+    try:
+        for topic, payload in messages:
+            client.publish(topic, payload, qos=1).wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def forget_session(url: str, client_id: str) -> None:
+    """Drop a persistent session from the broker (so it stops queueing for a finished test)."""
+    client = mqtt_client(url, client_id=client_id, clean=True)
+    client.disconnect()
+    client.loop_stop()

@@ -1,0 +1,119 @@
+"""The rule state machine, without a database: hold, hysteresis, quality gate, panic."""
+
+from __future__ import annotations
+
+import json
+
+from server.rules import NEWS2_LIMITS, RuleConfig, RuleState, classify, evaluate_event, evaluate_windows, sync_levels
+from wire import SummaryWindow
+
+T0 = 1_700_000_000.0
+CONFIG = RuleConfig(hold_seconds=60, clear_seconds=120, min_quality=0.5)
+
+
+def windows(hrs: list[float | None], t0: float = T0, length: float = 30.0, quality: float = 0.9,
+            resp: float | None = None) -> list[SummaryWindow]:  # fmt: skip
+    return [
+        SummaryWindow(start=t0 + length * i, end=t0 + length * (i + 1), beats=30, hr_mean=hr,
+                      quality=quality, resp_rate=resp)
+        for i, hr in enumerate(hrs)
+    ]  # fmt: skip
+
+
+def run(hrs: list[float | None], config: RuleConfig = CONFIG, **kw: float) -> list[tuple[str, str, float]]:
+    _, actions = evaluate_windows(RuleState(), windows(hrs, **kw), config)
+    return [(a.kind, a.level, a.time - T0) for a in actions]
+
+
+def test_news2_pulse_bands_are_inclusive() -> None:
+    hr = NEWS2_LIMITS["hr"]
+    assert [classify(v, hr) for v in (40, 41, 50, 51, 110, 111, 130, 131)] == [
+        "red", "yellow", "yellow", "ok", "ok", "yellow", "yellow", "red"
+    ]  # fmt: skip
+
+
+def test_a_level_opens_only_after_the_hold() -> None:
+    assert run([80, 115]) == []  # 30 s beyond: not yet
+    assert run([80, 115, 115]) == [("open", "yellow", 90)]  # 60 s beyond
+    assert run([115, 80, 115, 80, 115]) == []  # never 60 s in a row
+
+
+def test_hold_zero_opens_at_once() -> None:
+    assert run([135], RuleConfig(hold_seconds=0)) == [("open", "red", 30)]
+
+
+def test_escalation_to_red_needs_its_own_hold_and_never_steps_down() -> None:
+    assert run([115, 115, 135, 135, 115, 115, 115, 115]) == [("open", "yellow", 60), ("escalate", "red", 120)]
+
+
+def test_red_straight_from_ok_opens_red() -> None:
+    assert run([135, 135, 135]) == [("open", "red", 60)]
+
+
+def test_resolve_needs_clear_seconds_within_limits() -> None:
+    # 60 s yellow, then 90 s normal (not enough), a blip, then 120 s normal.
+    hrs = [115, 115, 80, 80, 80, 115, 80, 80, 80, 80]
+    assert run(hrs) == [("open", "yellow", 60), ("resolve", "yellow", 300)]
+
+
+def test_poor_quality_windows_neither_raise_nor_clear() -> None:
+    assert run([135] * 10, quality=0.2) == []
+    state, actions = evaluate_windows(RuleState(), windows([135, 135]), CONFIG)
+    assert [a.kind for a in actions] == ["open"]
+    noisy = windows([70] * 10, t0=T0 + 60, quality=0.1)
+    state, actions = evaluate_windows(state, noisy, CONFIG)
+    assert actions == [] and state.param("hr").level == "red"
+
+
+def test_missing_values_are_ignored_and_a_long_gap_restarts_the_hold() -> None:
+    assert run([115, None, 115]) == [("open", "yellow", 90)]
+    state, _ = evaluate_windows(RuleState(), windows([115]), CONFIG)
+    state, actions = evaluate_windows(state, windows([115], t0=T0 + 3600), CONFIG)
+    assert actions == []
+
+
+def test_windows_already_judged_are_skipped() -> None:
+    state, first = evaluate_windows(RuleState(), windows([115, 115]), CONFIG)
+    again, second = evaluate_windows(state, windows([115, 115]), CONFIG)
+    assert len(first) == 1 and second == [] and again == state
+
+
+def test_the_trigger_names_window_value_and_limits() -> None:
+    _, (action,) = evaluate_windows(RuleState(), windows([80, 118, 119]), CONFIG)
+    assert action.trigger["window"] == {"start": T0 + 60, "end": T0 + 90, "quality": 0.9}
+    assert action.trigger["value"] == 119 and action.trigger["since"] == T0 + 30
+    assert action.trigger["limits"] == {"yellow_low": 50, "yellow_high": 111, "red_low": 40, "red_high": 131}
+
+
+def test_respiration_rate_has_its_own_state() -> None:
+    state, actions = evaluate_windows(RuleState(), windows([80, 80], resp=26), CONFIG)
+    assert [(a.parameter, a.level) for a in actions] == [("resp_rate", "red")]
+    assert state.param("hr").level == "ok"
+
+
+def test_panic_is_red_at_once_and_not_repeated_while_active() -> None:
+    state, actions = evaluate_event(RuleState(), "panic", T0, (60.0, 24.0))
+    assert [(a.kind, a.level, a.parameter) for a in actions] == [("open", "red", "panic")]
+    assert actions[0].trigger == {"event": "panic", "time": T0, "lat": 60.0, "lon": 24.0}
+    state, actions = evaluate_event(state, "panic", T0 + 5)
+    assert actions == []
+    state = sync_levels(state, {})  # a clinician resolved it
+    _, actions = evaluate_event(state, "panic", T0 + 10)
+    assert len(actions) == 1
+    assert evaluate_event(RuleState(), "feedback", T0)[1] == []
+
+
+def test_a_manual_resolve_restarts_the_hold() -> None:
+    state, _ = evaluate_windows(RuleState(), windows([115, 115]), CONFIG)
+    state = sync_levels(state, {})
+    state, actions = evaluate_windows(state, windows([115], t0=T0 + 60), CONFIG)
+    assert actions == []
+    _, actions = evaluate_windows(state, windows([115], t0=T0 + 90), CONFIG)
+    assert [a.kind for a in actions] == ["open"]
+
+
+def test_state_round_trips_through_json() -> None:
+    state, _ = evaluate_windows(RuleState(), windows([115, 115, 135]), CONFIG)
+    state, _ = evaluate_event(state, "panic", T0 + 200)
+    assert RuleState.from_json(json.loads(json.dumps(state.to_json()))) == state
+    assert RuleState.from_json({}) == RuleState()
