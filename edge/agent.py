@@ -1,0 +1,272 @@
+"""The edge agent: sensor notifications in, durable uplink messages out.
+
+    source --GATT bytes--> wire.gatt decode --> Summarizer --> Outbox --> Uplink (MQTT)
+                                  \\--ECG ring buffer (strip_seconds)--> Strip on panic/symptom
+
+Bad GATT frames are counted (``counters["bad_frames"]``) and skipped, never
+fatal. Summary windows are batched ``batch_windows`` to a message, and flushed
+at once when a window is urgent: a rhythm flag, or HR beyond the limits of the
+latest :class:`wire.Config`. Patient actions (:func:`mark_symptom`,
+:func:`press_panic`) only write into the outbox, so the CLI can call them while
+the agent runs in another process; the agent picks up their strip requests and
+the uplink their messages on its next poll. Nothing here reads a clock: time
+comes from the notifications, or from the ``clock`` argument.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge.outbox import Outbox, StripRequest
+from edge.sensors import Notification, SensorSource
+from edge.summary import Summarizer
+from edge.uplink import Uplink
+from wire import Config, Event, EventType, Notify, Strip, Summary, SummaryWindow, WireError
+from wire.gatt import (
+    BATTERY_LEVEL_UUID,
+    HEART_RATE_MEASUREMENT_UUID,
+    PMD_DATA_UUID,
+    PmdEcgFrame,
+    decode_battery_level,
+    decode_heart_rate_measurement,
+    decode_pmd_frame,
+)
+
+ECG_FS = 130.0  # Hz, Polar H10 PMD ECG
+ACC_FS = 25.0  # Hz, as the agent asks the strap for
+POLL_INTERVAL_S = 0.2
+OPEN_PERIOD = "open_symptom_period"
+URGENT_FLAGS = frozenset({"pause", "brady", "tachy", "irregular", "af_suspected", "vt"})
+
+
+def mark_symptom(
+    outbox: Outbox,
+    device_id: str,
+    action: str = "start",
+    period: str | None = None,
+    tags: Sequence[str] = (),
+    severity: int | None = None,
+    note: str = "",
+    time: float | None = None,
+) -> Event:
+    """Record the start or stop of a period in which the patient does not feel well.
+
+    A start also asks the running agent for an ECG strip.
+
+    Args:
+        outbox: the device's outbox (may be open in another process too).
+        device_id: the device.
+        action: ``"start"`` or ``"stop"``.
+        period: id tying a start to its stop; None: a new id on start, the last
+            open period on stop.
+        tags, severity, note: symptom tags, 1-5, free text.
+        time: s since epoch of the mark (default: now).
+    """
+    if action not in ("start", "stop"):
+        raise ValueError("action must be 'start' or 'stop'")
+    at = _now(time)
+    start = action == "start"
+    period_id = period or (None if start else outbox.get_state(OPEN_PERIOD)) or secrets.token_hex(6)
+    kind = EventType.SYMPTOM_START if start else EventType.SYMPTOM_STOP
+    event = outbox.put(
+        lambda seq: Event(device_id, seq, kind, at, period_id, tuple(tags), severity, note),
+        created=at,
+        strip_reason="symptom" if start else None,
+    )
+    outbox.set_state(OPEN_PERIOD, period_id if start else None)
+    return event
+
+
+def press_panic(outbox: Outbox, device_id: str, time: float | None = None) -> Event:
+    """Record a panic press; the running agent adds an ECG strip of the seconds before it."""
+    at = _now(time)
+    return outbox.put(lambda seq: Event(device_id, seq, EventType.PANIC, at), created=at, strip_reason="panic")
+
+
+def _now(at: float | None) -> float:
+    return time.time() if at is None else float(at)
+
+
+@dataclass
+class AgentReport:
+    """What one run of the agent did."""
+
+    windows: int = 0
+    summaries: int = 0
+    strips: int = 0
+    notifications: int = 0
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+class EdgeAgent:
+    """Composition of source, decoding, summariser, outbox and (optionally) uplink.
+
+    Args:
+        device_id: this phone's device id.
+        source: where notifications come from (a strap or a virtual one).
+        outbox: the durable outbox.
+        uplink: the MQTT link, started and stopped by :meth:`run`; None to only fill the outbox.
+        window_seconds, batch_windows: summary cadence.
+        strip_seconds: length of ECG strips (and of the ring buffer).
+        poll_interval: s between outbox polls (uplink pump, strip requests).
+        on_notify: called on the event loop with each ``Notify`` for the patient.
+    """
+
+    def __init__(
+        self,
+        device_id: str,
+        source: SensorSource,
+        outbox: Outbox,
+        uplink: Uplink | None = None,
+        *,
+        window_seconds: float = 60.0,
+        batch_windows: int = 5,
+        strip_seconds: float = 30.0,
+        poll_interval: float = POLL_INTERVAL_S,
+        on_notify: Callable[[Notify], None] | None = None,
+    ) -> None:
+        self.device_id = device_id
+        self.source, self.outbox, self.uplink = source, outbox, uplink
+        self.batch_windows = batch_windows
+        self.strip_seconds = strip_seconds
+        self.poll_interval = poll_interval
+        self.on_notify = on_notify
+        self.summarizer = Summarizer(window_seconds, ecg_fs=ECG_FS, acc_fs=ACC_FS)
+        self.config: Config | None = None
+        self.notifications: list[Notify] = []
+        self.report = AgentReport(counters={"bad_frames": 0, "unknown_uuid": 0})
+        self._batch: list[SummaryWindow] = []
+        self._ring: deque[tuple[float, np.ndarray]] = deque()  # (time of first sample, µV samples)
+        self._ecg_next: float | None = None
+
+    async def run(self) -> AgentReport:
+        """Consume the source until it ends, then flush; returns what was done."""
+        loop = asyncio.get_running_loop()
+        if self.uplink is not None:
+            self.uplink.on_notify = lambda n: loop.call_soon_threadsafe(self._notified, n)
+            self.uplink.on_config = lambda c: loop.call_soon_threadsafe(setattr, self, "config", c)
+            self.uplink.start()
+        poller = asyncio.create_task(self._poll_forever())
+        try:
+            async for note in self.source.notifications():
+                self.handle(note)
+            self._emit(self.summarizer.finish(), force=True)
+            self._serve_strip_requests()
+        finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+        self.poll()
+        return self.report
+
+    async def drain(self, timeout: float) -> bool:
+        """Keep polling until the outbox is empty (all acked) or ``timeout`` real seconds passed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.outbox.pending_count() and loop.time() < deadline:
+            self.poll()
+            await asyncio.sleep(min(self.poll_interval, 0.05))
+        self.poll()
+        return self.outbox.pending_count() == 0
+
+    def _notified(self, message: Notify) -> None:
+        self.notifications.append(message)
+        if self.on_notify:
+            self.on_notify(message)
+
+    async def _poll_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            self.poll()
+
+    def poll(self) -> None:
+        """Serve strip requests and let the uplink publish/ack (called every ``poll_interval``)."""
+        self._serve_strip_requests()
+        if self.uplink is not None:
+            self.uplink.pump()
+
+    def handle(self, note: Notification) -> None:
+        """Decode one notification and feed it on; bad frames are counted, not raised."""
+        self.report.notifications += 1
+        try:
+            windows = self._dispatch(note)
+        except WireError:
+            self.report.counters["bad_frames"] += 1
+            return
+        self._emit(windows)
+
+    def _dispatch(self, note: Notification) -> list[SummaryWindow]:
+        uuid = note.uuid.lower()
+        if uuid == HEART_RATE_MEASUREMENT_UUID:
+            return self.summarizer.feed_hrm(note.time, decode_heart_rate_measurement(note.data))
+        if uuid == BATTERY_LEVEL_UUID:
+            return self.summarizer.feed_battery(note.time, decode_battery_level(note.data))
+        if uuid == PMD_DATA_UUID:
+            frame = decode_pmd_frame(note.data)
+            if isinstance(frame, PmdEcgFrame):
+                uv = np.asarray(frame.samples_uv, dtype=float)
+                start = note.time - (uv.size - 1) / ECG_FS
+                self._keep_ecg(start, uv)
+                return self.summarizer.feed_ecg(start, uv / 1000.0)
+            mg = np.asarray(frame.samples_mg, dtype=float)
+            return self.summarizer.feed_acc(note.time - (mg.shape[0] - 1) / ACC_FS, mg / 1000.0)
+        self.report.counters["unknown_uuid"] += 1
+        return []
+
+    def _keep_ecg(self, start: float, uv: np.ndarray) -> None:
+        self._ring.append((start, uv))
+        while self._ring and self._ring[0][0] + self._ring[0][1].size / ECG_FS < start - self.strip_seconds - 5:
+            self._ring.popleft()
+        self._serve_strip_requests()
+
+    def _emit(self, windows: list[SummaryWindow], force: bool = False) -> None:
+        self.report.windows += len(windows)
+        self._batch.extend(windows)
+        urgent = any(self._is_urgent(w) for w in windows)
+        if self._batch and (force or urgent or len(self._batch) >= self.batch_windows):
+            batch, self._batch = tuple(self._batch), []
+            self.outbox.put(lambda seq: Summary(self.device_id, seq, batch), created=batch[-1].end)
+            self.report.summaries += 1
+
+    def _is_urgent(self, w: SummaryWindow) -> bool:
+        if set(w.flags) & URGENT_FLAGS:
+            return True
+        limits = dict(self.config.limits).get("hr") if self.config else None
+        if limits is None or w.hr_mean is None:
+            return False
+        lo = [v for v in (limits.yellow_low, limits.red_low) if v is not None]
+        hi = [v for v in (limits.yellow_high, limits.red_high) if v is not None]
+        return bool((lo and w.hr_mean <= max(lo)) or (hi and w.hr_mean >= min(hi)))
+
+    def _serve_strip_requests(self) -> None:
+        for request in self.outbox.take_strip_requests():
+            self._send_strip(request)
+
+    def _send_strip(self, request: StripRequest) -> None:
+        start, samples = self._strip_before(request.time)
+        if samples.size == 0:
+            self.report.counters["strips_without_ecg"] = self.report.counters.get("strips_without_ecg", 0) + 1
+            return
+        clipped = tuple(int(v) for v in np.clip(np.round(samples), -32768, 32767))
+        self.outbox.put(
+            lambda seq: Strip(self.device_id, seq, start, ECG_FS, request.reason, clipped, request.ref_seq),
+            created=request.time,
+        )
+        self.report.strips += 1
+
+    def _strip_before(self, end: float) -> tuple[float, np.ndarray]:
+        chunks = [(t0, uv) for t0, uv in self._ring if t0 < end and t0 + uv.size / ECG_FS > end - self.strip_seconds]
+        if not chunks:
+            return 0.0, np.zeros(0)
+        t = np.concatenate([t0 + np.arange(uv.size) / ECG_FS for t0, uv in chunks])
+        x = np.concatenate([uv for _, uv in chunks])
+        keep = (t <= end) & (t > end - self.strip_seconds)
+        return (float(t[keep][0]), x[keep]) if keep.any() else (0.0, np.zeros(0))

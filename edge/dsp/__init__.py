@@ -1,0 +1,11 @@
+"""Pure signal processing of the edge agent: numpy/scipy only, no I/O, no clocks.
+
+Every function takes arrays and an explicit sampling rate ``fs`` (Hz) and
+returns arrays or frozen dataclasses.
+"""
+
+from edge.dsp.accel import accel_activity
+from edge.dsp.ecg import ecg_peaks, ecg_quality
+from edge.dsp.rr import RRStats, rr_stats
+
+__all__ = ["RRStats", "accel_activity", "ecg_peaks", "ecg_quality", "rr_stats"]

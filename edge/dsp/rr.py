@@ -1,0 +1,81 @@
+"""RR-interval statistics: heart rate, HRV (SDNN, RMSSD) and simple rhythm flags.
+
+Reference: Task Force of the ESC and NASPE, "Heart rate variability: standards
+of measurement", Circulation 93(5), 1996 (SDNN, RMSSD definitions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+RR_MIN_S = 0.25  # shorter is an artefact (> 240 bpm)
+RR_MAX_S = 3.0  # longer is an artefact or a dropout, but still a pause
+PAUSE_S = 2.0
+BRADY_BPM = 50.0
+TACHY_BPM = 100.0
+IRREGULAR_RMSSD_RATIO = 0.12  # RMSSD / mean RR; sinus rhythm at rest is ~0.03-0.08
+IRREGULAR_MIN_BEATS = 10
+
+
+@dataclass(frozen=True)
+class RRStats:
+    """Statistics of one series of RR intervals.
+
+    Attributes:
+        beats: usable RR intervals.
+        hr_mean, hr_min, hr_max: bpm (None without usable intervals).
+        rr_mean, sdnn, rmssd: ms (SDNN needs 2 intervals, RMSSD 3).
+        flags: subset of {"pause", "brady", "tachy", "irregular"}, sorted.
+    """
+
+    beats: int
+    hr_mean: float | None = None
+    hr_min: float | None = None
+    hr_max: float | None = None
+    rr_mean: float | None = None
+    sdnn: float | None = None
+    rmssd: float | None = None
+    flags: tuple[str, ...] = ()
+
+
+def rr_stats(rr_s: ArrayLike) -> RRStats:
+    """Heart rate, HRV and rhythm flags of RR intervals.
+
+    Args:
+        rr_s: RR intervals in seconds, in order. Intervals outside
+            [0.25, 3.0] s are excluded from the statistics; any interval of
+            2.0 s or more still raises the ``pause`` flag.
+
+    Returns:
+        The statistics; HR is 60 / mean RR (bpm), min/max from the
+        shortest/longest interval.
+    """
+    rr = np.asarray(rr_s, dtype=float).ravel()
+    pause = bool(np.any(rr >= PAUSE_S))
+    good = rr[(rr >= RR_MIN_S) & (rr <= RR_MAX_S)]
+    if good.size == 0:
+        return RRStats(0, flags=("pause",) if pause else ())
+    mean = float(good.mean())
+    hr_mean = 60.0 / mean
+    sdnn = float(good.std(ddof=1)) * 1000 if good.size >= 2 else None
+    rmssd = float(np.sqrt(np.mean(np.diff(good) ** 2))) * 1000 if good.size >= 3 else None
+    flags = {"pause"} if pause else set()
+    if hr_mean < BRADY_BPM:
+        flags.add("brady")
+    if hr_mean > TACHY_BPM:
+        flags.add("tachy")
+    if rmssd is not None and good.size >= IRREGULAR_MIN_BEATS and rmssd / (mean * 1000) > IRREGULAR_RMSSD_RATIO:
+        flags.add("irregular")
+    return RRStats(
+        beats=int(good.size),
+        hr_mean=hr_mean,
+        hr_min=60.0 / float(good.max()),
+        hr_max=60.0 / float(good.min()),
+        rr_mean=mean * 1000,
+        sdnn=sdnn,
+        rmssd=rmssd,
+        flags=tuple(sorted(flags)),
+    )

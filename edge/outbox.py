@@ -1,0 +1,233 @@
+"""The durable outbox: every uplink message waits here, in SQLite, until the broker acks it.
+
+* ``seq`` is assigned here: a per-device counter persisted in the same
+  transaction as the message, so a seq is never reused, not after an ack, a
+  drop or a restart.
+* ``put(builder)`` calls ``builder(seq)`` inside that transaction and stores the
+  encoded message; ``pending(limit)`` lists unacked messages in seq order;
+  ``ack(seq)`` deletes one. A message is lost only by the bound policy below.
+* Bound policy: when the stored payloads exceed ``max_bytes``, the oldest
+  ``summary``, ``strip`` and ``status`` messages are dropped first (counted in
+  ``dropped``); ``event`` messages (panic, symptom marks, feedback) are never
+  dropped, even if the outbox then stays above its bound.
+* Several processes may open the same file (the CLI marks a symptom while the
+  agent runs): WAL mode, a busy timeout and ``BEGIN IMMEDIATE`` writes.
+* A put may ask for an ECG strip around the message (``strip_reason``); the
+  running agent collects such requests with :meth:`Outbox.take_strip_requests`.
+
+Knows nothing of MQTT. Thread-safe (one lock around the connection) because
+the MQTT client acks from its network thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from wire import Kind, Uplink, encode
+
+BUSY_TIMEOUT_S = 10.0
+DEFAULT_MAX_BYTES = 50_000_000
+DROPPABLE_KINDS = (Kind.SUMMARY.value, Kind.STRIP.value, Kind.STATUS.value)
+
+M = TypeVar("M", bound=Uplink)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS strip_requests (
+    ref_seq INTEGER PRIMARY KEY,
+    reason TEXT NOT NULL,
+    time REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT OR IGNORE INTO counters VALUES ('next_seq', 0), ('acked', 0), ('dropped', 0);
+"""
+
+
+@dataclass(frozen=True)
+class PendingMessage:
+    """A stored, not yet acknowledged message."""
+
+    seq: int
+    kind: Kind
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class StripRequest:
+    """A request for an ECG strip ending at ``time`` (s since epoch), caused by message ``ref_seq``."""
+
+    ref_seq: int
+    reason: str
+    time: float
+
+
+@dataclass(frozen=True)
+class OutboxStats:
+    """Counts for ``pisces edge status``."""
+
+    pending: dict[str, int]
+    pending_bytes: int
+    next_seq: int
+    acked: int
+    dropped: int
+
+
+class Outbox:
+    """A durable, bounded, multi-process-safe store of uplink messages."""
+
+    def __init__(self, path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(
+            str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # durable across process kills in WAL mode
+        with self._write() as db:
+            for stmt in _SCHEMA.strip().split(";"):
+                if stmt.strip():
+                    db.execute(stmt)
+
+    def close(self) -> None:
+        """Close the connection (pending messages stay on disk)."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def put(self, builder: Callable[[int], M], *, created: float = 0.0, strip_reason: str | None = None) -> M:
+        """Assign the next seq, build the message with it and store it, atomically.
+
+        Args:
+            builder: called once with the new seq; returns the message to store.
+            created: s since epoch, kept for inspection only.
+            strip_reason: if set, also record a strip request ending at ``created``.
+
+        Returns:
+            The stored message.
+        """
+        with self._write() as db:
+            seq = self._take_seq(db)
+            message = builder(seq)
+            payload = encode(message)
+            db.execute("INSERT INTO messages VALUES (?, ?, ?, ?)", (seq, message.kind.value, payload, created))
+            if strip_reason:
+                db.execute("INSERT INTO strip_requests VALUES (?, ?, ?)", (seq, strip_reason, created))
+            self._enforce_bound(db)
+        return message
+
+    def reserve_seq(self) -> int:
+        """Take a seq for a message that bypasses the outbox (the status last will)."""
+        with self._write() as db:
+            return self._take_seq(db)
+
+    @staticmethod
+    def _take_seq(db: sqlite3.Connection) -> int:
+        seq = int(db.execute("SELECT value FROM counters WHERE name = 'next_seq'").fetchone()[0])
+        db.execute("UPDATE counters SET value = value + 1 WHERE name = 'next_seq'")
+        return seq
+
+    def _enforce_bound(self, db: sqlite3.Connection) -> None:
+        total = int(db.execute("SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM messages").fetchone()[0])
+        if total <= self.max_bytes:
+            return
+        marks = ",".join("?" * len(DROPPABLE_KINDS))
+        rows = db.execute(
+            f"SELECT seq, LENGTH(payload) FROM messages WHERE kind IN ({marks}) ORDER BY seq", DROPPABLE_KINDS
+        ).fetchall()
+        victims = []
+        for seq, size in rows:
+            if total <= self.max_bytes:
+                break
+            victims.append((seq,))
+            total -= size
+        db.executemany("DELETE FROM messages WHERE seq = ?", victims)
+        db.execute("UPDATE counters SET value = value + ? WHERE name = 'dropped'", (len(victims),))
+
+    def pending(self, limit: int = 100, *, after: int = -1) -> list[PendingMessage]:
+        """Unacknowledged messages with seq > ``after``, oldest first, at most ``limit``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, kind, payload FROM messages WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
+            ).fetchall()
+        return [PendingMessage(int(s), Kind(k), bytes(p)) for s, k, p in rows]
+
+    def pending_count(self) -> int:
+        """How many messages wait for an ack."""
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+
+    def ack(self, seq: int) -> bool:
+        """Forget a message the broker acknowledged; False if it was not pending."""
+        with self._write() as db:
+            deleted = db.execute("DELETE FROM messages WHERE seq = ?", (seq,)).rowcount
+            if deleted:
+                db.execute("UPDATE counters SET value = value + 1 WHERE name = 'acked'")
+        return bool(deleted)
+
+    def take_strip_requests(self) -> list[StripRequest]:
+        """Remove and return the strip requests, oldest first."""
+        with self._lock:
+            if self._db.execute("SELECT 1 FROM strip_requests LIMIT 1").fetchone() is None:
+                return []  # the common case, without taking the write lock
+        with self._write() as db:
+            rows = db.execute("SELECT ref_seq, reason, time FROM strip_requests ORDER BY ref_seq").fetchall()
+            db.execute("DELETE FROM strip_requests")
+        return [StripRequest(int(s), str(r), float(t)) for s, r, t in rows]
+
+    def get_state(self, name: str) -> str | None:
+        """A small persistent value of the device's agent (e.g. the open symptom period)."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM state WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_state(self, name: str, value: str | None) -> None:
+        """Set (or with None, delete) a persistent value."""
+        with self._write() as db:
+            if value is None:
+                db.execute("DELETE FROM state WHERE name = ?", (name,))
+            else:
+                db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (name, value))
+
+    def stats(self) -> OutboxStats:
+        """Pending counts per kind, their bytes, and the persistent counters."""
+        with self._lock:
+            kinds = self._db.execute("SELECT kind, COUNT(*) FROM messages GROUP BY kind").fetchall()
+            size = self._db.execute("SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM messages").fetchone()[0]
+            counters = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
+        return OutboxStats(
+            pending={str(k): int(n) for k, n in kinds},
+            pending_bytes=int(size),
+            next_seq=int(counters["next_seq"]),
+            acked=int(counters["acked"]),
+            dropped=int(counters["dropped"]),
+        )

@@ -1,0 +1,134 @@
+"""A simulated patient: a virtual strap and scripted actions driving the real edge agent.
+
+:func:`run_patient` builds the same :class:`edge.agent.EdgeAgent`, outbox and
+MQTT uplink a phone would use, feeds it a :class:`VirtualWearable`, performs
+the scenario's actions (symptom marks, panic) through the public
+:func:`edge.agent.mark_symptom` / :func:`edge.agent.press_panic` at their
+simulated times, and finally waits until the outbox is drained. Several
+patients can run concurrently in one event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.agent import EdgeAgent, mark_symptom, press_panic
+from edge.outbox import Outbox
+from edge.sensors import Notification
+from edge.uplink import Uplink
+from simulators.scenarios import Action, Scenario
+from simulators.wearable import VirtualWearable
+from wire import BrokerAddress
+
+DRAIN_TIMEOUT_S = 30.0
+STRIP_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class PatientRunReport:
+    """What one simulated patient run did."""
+
+    device_id: str
+    windows: int
+    summaries: int
+    strips: int
+    events: int
+    published: int
+    acked: int
+    pending: int  # messages left in the outbox at the end (0 when drained)
+    bad_frames: int
+    drained: bool
+
+
+class _ActingSource:
+    """Wraps a wearable; performs the patient's actions when simulated time reaches them."""
+
+    def __init__(self, wearable: VirtualWearable, outbox: Outbox, device_id: str) -> None:
+        self.wearable, self.outbox, self.device_id = wearable, outbox, device_id
+        self.todo = [a for a in wearable.scenario.actions if a.at < wearable.duration_s]
+        self.done = 0
+
+    async def notifications(self) -> AsyncIterator[Notification]:
+        async for note in self.wearable.notifications():
+            while self.todo and self.wearable.start_time + self.todo[0].at <= note.time:
+                self._act(self.todo.pop(0))
+            yield note
+
+    def _act(self, action: Action) -> None:
+        at = self.wearable.start_time + action.at
+        if action.type == "panic":
+            press_panic(self.outbox, self.device_id, time=at)
+        else:
+            verb = "start" if action.type == "symptom_start" else "stop"
+            mark_symptom(self.outbox, self.device_id, verb, None, action.tags, action.severity, action.note, time=at)
+        self.done += 1
+
+
+async def run_patient(
+    scenario: Scenario,
+    device_id: str,
+    mqtt_url: str,
+    outbox_path: str | Path,
+    *,
+    start_time: float,
+    duration_s: float,
+    speed: float,
+    window_seconds: float,
+    batch_windows: int,
+    mqtt_username: str | None = None,
+    mqtt_password: str | None = None,
+    drain_timeout_s: float = DRAIN_TIMEOUT_S,
+    ground_truth_path: str | Path | None = None,
+) -> PatientRunReport:
+    """Play ``scenario`` through a real edge agent to the broker at ``mqtt_url``.
+
+    Args:
+        scenario: the patient's script.
+        device_id: the simulated phone's device id.
+        mqtt_url: ``mqtt://[user:pass@]host:port``.
+        outbox_path: the agent's SQLite outbox file.
+        start_time: s since epoch of simulated second 0 (``now - duration_s``
+            to produce a past record as fast as possible).
+        duration_s: simulated seconds.
+        speed: simulated seconds per real second; 0 or inf: as fast as possible.
+        window_seconds, batch_windows: the agent's summary cadence.
+        mqtt_username, mqtt_password: override the URL's credentials.
+        drain_timeout_s: real seconds to wait for the broker's acks at the end.
+        ground_truth_path: where to write the wearable's ground truth JSON, if anywhere.
+
+    Returns:
+        Counts of what was produced, sent and acknowledged.
+    """
+    outbox = Outbox(outbox_path)
+    wearable = VirtualWearable(scenario, start_time=start_time, duration_s=duration_s, speed=speed)
+    source = _ActingSource(wearable, outbox, device_id)
+    uplink = Uplink(device_id, BrokerAddress.parse(mqtt_url), outbox, username=mqtt_username, password=mqtt_password)
+    agent = EdgeAgent(
+        device_id, source, outbox, uplink,
+        window_seconds=window_seconds, batch_windows=batch_windows, strip_seconds=STRIP_SECONDS,
+    )
+    try:
+        report = await agent.run()
+        drained = await agent.drain(drain_timeout_s)
+        if ground_truth_path is not None:
+            wearable.write_ground_truth(ground_truth_path)
+        return PatientRunReport(
+            device_id=device_id,
+            windows=report.windows,
+            summaries=report.summaries,
+            strips=report.strips,
+            events=source.done,
+            published=uplink.counters["published"],
+            acked=uplink.counters["acked"],
+            pending=outbox.pending_count(),
+            bad_frames=report.counters["bad_frames"],
+            drained=drained,
+        )
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(uplink.stop)
+        outbox.close()

@@ -1,0 +1,159 @@
+"""The uplink against a real broker: QoS 1 topics, ack on PUBACK, offline survival, downlink."""
+
+from __future__ import annotations
+
+import queue
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from edge.outbox import Outbox
+from edge.uplink import Uplink
+from server.embedded import _mosquitto_command, free_port, wait_for_port
+from wire import BrokerAddress, Event, EventType, Level, Notify, decode, encode, topic_for
+
+pytestmark = pytest.mark.mqtt
+
+
+class Subscriber:
+    """A plain paho subscriber collecting (topic, qos, payload)."""
+
+    def __init__(self, url: str, topic: str) -> None:
+        addr = BrokerAddress.parse(url)
+        self.got: queue.SimpleQueue[tuple[str, int, bytes]] = queue.SimpleQueue()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client.on_message = lambda c, u, m: self.got.put((m.topic, m.qos, m.payload))
+        subscribed = queue.SimpleQueue[int]()
+        self.client.on_subscribe = lambda *a: subscribed.put(1)
+        self.client.on_connect = lambda c, *a: c.subscribe(topic, qos=1)
+        self.client.connect(addr.host, addr.port)
+        self.client.loop_start()
+        subscribed.get(timeout=10)
+
+    def take(self, n: int, timeout: float = 10.0) -> list[tuple[str, int, bytes]]:
+        return [self.got.get(timeout=timeout) for _ in range(n)]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def _until(cond: Callable[[], bool], pump: Callable[[], object], timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pump()
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _panic(device: str) -> Callable[[int], Event]:
+    return lambda seq: Event(device, seq, EventType.PANIC, 1_700_000_000.0 + seq)
+
+
+def test_publishes_qos1_and_acks_after_puback(mqtt_url: str, device_id: str, tmp_path: Path) -> None:
+    sub = Subscriber(mqtt_url, f"pisces/v1/{device_id}/event")
+    box = Outbox(tmp_path / "o.sqlite3")
+    for _ in range(5):
+        box.put(_panic(device_id))
+    uplink = Uplink(device_id, BrokerAddress.parse(mqtt_url), box)
+    assert box.pending_count() == 5  # nothing acked before any PUBACK
+    uplink.start()
+    try:
+        assert uplink.wait_connected(10)
+        assert _until(lambda: box.pending_count() == 0, uplink.pump)
+        got = sub.take(5)
+        assert {t for t, _, _ in got} == {topic_for(device_id, "event")}
+        assert all(q == 1 for _, q, _ in got)
+        assert sorted(decode(p).seq for _, _, p in got) == [0, 1, 2, 3, 4]
+        assert uplink.counters["acked"] == 5
+    finally:
+        uplink.stop()
+        sub.close()
+        box.close()
+
+
+def test_downlink_notify_and_config(mqtt_url: str, device_id: str, tmp_path: Path) -> None:
+    notes: queue.SimpleQueue[object] = queue.SimpleQueue()
+    box = Outbox(tmp_path / "o.sqlite3")
+    uplink = Uplink(device_id, BrokerAddress.parse(mqtt_url), box, on_notify=notes.put, on_config=notes.put)
+    uplink.start()
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    addr = BrokerAddress.parse(mqtt_url)
+    pub.connect(addr.host, addr.port)
+    pub.loop_start()
+    try:
+        assert uplink.wait_connected(10)
+        time.sleep(0.3)  # let the subscription settle
+        yellow = Notify(device_id, 1_700_000_000.0, Level.YELLOW, "High heart rate", parameter="hr")
+        pub.publish(topic_for(device_id, "notify"), b"not json", qos=1).wait_for_publish(5)
+        pub.publish(topic_for(device_id, "notify"), encode(yellow), qos=1).wait_for_publish(5)
+        assert notes.get(timeout=10) == yellow
+        assert uplink.counters["bad_downlink"] == 1
+    finally:
+        pub.disconnect()
+        pub.loop_stop()
+        uplink.stop()
+        box.close()
+
+
+@pytest.fixture
+def private_broker() -> Iterator[tuple[str, Callable[[], None], Callable[[], None]]]:
+    """A mosquitto of our own on a fixed port that the test can stop and start again."""
+    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
+        pytest.skip("needs a mosquitto binary to stop and restart")
+    port, workdir = free_port(), Path(tempfile.mkdtemp(prefix="pisces-uplink-"))
+    cmd = _mosquitto_command(port, workdir)
+    assert cmd is not None
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start() -> None:
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wait_for_port("127.0.0.1", port, 10)
+
+    def stop() -> None:
+        procs[-1].terminate()
+        procs[-1].wait(timeout=10)
+
+    start()
+    try:
+        yield f"mqtt://127.0.0.1:{port}", start, stop
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_messages_kept_while_broker_down_then_sent(private_broker, device_id: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    url, start, stop = private_broker
+    box = Outbox(tmp_path / "o.sqlite3")
+    uplink = Uplink(device_id, BrokerAddress.parse(url), box)
+    uplink.start()
+    try:
+        assert uplink.wait_connected(10)
+        box.put(_panic(device_id))
+        assert _until(lambda: box.pending_count() == 0, uplink.pump)
+        stop()
+        assert _until(lambda: not uplink.connected, uplink.pump)
+        for _ in range(4):
+            box.put(_panic(device_id))
+        _until(lambda: False, uplink.pump, timeout=0.5)
+        assert box.pending_count() == 4  # not acked while the broker is away
+        start()
+        sub = Subscriber(url, f"pisces/v1/{device_id}/event")
+        assert _until(lambda: box.pending_count() == 0, uplink.pump, timeout=30)
+        got = sorted({decode(p).seq for _, _, p in sub.take(4, timeout=10)})
+        assert len(got) == 4
+        sub.close()
+    finally:
+        uplink.stop()
+        box.close()

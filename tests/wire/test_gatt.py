@@ -1,0 +1,171 @@
+"""GATT payload decoding on literal bytes, and encoder round trips."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wire import GattDecodeError
+from wire.gatt import (
+    BATTERY_LEVEL_UUID,
+    HEART_RATE_MEASUREMENT_UUID,
+    HEART_RATE_SERVICE_UUID,
+    PMD_CONTROL_POINT_UUID,
+    PMD_DATA_UUID,
+    PMD_SERVICE_UUID,
+    HeartRateMeasurement,
+    PmdAccFrame,
+    PmdEcgFrame,
+    decode_battery_level,
+    decode_heart_rate_measurement,
+    decode_pmd_frame,
+    encode_battery_level,
+    encode_heart_rate_measurement,
+    encode_pmd_acc_frame,
+    encode_pmd_ecg_frame,
+)
+
+
+def test_uuids() -> None:
+    assert HEART_RATE_SERVICE_UUID == "0000180d-0000-1000-8000-00805f9b34fb"
+    assert HEART_RATE_MEASUREMENT_UUID == "00002a37-0000-1000-8000-00805f9b34fb"
+    assert BATTERY_LEVEL_UUID == "00002a19-0000-1000-8000-00805f9b34fb"
+    assert PMD_SERVICE_UUID == "fb005c80-02e7-f387-1cad-8acd2d8df0c8"
+    assert PMD_CONTROL_POINT_UUID == "fb005c81-02e7-f387-1cad-8acd2d8df0c8"
+    assert PMD_DATA_UUID == "fb005c82-02e7-f387-1cad-8acd2d8df0c8"
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"\x00\x48", HeartRateMeasurement(72)),
+        (b"\x01\x48\x00", HeartRateMeasurement(72)),
+        (b"\x01\x2c\x01", HeartRateMeasurement(300)),
+        (b"\x04\x48", HeartRateMeasurement(72, sensor_contact=False)),
+        (b"\x06\x48", HeartRateMeasurement(72, sensor_contact=True)),
+        (b"\x02\x48", HeartRateMeasurement(72)),  # "detected" without "supported" means nothing
+        (b"\x08\x48\x10\x00", HeartRateMeasurement(72, energy_expended=16)),
+        (b"\x10\x48\x00\x04", HeartRateMeasurement(72, rr=(1.0,))),
+        (b"\x10\x48\x00\x04\x00\x02", HeartRateMeasurement(72, rr=(1.0, 0.5))),
+        (b"\x10\x48", HeartRateMeasurement(72, rr=())),
+        (b"\x1f\x2c\x01\x05\x00\x00\x03", HeartRateMeasurement(300, True, 5, (0.75,))),
+    ],
+)
+def test_hrm_literals(data: bytes, expected: HeartRateMeasurement) -> None:
+    assert decode_heart_rate_measurement(data) == expected
+
+
+@pytest.mark.parametrize("flags", range(32))
+def test_hrm_every_flag_combination(flags: int) -> None:
+    body = struct.pack("<H" if flags & 1 else "<B", 150)
+    if flags & 0x08:
+        body += struct.pack("<H", 1234)
+    if flags & 0x10:
+        body += struct.pack("<2H", 410, 420)
+    m = decode_heart_rate_measurement(bytes([flags]) + body)
+    assert m.heart_rate == 150
+    assert m.sensor_contact == (bool(flags & 2) if flags & 4 else None)
+    assert m.energy_expended == (1234 if flags & 8 else None)
+    assert m.rr == ((410 / 1024, 420 / 1024) if flags & 0x10 else ())
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "truncated"),
+        (b"\x00", "truncated"),
+        (b"\x01\x48", "truncated"),
+        (b"\x08\x48\x10", "truncated"),
+        (b"\x10\x48\x00\x04\x00", "truncated"),
+        (b"\x00\x48\x00", "trailing"),
+    ],
+)
+def test_hrm_malformed(data: bytes, reason: str) -> None:
+    with pytest.raises(GattDecodeError) as info:
+        decode_heart_rate_measurement(data)
+    assert info.value.reason == reason
+    assert info.value.uuid == HEART_RATE_MEASUREMENT_UUID
+
+
+def test_battery() -> None:
+    assert decode_battery_level(b"\x55") == 85
+    assert encode_battery_level(85) == b"\x55"
+    for bad in (b"", b"\x65", b"\x01\x02"):
+        with pytest.raises(GattDecodeError):
+            decode_battery_level(bad)
+
+
+ECG_HEADER = b"\x00" + (1_000_000_000).to_bytes(8, "little") + b"\x00"
+ACC_HEADER = b"\x02" + (2_000_000_000).to_bytes(8, "little") + b"\x01"
+
+
+def test_pmd_ecg_literal() -> None:
+    frame = decode_pmd_frame(ECG_HEADER + b"\x01\x00\x00\xff\xff\xff\xe8\x03\x00\x00\x00\x80")
+    assert frame == PmdEcgFrame(1_000_000_000, (1, -1, 1000, -(2**23)))
+
+
+def test_pmd_acc_literal() -> None:
+    frame = decode_pmd_frame(ACC_HEADER + b"\x01\x00\xff\xff\xe8\x03" + b"\x00\x00\x00\x00\x18\xfc")
+    assert frame == PmdAccFrame(2_000_000_000, ((1, -1, 1000), (0, 0, -1000)))
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "truncated"),
+        (ECG_HEADER[:9], "truncated"),
+        (ECG_HEADER, "truncated"),  # no samples
+        (ECG_HEADER + b"\x01\x00", "truncated"),  # partial int24
+        (ACC_HEADER + b"\x01\x00\x02\x00", "truncated"),  # partial xyz
+        (b"\x00" + bytes(8) + b"\x01" + bytes(6), "unsupported"),  # ECG with ACC frame type
+        (b"\x02" + bytes(8) + b"\x00" + bytes(6), "unsupported"),  # ACC with frame type 0
+        (b"\x01" + bytes(8) + b"\x00" + bytes(6), "unsupported"),  # PPG: not supported
+        (b"\x00" + bytes(8) + b"\x80" + bytes(6), "unsupported"),  # compressed (delta) frames: later work
+    ],
+)
+def test_pmd_malformed(data: bytes, reason: str) -> None:
+    with pytest.raises(GattDecodeError) as info:
+        decode_pmd_frame(data)
+    assert info.value.reason == reason
+
+
+def test_not_bytes_is_a_gatt_error() -> None:
+    with pytest.raises(GattDecodeError):
+        decode_pmd_frame("abc")  # type: ignore[arg-type]
+
+
+@given(
+    hr=st.integers(0, 0xFFFF),
+    contact=st.none() | st.booleans(),
+    energy=st.none() | st.integers(0, 0xFFFF),
+    ticks=st.lists(st.integers(0, 0xFFFF), max_size=8),
+    wide=st.booleans(),
+)
+def test_hrm_round_trip(hr: int, contact: bool | None, energy: int | None, ticks: list[int], wide: bool) -> None:
+    m = HeartRateMeasurement(hr, contact, energy, tuple(t / 1024 for t in ticks))
+    assert decode_heart_rate_measurement(encode_heart_rate_measurement(m, uint16=wide)) == m
+
+
+@given(ts=st.integers(0, 2**64 - 1), samples=st.lists(st.integers(-(2**23), 2**23 - 1), min_size=1, max_size=80))
+def test_ecg_round_trip(ts: int, samples: list[int]) -> None:
+    assert decode_pmd_frame(encode_pmd_ecg_frame(ts, samples)) == PmdEcgFrame(ts, tuple(samples))
+
+
+xyz = st.tuples(*[st.integers(-(2**15), 2**15 - 1)] * 3)
+
+
+@given(ts=st.integers(0, 2**64 - 1), samples=st.lists(xyz, min_size=1, max_size=40))
+def test_acc_round_trip(ts: int, samples: list[tuple[int, int, int]]) -> None:
+    assert decode_pmd_frame(encode_pmd_acc_frame(ts, samples)) == PmdAccFrame(ts, tuple(samples))
+
+
+@given(st.binary(max_size=64))
+def test_decoders_raise_only_gatt_errors(data: bytes) -> None:
+    for decoder in (decode_heart_rate_measurement, decode_battery_level, decode_pmd_frame):
+        try:
+            decoder(data)
+        except GattDecodeError:
+            pass
