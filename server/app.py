@@ -20,6 +20,8 @@ from server.ingest import Ingestor
 from server.settings import ServerSettings
 
 POOL_OPEN_TIMEOUT_S = 10.0
+# Live alert streams never end by themselves: on shutdown, uvicorn closes them after this long.
+GRACEFUL_SHUTDOWN_S = 2.0
 
 
 def create_app(settings: ServerSettings) -> FastAPI:

@@ -92,7 +92,12 @@ def _run_server(args: argparse.Namespace) -> int:
     if args.port is not None:
         updates["http_port"] = args.port
     settings = settings.model_copy(update=updates)
-    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_level="info")
+    from server.app import GRACEFUL_SHUTDOWN_S
+
+    uvicorn.run(
+        create_app(settings), host=settings.http_host, port=settings.http_port, log_level="info",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
     return 0
 
 

@@ -141,10 +141,11 @@ async def _serve(
 ) -> None:
     import uvicorn
 
-    from server.app import create_app
+    from server.app import GRACEFUL_SHUTDOWN_S, create_app
 
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host=settings.http_host, port=settings.http_port, log_level="warning")
+        uvicorn.Config(create_app(settings), host=settings.http_host, port=settings.http_port, log_level="warning",
+                       timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
     )
     serving = asyncio.create_task(server.serve())
     while not server.started:

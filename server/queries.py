@@ -188,31 +188,34 @@ def get_alert(conn: psycopg.Connection[Any], user: User, alert_id: int) -> Alert
 
 def acknowledge_alert(conn: psycopg.Connection[Any], user: User, alert_id: int, note: str) -> AlertRow | None:
     """Mark an alert seen by this user (idempotent); None if invisible, AlertConflict if resolved."""
-    alert = get_alert(conn, user, alert_id)
-    if alert is None:
-        return None
-    if alert.state == "resolved":
-        raise AlertConflict(f"alert {alert_id} is already resolved")
-    conn.execute(
+    return _change_open_alert(
+        conn, user, alert_id,
         "UPDATE alerts SET state = 'acknowledged', acked_by = %s, acked_at = now(), ack_note = %s"
         " WHERE id = %s AND state = 'open'",
-        (user.id, note, alert_id),
-    )
-    return get_alert(conn, user, alert_id)
+        note,
+    )  # fmt: skip
 
 
 def resolve_alert(conn: psycopg.Connection[Any], user: User, alert_id: int, note: str) -> AlertRow | None:
     """Close an alert by hand; None if invisible, AlertConflict if already resolved."""
+    return _change_open_alert(
+        conn, user, alert_id,
+        "UPDATE alerts SET state = 'resolved', closed_at = now(), resolved_by = %s, resolve_note = %s"
+        " WHERE id = %s AND state <> 'resolved'",
+        note,
+    )  # fmt: skip
+
+
+def _change_open_alert(
+    conn: psycopg.Connection[Any], user: User, alert_id: int, update: str, note: str
+) -> AlertRow | None:
+    """Run ``update`` (params: user id, note, alert id) on a visible, unresolved alert."""
     alert = get_alert(conn, user, alert_id)
     if alert is None:
         return None
     if alert.state == "resolved":
         raise AlertConflict(f"alert {alert_id} is already resolved")
-    conn.execute(
-        "UPDATE alerts SET state = 'resolved', closed_at = now(), resolved_by = %s, resolve_note = %s"
-        " WHERE id = %s AND state <> 'resolved'",
-        (user.id, note, alert_id),
-    )
+    conn.execute(update, (user.id, note, alert_id))
     return get_alert(conn, user, alert_id)
 
 

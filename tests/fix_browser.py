@@ -2,7 +2,7 @@
 
 The browser is the system ``chromium`` (``PISCES_TEST_CHROMIUM`` names another
 binary); Playwright's own browser download is never used. One browser per
-session, a fresh context (cookies, storage) per test.
+test module, a fresh context (cookies, storage) per test.
 """
 
 from __future__ import annotations
@@ -33,9 +33,14 @@ def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """A running headless Chromium (Playwright ``Browser``)."""
+    """A running headless Chromium (Playwright ``Browser``).
+
+    Module-scoped, not session-scoped: Playwright's sync API keeps an asyncio
+    loop running in the main thread while it lives, which would break every
+    later test that calls ``asyncio.run``.
+    """
     path = chromium_path()
     if path is None:
         pytest.fail("no chromium installed: `./pisces test` installs Debian's chromium package")

@@ -32,7 +32,7 @@ def live_server(db_url: str, mqtt_url: str) -> Iterator[LiveServer]:
     """uvicorn serving ``create_app`` in a thread, with the ingest worker inside, on this run's services."""
     import uvicorn
 
-    from server.app import create_app
+    from server.app import GRACEFUL_SHUTDOWN_S, create_app
     from server.store import add_user
 
     username, password = f"dr-{secrets.token_hex(3)}", secrets.token_urlsafe(12)
@@ -48,7 +48,8 @@ def live_server(db_url: str, mqtt_url: str) -> Iterator[LiveServer]:
         alert_clear_seconds=120,
     )
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=settings.http_port, log_level="warning")
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=settings.http_port, log_level="warning",
+                       timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
     )
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
