@@ -29,7 +29,8 @@ function num(value) {
 }
 
 function describe(alert) {
-  const t = alert.trigger || {};
+  const first = alert.trigger || {};
+  const t = first.escalation || first; // an escalated alert: show what made it red
   if (alert.parameter === "panic") return "Panic button pressed";
   const name = { hr: "Heart rate", resp_rate: "Respiration rate" }[alert.parameter] || alert.parameter;
   const held = t.held_seconds ? ` for ${Math.round(t.held_seconds / 60)} min` : "";

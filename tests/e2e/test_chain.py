@@ -27,8 +27,8 @@ from wire import Kind, Level, Notify, decode, topic_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.db, pytest.mark.mqtt]
 
-SCENARIO = "tachy_episode"
-DURATION_S = 330.0
+SCENARIO = "deterioration"  # yellow band from ~80 s, red band from ~220 s
+DURATION_S = 420.0
 WINDOW_S = 10.0
 HR_TOLERANCE_BPM = 8.0
 
@@ -89,13 +89,18 @@ def test_red_alert_yellow_notification_and_symptom_statistics(
             return [a for a in alerts if a["level"] == "red" and a["parameter"] == "hr"]
 
         red = wait_for(hr_red, timeout=30, what="a red heart-rate alert in the API")[0]
-        episode = [scenario.hr_at(t) for t in range(60, 300)]
+        episode = [scenario.hr_at(t) for t in range(int(DURATION_S))]
         assert red["patient_id"] == patient_id
-        assert red["trigger"]["value"] >= 131
-        assert abs(red["trigger"]["value"] - max(episode)) < 20
+        # an escalated alert keeps the trigger that opened it and adds the escalation's
+        assert red["escalated_at"] is not None and red["trigger"]["value"] >= 111
+        escalation = red["trigger"]["escalation"]
+        assert escalation["value"] >= 131 and escalation["limits"]["red_high"] == 131
+        assert abs(escalation["value"] - max(episode)) < 20
 
-        wait_for(lambda: Level.YELLOW in phone.levels(), timeout=30, what="a yellow notify on the phone")
-        assert Level.RED in phone.levels()  # the patient hears of the red one too
+        wait_for(lambda: Level.RED in phone.levels(), timeout=30, what="notifications on the phone")
+        levels = phone.levels()
+        assert Level.YELLOW in levels, levels  # the yellow band came first, and the patient heard of it
+        assert levels.index(Level.YELLOW) < levels.index(Level.RED)
 
         periods = wait_for(
             lambda: [p for p in api.get("/api/symptoms", params={"patient_id": patient_id}).json() if p["ended_at"]],
@@ -103,7 +108,7 @@ def test_red_alert_yellow_notification_and_symptom_statistics(
         )
         assert len(periods) == 1
         period = periods[0]
-        assert period["tags"] == ["palpitations", "dizzy"] and period["severity"] == 3
+        assert period["tags"] == ["palpitations", "breathless"] and period["severity"] == 4
         marks = {a.type: a.at for a in scenario.actions}
         truth = [scenario.hr_at(t) for t in range(int(marks["symptom_start"]), int(marks["symptom_stop"]))]
         hr = period["hr"]
