@@ -55,7 +55,8 @@ def test_messages_are_stored_once_even_when_published_twice(
 
 
 def test_a_message_not_committed_is_not_acked_and_comes_back(
-    settings: ServerSettings, patient_id: int, db_url: str, mqtt_url: str, device_id: str
+    settings: ServerSettings, patient_id: int, db_url: str, mqtt_url: str, device_id: str,
+    redelivering_broker: None,
 ) -> None:
     """Block the insert with a table lock, stop the worker mid-transaction, restart: the broker redelivers.
 
