@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +57,9 @@ def embedded_postgres(data_dir: Path | None = None) -> Iterator[str]:
         tmp = tempfile.mkdtemp(prefix="pisces-pg-")
         data_dir = Path(tmp)
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(str(data_dir), cleanup_mode="stop")
+    with warnings.catch_warnings():  # pgserver's platformdirs warns when XDG_RUNTIME_DIR is unset
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+        server = pgserver.get_server(str(data_dir), cleanup_mode="stop")
     try:
         yield str(server.get_uri())
     finally:
