@@ -110,7 +110,8 @@ def _run(args: argparse.Namespace) -> int:
 
 async def _run_agent(settings: EdgeSettings, args: argparse.Namespace) -> int:
     from edge.agent import EdgeAgent
-    from edge.sensors import BleakSource, SensorSource
+    from edge.ble import BleakSource
+    from edge.sensors import SensorSource
     from edge.uplink import Uplink
     from wire import BrokerAddress
 
@@ -149,7 +150,7 @@ async def _run_agent(settings: EdgeSettings, args: argparse.Namespace) -> int:
 
 
 def _scan(args: argparse.Namespace) -> int:
-    from edge.sensors import scan
+    from edge.ble import scan
 
     try:
         found = asyncio.run(scan(args.timeout))

@@ -229,3 +229,85 @@ def encode_pmd_acc_frame(
     """Encode a PMD ACC frame (frame type 1, int16 LE x, y, z in milli-g)."""
     flat = [int(v) for xyz in samples_mg for v in xyz]
     return PMD_HEADER.pack(PMD_MEASUREMENT_ACC, timestamp_ns, 1) + struct.pack(f"<{len(flat)}h", *flat)
+
+
+# --- Polar PMD control point (fb005c81-...) ---------------------------------
+# Requests: op code, measurement type, then (setting id, count, uint16 LE value)
+# triples. Responses arrive as indications: 0xF0, op code, measurement type,
+# status (0 = success), then optional parameters.
+
+PMD_OP_GET_SETTINGS = 0x01
+PMD_OP_START = 0x02
+PMD_OP_STOP = 0x03
+PMD_RESPONSE = 0xF0
+PMD_SETTING_SAMPLE_RATE = 0x00  # Hz
+PMD_SETTING_RESOLUTION = 0x01  # bits
+PMD_SETTING_RANGE = 0x02  # g (accelerometer)
+
+# status code -> meaning, from Polar's published BLE SDK documentation
+PMD_STATUS = {
+    0: "success",
+    1: "invalid op code",
+    2: "invalid measurement type",
+    3: "not supported",
+    4: "invalid length",
+    5: "invalid parameter",
+    6: "already in state",
+    7: "invalid resolution",
+    8: "invalid sample rate",
+    9: "invalid range",
+    10: "invalid MTU",
+    11: "invalid number of channels",
+    12: "invalid state",
+    13: "device in charger",
+}
+
+
+@dataclass(frozen=True)
+class PmdControlResponse:
+    """The strap's answer to a control point request (``status`` 0 is success)."""
+
+    op: int
+    measurement: int
+    status: int
+
+    @property
+    def ok(self) -> bool:
+        """Whether the request succeeded."""
+        return self.status == 0
+
+    @property
+    def reason(self) -> str:
+        """The status in words."""
+        return PMD_STATUS.get(self.status, f"status {self.status}")
+
+
+def encode_pmd_start(measurement: int, settings: dict[int, int]) -> bytes:
+    """A "start measurement" request, e.g. ``{PMD_SETTING_SAMPLE_RATE: 130, PMD_SETTING_RESOLUTION: 14}``."""
+    body = b"".join(struct.pack("<BBH", setting, 1, value) for setting, value in sorted(settings.items()))
+    return bytes([PMD_OP_START, measurement]) + body
+
+
+def encode_pmd_stop(measurement: int) -> bytes:
+    """A "stop measurement" request."""
+    return bytes([PMD_OP_STOP, measurement])
+
+
+def decode_pmd_control_response(data: bytes) -> PmdControlResponse:
+    """Decode a PMD control point indication.
+
+    Raises:
+        GattDecodeError: shorter than 4 bytes or not a response (first byte not 0xF0).
+    """
+    uuid = PMD_CONTROL_POINT_UUID
+    raw = _as_bytes(uuid, data)
+    if len(raw) < 4:
+        raise _fail(uuid, "truncated", f"a response needs 4 bytes, got {len(raw)}")
+    if raw[0] != PMD_RESPONSE:
+        raise _fail(uuid, "unsupported", f"not a control point response (first byte {raw[0]:#04x})")
+    return PmdControlResponse(raw[1], raw[2], raw[3])
+
+
+def encode_pmd_control_response(op: int, measurement: int, status: int = 0) -> bytes:
+    """The indication a strap sends in answer to a request (used by virtual straps)."""
+    return bytes([PMD_RESPONSE, op, measurement, status])

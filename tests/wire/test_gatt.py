@@ -169,3 +169,58 @@ def test_decoders_raise_only_gatt_errors(data: bytes) -> None:
             decoder(data)
         except GattDecodeError:
             pass
+
+
+# Every combination of the five defined flag bits (plus the reserved bits 5-7,
+# which the specification says receivers ignore), built byte by byte here
+# rather than through the encoder under test.
+@pytest.mark.parametrize("flags", range(256))
+def test_hrm_every_flag_combination(flags: int) -> None:
+    body = b"\x2c\x01" if flags & 0x01 else b"\x48"
+    if flags & 0x08:
+        body += b"\x34\x12"  # 0x1234 = 4660 kJ
+    if flags & 0x10:
+        body += b"\x00\x04\x00\x02"  # 1024/1024 s, 512/1024 s
+    m = decode_heart_rate_measurement(bytes([flags]) + body)
+    assert m.heart_rate == (300 if flags & 0x01 else 72)
+    assert m.sensor_contact == (bool(flags & 0x02) if flags & 0x04 else None)
+    assert m.energy_expended == (4660 if flags & 0x08 else None)
+    assert m.rr == ((1.0, 0.5) if flags & 0x10 else ())
+
+
+@pytest.mark.parametrize("flags", range(32))
+def test_hrm_every_flag_combination_truncated_is_rejected(flags: int) -> None:
+    full = bytes([flags]) + (b"\x2c\x01" if flags & 0x01 else b"\x48")
+    full += b"\x34\x12" if flags & 0x08 else b""
+    full += b"\x00\x04" if flags & 0x10 else b""
+    for cut in range(1, len(full)):
+        part = full[:cut]
+        if flags & 0x10 and cut >= len(full) - 2 and (len(full) - cut) % 2 == 0:
+            continue  # cutting whole RR values off leaves a valid, shorter frame
+        with pytest.raises(GattDecodeError):
+            decode_heart_rate_measurement(part)
+
+
+def test_pmd_control_point_requests_and_responses() -> None:
+    from wire.gatt import (
+        PMD_SETTING_RANGE,
+        PMD_SETTING_RESOLUTION,
+        PMD_SETTING_SAMPLE_RATE,
+        decode_pmd_control_response,
+        encode_pmd_start,
+        encode_pmd_stop,
+    )
+
+    ecg = encode_pmd_start(0, {PMD_SETTING_SAMPLE_RATE: 130, PMD_SETTING_RESOLUTION: 14})
+    assert ecg == bytes([0x02, 0x00, 0x00, 0x01, 0x82, 0x00, 0x01, 0x01, 0x0E, 0x00])
+    acc = encode_pmd_start(2, {PMD_SETTING_SAMPLE_RATE: 25, PMD_SETTING_RESOLUTION: 16, PMD_SETTING_RANGE: 8})
+    assert acc == bytes([0x02, 0x02, 0x00, 0x01, 0x19, 0x00, 0x01, 0x01, 0x10, 0x00, 0x02, 0x01, 0x08, 0x00])
+    assert encode_pmd_stop(0) == b"\x03\x00"
+    ok = decode_pmd_control_response(b"\xf0\x02\x00\x00\x00")
+    assert (ok.op, ok.measurement, ok.ok, ok.reason) == (2, 0, True, "success")
+    busy = decode_pmd_control_response(b"\xf0\x02\x02\x06")
+    assert not busy.ok and busy.reason == "already in state"
+    assert decode_pmd_control_response(b"\xf0\x02\x00\x63").reason == "status 99"
+    for bad in (b"", b"\xf0\x02\x00", b"\x02\x00\x00\x01", "f0020000"):
+        with pytest.raises(GattDecodeError):
+            decode_pmd_control_response(bad)  # type: ignore[arg-type]

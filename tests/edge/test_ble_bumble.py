@@ -1,0 +1,305 @@
+"""The bleak code path, end to end, over a virtual BLE link.
+
+No radio and no kernel vhci device: Google's ``bumble`` stack runs two virtual
+controllers on an in-process link. One is a virtual strap (a GATT server with
+the Heart Rate, Battery and Polar PMD services) that sends the simulators'
+``VirtualWearable`` bytes as GATT notifications; the other is the phone. The
+phone side is reached only through ``bleak.BleakClient(..., backend=...)``: the
+``BumbleBleakBackend`` below maps bleak's backend interface onto bumble's GATT
+client, so :class:`edge.ble.BleakSource` runs unchanged on top of bleak's own
+client facade, ATT/GATT discovery, subscriptions, control point writes and
+indications, and real link drops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("bumble")
+
+from bleak.backends.characteristic import BleakGATTCharacteristic  # noqa: E402
+from bleak.backends.client import BaseBleakClient  # noqa: E402
+from bleak.backends.descriptor import BleakGATTDescriptor  # noqa: E402
+from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection  # noqa: E402
+from bleak.uuids import normalize_uuid_str  # noqa: E402
+from bumble.controller import Controller  # noqa: E402
+from bumble.core import UUID  # noqa: E402
+from bumble.device import Connection, Device, Peer  # noqa: E402
+from bumble.gatt import Characteristic, CharacteristicValue, Service  # noqa: E402
+from bumble.hci import Address  # noqa: E402
+from bumble.host import Host  # noqa: E402
+from bumble.link import LocalLink  # noqa: E402
+from bumble.transport.common import AsyncPipeSink  # noqa: E402
+
+from edge.agent import EdgeAgent  # noqa: E402
+from edge.ble import BleakSource  # noqa: E402
+from edge.outbox import Outbox  # noqa: E402
+from edge.sensors import Notification  # noqa: E402
+from simulators.scenarios import load_scenario  # noqa: E402
+from simulators.wearable import VirtualWearable  # noqa: E402
+from wire import Summary, decode  # noqa: E402
+from wire.gatt import (  # noqa: E402
+    BATTERY_LEVEL_UUID,
+    HEART_RATE_MEASUREMENT_UUID,
+    PMD_CONTROL_POINT_UUID,
+    PMD_DATA_UUID,
+    PMD_MEASUREMENT_ACC,
+    PMD_SERVICE_UUID,
+    encode_pmd_control_response,
+)
+
+PHONE, STRAP = "F0:F0:F0:F0:F0:F0", "F1:F1:F1:F1:F1:F1"
+START = 1_700_000_000.0
+MTU = 247  # what a Polar H10 and a current phone agree on
+_PROPS = {
+    Characteristic.Properties.READ: "read",
+    Characteristic.Properties.WRITE: "write",
+    Characteristic.Properties.WRITE_WITHOUT_RESPONSE: "write-without-response",
+    Characteristic.Properties.NOTIFY: "notify",
+    Characteristic.Properties.INDICATE: "indicate",
+}
+
+
+def _uuid(u: UUID) -> str:
+    return normalize_uuid_str(u.to_hex_str("-"))
+
+
+class BumbleBleakBackend(BaseBleakClient):
+    """A bleak client backend on a bumble ``Device`` (the phone's virtual controller)."""
+
+    def __init__(self, address: Any, *, central: Device, **kwargs: Any) -> None:
+        super().__init__(address, disconnected_callback=kwargs["disconnected_callback"], timeout=kwargs["timeout"])
+        self._central = central
+        self._conn: Connection | None = None
+        self._closing = False
+
+    @property
+    def name(self) -> str:
+        return "virtual strap"
+
+    @property
+    def mtu_size(self) -> int:
+        return self._conn.att_mtu if self._conn else 23
+
+    @property
+    def is_connected(self) -> bool:
+        return self._conn is not None
+
+    async def connect(self, pair: bool, **kwargs: Any) -> None:
+        self._conn = await asyncio.wait_for(self._central.connect(Address(self.address)), self._timeout)
+        self._conn.on(self._conn.EVENT_DISCONNECTION, self._on_disconnection)
+        peer = Peer(self._conn)
+        await peer.request_mtu(MTU)  # as BlueZ does; at the default 23 a PMD frame would be cut to 20 bytes
+        await peer.discover_all()
+        self.services = self._collection(peer)
+
+    def _on_disconnection(self, *_: Any) -> None:
+        self._conn = None
+        if not self._closing and self._disconnected_callback:
+            self._disconnected_callback()
+
+    def _collection(self, peer: Peer) -> BleakGATTServiceCollection:
+        found = BleakGATTServiceCollection()
+        for s in peer.services:
+            service = BleakGATTService(s, s.handle, _uuid(s.uuid))
+            found.add_service(service)
+            for c in s.characteristics:
+                props = [name for flag, name in _PROPS.items() if c.properties & flag]
+                found.add_characteristic(
+                    BleakGATTCharacteristic(c, c.handle, _uuid(c.uuid), props, lambda: self.mtu_size - 3, service)
+                )
+        return found
+
+    async def disconnect(self) -> None:
+        if self._conn is not None:
+            self._closing = True
+            await self._conn.disconnect()
+
+    async def pair(self, *args: Any, **kwargs: Any) -> None:
+        raise NotImplementedError("the virtual strap needs no pairing")
+
+    async def unpair(self) -> None:
+        raise NotImplementedError("the virtual strap needs no pairing")
+
+    async def read_gatt_char(self, characteristic: BleakGATTCharacteristic, **kwargs: Any) -> bytearray:
+        return bytearray(await characteristic.obj.read_value())
+
+    async def read_gatt_descriptor(self, descriptor: BleakGATTDescriptor, **kwargs: Any) -> bytearray:
+        raise NotImplementedError
+
+    async def write_gatt_char(self, characteristic: BleakGATTCharacteristic, data: Any, response: bool) -> None:
+        await characteristic.obj.write_value(bytes(data), with_response=response)
+
+    async def write_gatt_descriptor(self, descriptor: BleakGATTDescriptor, data: Any) -> None:
+        raise NotImplementedError
+
+    async def start_notify(self, characteristic: BleakGATTCharacteristic, callback: Any, **kwargs: Any) -> None:
+        await characteristic.obj.subscribe(lambda value: callback(bytearray(value)))
+
+    async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
+        await characteristic.obj.unsubscribe()
+
+
+class VirtualStrap:
+    """A bumble GATT server playing a ``VirtualWearable``; may drop the link every ``drop_every`` notifications."""
+
+    def __init__(self, device: Device, wearable: VirtualWearable, *, drop_every: int = 0, refuse_acc: bool = False):
+        self.device, self.wearable = device, wearable
+        self.drop_every, self.refuse_acc = drop_every, refuse_acc
+        self.sent: list[tuple[str, bytes]] = []
+        self.now = wearable.start_time
+        self.drops = 0
+        self.streaming = asyncio.Event()
+        self.connection: Connection | None = None
+        self.hr = Characteristic(UUID(HEART_RATE_MEASUREMENT_UUID), Characteristic.Properties.NOTIFY, 0, b"")
+        self.battery = Characteristic(
+            UUID(BATTERY_LEVEL_UUID), Characteristic.Properties.READ | Characteristic.Properties.NOTIFY,
+            Characteristic.READABLE, bytes([90]),
+        )  # fmt: skip
+        self.control = Characteristic(
+            UUID(PMD_CONTROL_POINT_UUID), Characteristic.Properties.WRITE | Characteristic.Properties.INDICATE,
+            Characteristic.WRITEABLE, CharacteristicValue(write=self._on_control),
+        )  # fmt: skip
+        self.data = Characteristic(UUID(PMD_DATA_UUID), Characteristic.Properties.NOTIFY, 0, b"")
+        device.add_service(Service(UUID("0000180d-0000-1000-8000-00805f9b34fb"), [self.hr]))
+        device.add_service(Service(UUID("0000180f-0000-1000-8000-00805f9b34fb"), [self.battery]))
+        device.add_service(Service(UUID(PMD_SERVICE_UUID), [self.control, self.data]))
+        device.on(device.EVENT_CONNECTION, self._on_connection)
+
+    def _on_connection(self, connection: Connection) -> None:
+        self.connection = connection
+        connection.on(connection.EVENT_DISCONNECTION, lambda *_: self.streaming.clear())
+
+    def _on_control(self, _connection: Any, value: bytes) -> None:
+        status = 3 if self.refuse_acc and value[1] == PMD_MEASUREMENT_ACC else 0
+        answer = encode_pmd_control_response(value[0], value[1], status)
+        asyncio.get_running_loop().create_task(self._answer(answer, value[1] == PMD_MEASUREMENT_ACC))
+
+    async def _answer(self, answer: bytes, last: bool) -> None:
+        await self.device.indicate_subscribers(self.control, answer)
+        if last:
+            self.streaming.set()  # the phone has set everything up
+
+    async def play(self) -> None:
+        """Send every notification of the wearable, in order, dropping the link as configured."""
+        chars = {HEART_RATE_MEASUREMENT_UUID: self.hr, BATTERY_LEVEL_UUID: self.battery, PMD_DATA_UUID: self.data}
+        await self.device.start_advertising(advertising_interval_min=1.0, auto_restart=True)
+        async for note in self.wearable.notifications():
+            if self.drop_every and self.sent and len(self.sent) % self.drop_every == 0 and self.connection:
+                self.drops += 1  # before a send, so that the phone always sees the drop
+                await self.connection.disconnect()
+                self.streaming.clear()
+            await self.streaming.wait()
+            self.now = note.time
+            await self.device.notify_subscribers(chars[note.uuid], note.data)
+            self.sent.append((note.uuid, note.data))
+
+
+async def _devices() -> tuple[Device, Device]:
+    link = LocalLink()
+    devices = []
+    for address in (PHONE, STRAP):
+        controller = Controller(address, link=link, public_address=address)
+        devices.append(Device(address=Address(address), host=Host(controller, AsyncPipeSink(controller))))
+    for d in devices:
+        await d.power_on()
+    return devices[0], devices[1]
+
+
+async def _collect(source: BleakSource, strap: VirtualStrap) -> list[Notification]:
+    got: list[Notification] = []
+    player = asyncio.create_task(strap.play())
+
+    async def consume() -> None:
+        async for note in source.notifications():
+            got.append(note)
+            if player.done() and len(got) >= len(strap.sent):
+                source.stop()
+                return
+
+    await asyncio.wait_for(consume(), 60)
+    await player
+    return got
+
+
+def _source(phone: Device, strap_device: Device, **kwargs: Any) -> BleakSource:
+    delays: list[float] = kwargs.pop("delays", [])
+
+    async def no_wait(delay: float) -> None:
+        delays.append(delay)
+        await asyncio.sleep(0.01)
+
+    return BleakSource(
+        str(strap_device.random_address), backend=BumbleBleakBackend, backend_kwargs={"central": phone},
+        clock=lambda: START, sleep=no_wait, **kwargs,
+    )  # fmt: skip
+
+
+def test_bleak_client_reads_every_notification_of_a_virtual_strap() -> None:
+    async def scenario() -> tuple[list[Notification], VirtualStrap, BleakSource]:
+        phone, strap_device = await _devices()
+        wearable = VirtualWearable(load_scenario("baseline"), start_time=START, duration_s=20, speed=0)
+        strap = VirtualStrap(strap_device, wearable)
+        source = _source(phone, strap_device)
+        return await _collect(source, strap), strap, source
+
+    got, strap, source = asyncio.run(scenario())
+    battery_read = got[0]
+    assert (battery_read.uuid, battery_read.data) == (BATTERY_LEVEL_UUID, bytes([90]))  # read on connect
+    assert [(n.uuid, n.data) for n in got[1:]] == strap.sent  # every byte, in order, through bleak
+    assert {n.uuid for n in got} == {HEART_RATE_MEASUREMENT_UUID, BATTERY_LEVEL_UUID, PMD_DATA_UUID}
+    assert source.health.connects == 1 and source.health.drops == 0 and source.health.pmd_refused == 0
+
+
+def test_a_strap_that_drops_the_link_every_few_seconds_loses_nothing(tmp_path: Path) -> None:
+    delays: list[float] = []
+
+    async def scenario() -> tuple[list[Notification], VirtualStrap, BleakSource]:
+        phone, strap_device = await _devices()
+        wearable = VirtualWearable(load_scenario("baseline"), start_time=START, duration_s=30, speed=0)
+        strap = VirtualStrap(strap_device, wearable, drop_every=15, refuse_acc=True)
+        source = _source(phone, strap_device, delays=delays)
+        return await _collect(source, strap), strap, source
+
+    got, strap, source = asyncio.run(scenario())
+    streamed = [(n.uuid, n.data) for n in got if not (n.uuid == BATTERY_LEVEL_UUID and n.data == bytes([90]))]
+    assert [s for s in strap.sent if s != (BATTERY_LEVEL_UUID, bytes([90]))] == streamed
+    drops = strap.drops
+    assert drops >= 5 and source.health.drops == drops and source.health.connects == drops + 1
+    assert source.health.pmd_refused == drops + 1 and "not supported" in source.health.last_error
+    assert len(delays) == drops and all(0 < d <= 1.0 for d in delays)  # first retry after each drop
+
+
+def test_agent_runs_unchanged_on_the_bleak_source(tmp_path: Path) -> None:
+    async def scenario(box: Outbox) -> None:
+        phone, strap_device = await _devices()
+        wearable = VirtualWearable(load_scenario("baseline"), start_time=START, duration_s=45, speed=0)
+        strap = VirtualStrap(strap_device, wearable)
+        source = _source(phone, strap_device)
+        source.clock = lambda: strap.now  # receive time follows the simulation (it runs flat out)
+        player = asyncio.create_task(strap.play())
+
+        class UntilDone:
+            async def notifications(self) -> AsyncIterator[Notification]:
+                seen = 0
+                async for note in source.notifications():
+                    seen += 1
+                    yield note
+                    if player.done() and seen > len(strap.sent):
+                        return
+
+        await asyncio.wait_for(EdgeAgent("dev-ble", UntilDone(), box, window_seconds=10, batch_windows=1).run(), 60)
+
+    with Outbox(tmp_path / "o.sqlite3") as box:
+        asyncio.run(scenario(box))
+        summaries = [m for m in (decode(p.payload) for p in box.pending(1000)) if isinstance(m, Summary)]
+    windows = [w for s in summaries for w in s.windows]
+    assert len(windows) >= 4
+    full = [w for w in windows if w.end - w.start == 10 and w.beats > 5]
+    assert full and all(w.hr_mean is not None and 55 <= w.hr_mean <= 90 for w in full)
+
