@@ -1,33 +1,54 @@
-"""MQTT ingest: uplink messages -> one committed transaction each -> then the MQTT ack.
+"""MQTT ingest: uplink messages -> batches -> one committed transaction each -> then the MQTT acks.
 
-Paho's network thread only queues messages; a worker thread decodes each with
-``wire.decode_uplink``, stores it with :mod:`server.records`, runs the rules,
-commits, publishes notifications and only then sends the PUBACK
-(``manual_ack``). The session is persistent (clean session off), so a message
-whose rows were never committed is delivered again after a reconnect. Bad
-messages go to ``dead_letters`` and are acked; a database outage is retried
+Paho's network thread only queues messages; a worker thread takes what is
+queued (up to ``ingest_batch_size``, never waiting for more), decodes each
+with ``wire.decode_uplink`` and stores the batch with :func:`store_batch` in
+one transaction: idempotency keys first (a key already there = duplicate),
+summary windows by COPY into a staging table then ``INSERT ... SELECT ... ON
+CONFLICT DO NOTHING``, then the rules per patient, in sequence order. After the
+commit it publishes notifications and only then acks every message of the
+batch (``manual_ack``). The session is persistent, so whatever was not
+committed is delivered again after a reconnect or a crash.
+
+Several workers share the load on an MQTT 5 shared subscription
+(``$share/<group>/pisces/v1/+/+``): ``pisces ingest --workers N`` runs N
+processes (:func:`supervise`). Two workers may hold messages of the same
+patient; they take turns on that patient's ``rule_state`` row (locked in
+ascending patient order), so rules see each patient's windows in order and an
+alert episode is opened once.
+
+Bad messages go to ``dead_letters`` inside the batch and are acked with it; a
+batch the database refuses is retried message by message, and a message that
+still fails is dead-lettered as ``store_failed``. A database outage is retried
 with backoff, without acking, for as long as it lasts.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import queue
+import signal
 import threading
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from server import records
+from server.metrics import IngestMetrics, serve_metrics
 from server.notify import Notifier
 from server.records import AlertChange
-from server.rules import RuleConfig, evaluate_event, evaluate_windows, sync_levels
+from server.rules import RuleConfig, RuleState, evaluate_event, evaluate_windows, sync_levels
 from server.settings import ServerSettings
+from server.store import apply_retention, store_engine
 from wire import BrokerAddress, Event, Status, Strip, Summary, TopicError, Uplink, WireDecodeError
 from wire import decode_uplink, uplink_filter
 
@@ -36,6 +57,9 @@ log = logging.getLogger(__name__)
 RETRY_MIN_S, RETRY_MAX_S = 0.2, 5.0  # database retry backoff
 SESSION_EXPIRY_S = 7 * 24 * 3600  # MQTT 5: the broker keeps our queue this long while we are away
 START_TIMEOUT_S = 15.0
+RETENTION_EVERY_S = 3600.0
+DEFAULT_SHARED_GROUP = "pisces-ingest"
+RESTART_MIN_S, RESTART_MAX_S = 0.5, 30.0  # supervisor: restart backoff of a worker process that died
 
 
 @dataclass(frozen=True)
@@ -45,6 +69,8 @@ class Outcome:
     status: Literal["stored", "duplicate", "dead_letter"]
     device_id: str | None = None
     changes: list[AlertChange] = field(default_factory=list)
+    reason: str | None = None  # dead letters: why
+    windows: int = 0  # summary windows it carried (stored ones only)
 
 
 @dataclass
@@ -57,6 +83,7 @@ class IngestCounters:
     dead_lettered: int = 0
     db_errors: int = 0
     notified: int = 0
+    batches: int = 0
 
 
 def rule_config(settings: ServerSettings) -> RuleConfig:
@@ -69,50 +96,130 @@ def rule_config(settings: ServerSettings) -> RuleConfig:
     )
 
 
-def handle_message(conn: psycopg.Connection[Any], topic: str, payload: bytes, config: RuleConfig) -> Outcome:
-    """Decode, store and judge one uplink message in one transaction (``conn`` in autocommit mode)."""
+@dataclass(frozen=True)
+class Decoded:
+    """A message of a batch after decoding: the message, or why it is unusable."""
+
+    topic: str
+    payload: bytes
+    msg: Uplink | None
+    reason: str = ""
+    detail: str = ""
+
+
+def decode_one(topic: str, payload: bytes) -> Decoded:
+    """Decode and validate one uplink message against the wire contract (topic and payload must agree)."""
     try:
         _, msg = decode_uplink(topic, payload)
-    except (WireDecodeError, TopicError) as exc:
-        reason = exc.reason if isinstance(exc, WireDecodeError) else "topic"
-        return keep_dead_letter(conn, topic, payload, reason, str(exc))
+    except WireDecodeError as exc:
+        return Decoded(topic, payload, None, exc.reason, str(exc))
+    except TopicError as exc:
+        return Decoded(topic, payload, None, "topic", str(exc))
+    return Decoded(topic, payload, msg)
+
+
+def store_batch(
+    conn: psycopg.Connection[Any], batch: Sequence[Decoded], config: RuleConfig, rollups: bool
+) -> list[Outcome]:
+    """Store a batch in one transaction (``conn`` in autocommit mode); one outcome per message, in order.
+
+    Args:
+        conn: connection in autocommit mode; the summary partitions must exist.
+        batch: decoded messages in arrival order.
+        config: rule configuration.
+        rollups: maintain the rollup tables (plain PostgreSQL; TimescaleDB has continuous aggregates).
+    """
+    outcomes: list[Outcome | None] = [None] * len(batch)
     with conn.transaction():
-        patient_id = records.device_patient(conn, msg.device)
-        if patient_id is None:
-            records.dead_letter(conn, topic, payload, "unknown_device", f"no patient has device {msg.device!r}")
-            return Outcome("dead_letter", msg.device)
-        if not records.claim_message(conn, msg.device, msg.seq, msg.kind.value):
-            return Outcome("duplicate", msg.device)
-        changes = _store(conn, patient_id, msg, config)
-    return Outcome("stored", msg.device, changes)
+        patients = records.device_patients(conn, (d.msg.device for d in batch if d.msg is not None))
+        letters: list[tuple[int, str, str]] = []
+        first: dict[tuple[str, int], int] = {}
+        for i, d in enumerate(batch):
+            if d.msg is None:
+                letters.append((i, d.reason, d.detail))
+            elif d.msg.device not in patients:
+                letters.append((i, "unknown_device", f"no patient has device {d.msg.device!r}"))
+            elif (d.msg.device, d.msg.seq) in first:
+                outcomes[i] = Outcome("duplicate", d.msg.device)
+            else:
+                first[(d.msg.device, d.msg.seq)] = i
+        new = records.claim_many(conn, [(k[0], k[1], batch[i].msg.kind.value) for k, i in first.items()])  # type: ignore[union-attr]
+        fresh = [i for key, i in first.items() if key in new]
+        for key, i in first.items():
+            if key not in new:
+                outcomes[i] = Outcome("duplicate", key[0])
+        changes = _write(conn, [(patients[batch[i].msg.device], i, batch[i].msg) for i in fresh], config, rollups)  # type: ignore[union-attr]
+        for i in fresh:
+            msg = batch[i].msg
+            assert msg is not None
+            n = len(msg.windows) if isinstance(msg, Summary) else 0
+            outcomes[i] = Outcome("stored", msg.device, changes.get(i, []), windows=n)
+        for i, reason, detail in letters:
+            records.dead_letter(conn, batch[i].topic, batch[i].payload, reason, detail)
+            msg = batch[i].msg
+            outcomes[i] = Outcome("dead_letter", msg.device if msg else None, reason=reason)
+    return [o for o in outcomes if o is not None]
+
+
+def _write(
+    conn: psycopg.Connection[Any], fresh: list[tuple[int, int, Uplink]], config: RuleConfig, rollups: bool
+) -> dict[int, list[AlertChange]]:
+    """Write new messages ``(patient, index in batch, message)``; judge them; alert changes by index."""
+    judged = sorted({p for p, _, m in fresh if isinstance(m, (Summary, Event))})
+    states = records.lock_rule_states(conn, judged)  # every patient's rows below are ours until commit
+    records.store_summaries(conn, [(p, m) for p, _, m in fresh if isinstance(m, Summary)], rollups)
+    for patient_id, _, msg in sorted(fresh, key=lambda f: (f[2].device, f[2].seq)):
+        if isinstance(msg, Event):
+            records.store_event(conn, patient_id, msg)
+        elif isinstance(msg, Strip):
+            records.store_strip(conn, patient_id, msg)
+        elif isinstance(msg, Status):
+            records.store_status(conn, patient_id, msg)
+    if not judged:
+        return {}
+    active = records.active_levels_many(conn, judged)
+    by_patient: dict[int, list[tuple[int, Uplink]]] = {}
+    for patient_id, i, msg in fresh:
+        if isinstance(msg, (Summary, Event)):
+            by_patient.setdefault(patient_id, []).append((i, msg))
+    changes: dict[int, list[AlertChange]] = {}
+    for patient_id in judged:
+        state = sync_levels(states[patient_id], active.get(patient_id, {}))
+        for i, msg in sorted(by_patient[patient_id], key=lambda e: e[1].seq):
+            state, found = _judge(conn, patient_id, state, msg, config)
+            if found:
+                changes[i] = found
+        states[patient_id] = state
+    records.save_rule_states(conn, {p: states[p] for p in judged})
+    return changes
+
+
+def _judge(
+    conn: psycopg.Connection[Any], patient_id: int, state: RuleState, msg: Uplink, config: RuleConfig
+) -> tuple[RuleState, list[AlertChange]]:
+    if isinstance(msg, Summary):
+        state, actions = evaluate_windows(state, msg.windows, config)
+    else:
+        assert isinstance(msg, Event)
+        where = (msg.lat, msg.lon) if msg.lat is not None and msg.lon is not None else None
+        state, actions = evaluate_event(state, msg.type.value, msg.time, where)
+    return state, records.apply_actions(conn, patient_id, actions) if actions else []
+
+
+def handle_message(conn: psycopg.Connection[Any], topic: str, payload: bytes, config: RuleConfig) -> Outcome:
+    """Decode, store and judge one uplink message in one transaction (``conn`` in autocommit mode)."""
+    rollups = store_engine(conn) != "timescaledb"
+    decoded = decode_one(topic, payload)
+    if isinstance(decoded.msg, Summary):
+        records.ensure_partitions(conn, records.summary_days(decoded.msg))
+    return store_batch(conn, [decoded], config, rollups)[0]
 
 
 def keep_dead_letter(conn: psycopg.Connection[Any], topic: str, payload: bytes, reason: str, detail: str) -> Outcome:
     """Store an unusable message in ``dead_letters`` in its own transaction."""
     with conn.transaction():
         records.dead_letter(conn, topic, payload, reason, detail)
-    return Outcome("dead_letter")
-
-
-def _store(conn: psycopg.Connection[Any], patient_id: int, msg: Uplink, config: RuleConfig) -> list[AlertChange]:
-    if isinstance(msg, Summary):
-        records.store_summary(conn, patient_id, msg)
-    elif isinstance(msg, Event):
-        records.store_event(conn, patient_id, msg)
-    elif isinstance(msg, Strip):
-        records.store_strip(conn, patient_id, msg)
-    elif isinstance(msg, Status):
-        records.store_status(conn, patient_id, msg)
-    if not isinstance(msg, (Summary, Event)):
-        return []
-    state = sync_levels(records.lock_rule_state(conn, patient_id), records.active_levels(conn, patient_id))
-    if isinstance(msg, Summary):
-        state, actions = evaluate_windows(state, msg.windows, config)
-    else:
-        where = (msg.lat, msg.lon) if msg.lat is not None and msg.lon is not None else None
-        state, actions = evaluate_event(state, msg.type.value, msg.time, where)
-    records.save_rule_state(conn, patient_id, state)
-    return records.apply_actions(conn, patient_id, actions)
+    return Outcome("dead_letter", reason=reason)
 
 
 @dataclass(frozen=True)
@@ -121,6 +228,7 @@ class _Pending:
     payload: bytes
     mid: int
     qos: int
+    received: float  # time.monotonic() when paho handed it over
 
 
 class Ingestor:
@@ -128,22 +236,31 @@ class Ingestor:
 
     Args:
         settings: needs ``database_url`` and ``mqtt_url``.
+        metrics: where to count (default: a registry of its own, served on
+            ``settings.metrics_port`` when that is set).
     """
 
-    def __init__(self, settings: ServerSettings) -> None:
+    def __init__(self, settings: ServerSettings, metrics: IngestMetrics | None = None) -> None:
         if settings.database_url is None or settings.mqtt_url is None:
             raise ValueError("the ingest needs settings.database_url and settings.mqtt_url")
         self.settings = settings
         self.counters = IngestCounters()
+        self.metrics = metrics or IngestMetrics()
         self._db_url = settings.database_url
         self._rules = rule_config(settings)
         self._queue: queue.Queue[_Pending] = queue.Queue()
+        self._in_hand: list[_Pending] = []  # the batch being stored
         self._stopping = threading.Event()
         self._subscribed = threading.Event()
         self._conn: psycopg.Connection[Any] | None = None
+        self._rollups: bool | None = None
+        self._days: set[date] = set()  # summary partitions known to exist
+        self._retention_due = 0.0
         self._worker: threading.Thread | None = None
+        self._metrics_server: Any = None
         self._client = self._make_client(settings)
         self._notifier = Notifier(self._client)
+        self.metrics.watch_oldest(self._oldest_pending)
 
     @property
     def subscription(self) -> str:
@@ -176,6 +293,8 @@ class Ingestor:
     def start(self) -> None:
         """Connect, subscribe and start the worker; return once the subscription is granted."""
         self._stopping.clear()
+        if self.settings.metrics_port is not None and self._metrics_server is None:
+            self._metrics_server, _ = serve_metrics(self.metrics, self.settings.metrics_host, self.settings.metrics_port)
         self._worker = threading.Thread(target=self._work, name="pisces-ingest-worker", daemon=True)
         self._worker.start()
         address = BrokerAddress.parse(self.settings.mqtt_url or "")
@@ -183,6 +302,7 @@ class Ingestor:
         if self.settings.mqtt_protocol == "5":
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = SESSION_EXPIRY_S
+            props.ReceiveMaximum = self.settings.ingest_receive_maximum
             kwargs = {"clean_start": False, "properties": props}
         self._client.connect_async(address.host, address.port, keepalive=30, **kwargs)
         self._client.loop_start()
@@ -199,12 +319,17 @@ class Ingestor:
             self._worker.join(0.5)
             conn = self._conn
             if self._worker.is_alive() and conn is not None:
-                conn.cancel_safe()  # a statement stuck on a lock: roll it back, leave the message unacked
+                conn.cancel_safe()  # a statement stuck on a lock: roll it back, leave the batch unacked
             self._worker.join(timeout)
         self._drop_connection()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
+            self._metrics_server = None
 
     def run_forever(self) -> None:
-        """Run until interrupted (Ctrl-C / SIGINT)."""
+        """Run until SIGINT or SIGTERM."""
+        signal.signal(signal.SIGTERM, lambda *_: self._stopping.set())
         self.start()
         try:
             self._stopping.wait()
@@ -226,63 +351,140 @@ class Ingestor:
             log.error("subscription to %s refused: %s", self.subscription, codes)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
-        self._queue.put(_Pending(message.topic, bytes(message.payload), message.mid, message.qos))
+        self._queue.put(_Pending(message.topic, message.payload, message.mid, message.qos, time.monotonic()))
+        self.metrics.pending.inc()
+
+    def _oldest_pending(self) -> float | None:
+        in_hand = self._in_hand
+        if in_hand:
+            return in_hand[0].received
+        with self._queue.mutex:
+            return self._queue.queue[0].received if self._queue.queue else None
 
     def _work(self) -> None:
         while not self._stopping.is_set():
             try:
-                item = self._queue.get(timeout=0.2)
+                first = self._queue.get(timeout=0.2)
             except queue.Empty:
+                self._maybe_retention()
                 continue
-            self._process(item)
+            batch = [first]
+            while len(batch) < self.settings.ingest_batch_size:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._in_hand = batch
+            self._process(batch)
+            self._in_hand = []
+            self._maybe_retention()
 
-    def _process(self, item: _Pending) -> None:
-        self.counters.received += 1
-        outcome = self._commit(item)
-        if outcome is None:
-            return  # stopping during a database outage: no ack, the broker delivers it again
-        self._count(outcome)
-        if outcome.changes and outcome.device_id:
-            self.counters.notified += self._notifier.send(outcome.device_id, outcome.changes)
-        if item.qos > 0:
-            self._client.ack(item.mid, item.qos)
+    def _process(self, batch: list[_Pending]) -> None:
+        self.counters.received += len(batch)
+        self.metrics.received.inc(len(batch))
+        decoded = [decode_one(p.topic, p.payload) for p in batch]
+        started = time.perf_counter()
+        outcomes = self._commit(decoded)
+        if outcomes is None:
+            return  # stopping during a database outage: no ack, the broker delivers them again
+        done = time.monotonic()
+        self.counters.batches += 1
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        self.metrics.batch_size.observe(len(batch))
+        for item, outcome in zip(batch, outcomes):
+            self._count(outcome)
+            self.metrics.commit_lag.observe(done - item.received)
+            if outcome.changes and outcome.device_id:
+                self.counters.notified += self._notifier.send(outcome.device_id, outcome.changes)
+        for item in batch:
+            if item.qos > 0:
+                self._client.ack(item.mid, item.qos)
+        self.metrics.pending.dec(len(batch))
 
-    def _commit(self, item: _Pending) -> Outcome | None:
-        failure: tuple[str, str] | None = None
+    def _commit(self, batch: list[Decoded]) -> list[Outcome] | None:
         delay = RETRY_MIN_S
         while True:
             try:
                 conn = self._connection()
-                if failure is None:
-                    return handle_message(conn, item.topic, item.payload, self._rules)
-                return keep_dead_letter(conn, item.topic, item.payload, *failure)
+                self._ensure_partitions(conn, batch)
+                try:
+                    return store_batch(conn, batch, self._rules, bool(self._rollups))
+                except (psycopg.errors.TransactionRollback, psycopg.OperationalError):
+                    raise
+                except psycopg.Error as exc:
+                    if len(batch) == 1:
+                        return [self._refused(conn, batch[0], exc)]
+                    log.warning("a batch of %d was refused (%s); storing its messages one by one", len(batch), exc)
+                    return self._one_by_one(conn, batch)
+            except psycopg.errors.TransactionRollback as exc:  # deadlock or serialization: just again
+                self.counters.db_errors += 1
+                self.metrics.db_errors.inc()
+                log.info("batch rolled back (%s); retrying", exc)
             except psycopg.OperationalError as exc:
                 self.counters.db_errors += 1
+                self.metrics.db_errors.inc()
                 log.warning("database unavailable (%s); retrying in %.1f s", exc, delay)
                 self._drop_connection()
                 if self._stopping.wait(delay):
                     return None
                 delay = min(delay * 2, RETRY_MAX_S)
-            except Exception as exc:  # a row the database refuses, or a bug: keep it, go on
-                if failure is not None:
-                    log.exception("could not even dead-letter a message on %s", item.topic)
-                    return None
-                log.exception("storing a message on %s failed", item.topic)
-                failure = ("store_failed", f"{type(exc).__name__}: {exc}")
+
+    def _one_by_one(self, conn: psycopg.Connection[Any], batch: list[Decoded]) -> list[Outcome]:
+        outcomes = []
+        for item in batch:
+            try:
+                outcomes.extend(store_batch(conn, [item], self._rules, bool(self._rollups)))
+            except (psycopg.errors.TransactionRollback, psycopg.OperationalError):
+                raise  # the caller retries; what committed here comes back as duplicates
+            except psycopg.Error as exc:
+                outcomes.append(self._refused(conn, item, exc))
+        return outcomes
+
+    def _refused(self, conn: psycopg.Connection[Any], item: Decoded, exc: Exception) -> Outcome:
+        log.error("the database refused a message on %s: %s", item.topic, exc)
+        device = item.msg.device if item.msg is not None else None
+        keep_dead_letter(conn, item.topic, item.payload, "store_failed", f"{type(exc).__name__}: {exc}")
+        return Outcome("dead_letter", device, reason="store_failed")
+
+    def _ensure_partitions(self, conn: psycopg.Connection[Any], batch: list[Decoded]) -> None:
+        days = set().union(*(records.summary_days(d.msg) for d in batch if isinstance(d.msg, Summary)))
+        missing = days - self._days
+        if missing:
+            records.ensure_partitions(conn, missing)
+            self._days |= missing
+
+    def _maybe_retention(self) -> None:
+        days = self.settings.summary_retention_days
+        if days <= 0 or time.monotonic() < self._retention_due:
+            return
+        self._retention_due = time.monotonic() + RETENTION_EVERY_S
+        try:
+            dropped = apply_retention(self._connection(), days)
+        except psycopg.Error as exc:
+            log.warning("retention failed (%s); will try again", exc)
+            return
+        self._days.clear()
+        if dropped:
+            log.info("retention dropped %s", ", ".join(dropped))
 
     def _count(self, outcome: Outcome) -> None:
         if outcome.status == "stored":
             self.counters.stored += 1
+            self.metrics.stored.inc()
+            self.metrics.windows.inc(outcome.windows)
         elif outcome.status == "duplicate":
             self.counters.duplicates += 1
+            self.metrics.duplicates.inc()
         else:
             self.counters.dead_lettered += 1
+            self.metrics.dead_lettered.labels(outcome.reason or "unknown").inc()
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
             self._conn = psycopg.connect(
                 self._db_url, autocommit=True, application_name=f"pisces-ingest:{self.settings.mqtt_client_id}"
             )
+            self._rollups = store_engine(self._conn) != "timescaledb"
         return self._conn
 
     def _drop_connection(self) -> None:
@@ -292,3 +494,65 @@ class Ingestor:
             except psycopg.Error:
                 pass
             self._conn = None
+
+
+def worker_settings(settings: ServerSettings, index: int) -> ServerSettings:
+    """Settings of worker ``index`` of ``pisces ingest --workers N``: own client id and metrics port.
+
+    Workers speak MQTT 5 and join one shared subscription group (default
+    ``pisces-ingest``), so the broker hands each message to one of them.
+    """
+    port = settings.metrics_port
+    return settings.model_copy(
+        update={
+            "mqtt_client_id": f"{settings.mqtt_client_id}-{index}",
+            "mqtt_protocol": "5",
+            "mqtt_shared_group": settings.mqtt_shared_group or DEFAULT_SHARED_GROUP,
+            "metrics_port": port + index if port else port,
+            "ingest_in_server": False,
+        }
+    )
+
+
+def _worker_main(settings: ServerSettings) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(processName)s %(levelname)s %(message)s")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor stops us with SIGTERM
+    Ingestor(settings).run_forever()
+
+
+def supervise(settings: ServerSettings, workers: int, stop: threading.Event | None = None) -> None:
+    """Run ``workers`` ingest processes and restart any that dies (same client id: its session resumes).
+
+    Returns after ``stop`` is set (or SIGINT/SIGTERM), having stopped the workers.
+    """
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    ctx = multiprocessing.get_context("spawn")
+    procs: dict[int, Any] = {}
+    backoff = dict.fromkeys(range(workers), RESTART_MIN_S)
+    due = dict.fromkeys(range(workers), 0.0)
+    try:
+        while not stop.is_set():
+            for i in range(workers):
+                proc = procs.get(i)
+                if proc is not None and proc.is_alive():
+                    continue
+                if proc is not None:
+                    log.warning("ingest worker %d exited with %s; restarting", i, proc.exitcode)
+                    due[i] = time.monotonic() + backoff[i]
+                    backoff[i] = min(backoff[i] * 2, RESTART_MAX_S)
+                    procs.pop(i)
+                if time.monotonic() >= due[i]:
+                    procs[i] = ctx.Process(target=_worker_main, args=(worker_settings(settings, i),), name=f"ingest-{i}")
+                    procs[i].start()
+            stop.wait(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+        for proc in procs.values():
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()

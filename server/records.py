@@ -1,15 +1,19 @@
 """Ingest writes: uplink messages to rows, rule state and alert rows.
 
 Every function runs inside the caller's transaction; :mod:`server.ingest`
-commits once per MQTT message, so a message's rows, its idempotency key, the
-rule state and the alerts it caused are stored together or not at all.
+commits once per batch of MQTT messages, so a message's rows, its idempotency
+key, the rule state and the alerts it caused are stored together or not at all.
+The ``*_many`` functions are the bulk path (one statement for a whole batch);
+they take row locks in a fixed order (keys, then patient ids, ascending) so
+that concurrent workers wait for each other instead of deadlocking.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 import psycopg
@@ -23,6 +27,27 @@ ALERT_CHANNEL = "pisces_alerts"  # PostgreSQL NOTIFY channel; payload: the alert
 SUMMARY_COLUMNS = (
     "patient_id, device_id, seq, idx, start_at, end_at, beats, hr_mean, hr_min, hr_max, rr_mean,"
     " sdnn, rmssd, flags, resp_rate, activity, intensity, quality, battery, lat, lon"
+)
+# PostgreSQL types of SUMMARY_COLUMNS, for binary COPY.
+SUMMARY_TYPES = (
+    "int8", "text", "int8", "int4", "timestamptz", "timestamptz", "int4", "float4", "float4", "float4",
+    "float4", "float4", "float4", "text[]", "float4", "text", "float4", "float4", "int2", "float8", "float8",
+)  # fmt: skip
+STAGE = "pisces_stage_summaries"  # per-connection temporary staging table
+ROLLUPS = (("summary_1m", "1 minute"), ("summary_1h", "1 hour"))
+_ROLLUP_SELECT = (
+    "SELECT patient_id, date_bin(INTERVAL '{step}', start_at, 'epoch'), count(*), sum(beats), count(hr_mean),"
+    " sum(hr_mean::float8), min(hr_min), max(hr_max), count(resp_rate), sum(resp_rate::float8),"
+    " sum(quality::float8) FROM ins GROUP BY 1, 2 ORDER BY 1, 2"
+)
+_ROLLUP_MERGE = (
+    " ON CONFLICT (patient_id, bucket) DO UPDATE SET windows = {t}.windows + EXCLUDED.windows,"
+    " beats = {t}.beats + EXCLUDED.beats, hr_n = {t}.hr_n + EXCLUDED.hr_n,"
+    " hr_sum = COALESCE({t}.hr_sum + EXCLUDED.hr_sum, {t}.hr_sum, EXCLUDED.hr_sum),"
+    " hr_min = LEAST({t}.hr_min, EXCLUDED.hr_min), hr_max = GREATEST({t}.hr_max, EXCLUDED.hr_max),"
+    " resp_n = {t}.resp_n + EXCLUDED.resp_n,"
+    " resp_sum = COALESCE({t}.resp_sum + EXCLUDED.resp_sum, {t}.resp_sum, EXCLUDED.resp_sum),"
+    " quality_sum = {t}.quality_sum + EXCLUDED.quality_sum"
 )
 
 
@@ -59,26 +84,134 @@ def claim_message(conn: psycopg.Connection[Any], device_id: str, seq: int, kind:
     return row is not None
 
 
+def device_patients(conn: psycopg.Connection[Any], devices: Iterable[str]) -> dict[str, int]:
+    """``device id -> patient id`` for the known ones among ``devices``."""
+    rows = conn.execute(
+        "SELECT device_id, id FROM patients WHERE device_id = ANY(%s)", (sorted(set(devices)),)
+    ).fetchall()
+    return {str(d): int(p) for d, p in rows}
+
+
+def claim_many(conn: psycopg.Connection[Any], keys: Sequence[tuple[str, int, str]]) -> set[tuple[str, int]]:
+    """Record ``(device, seq, kind)`` keys as stored; return those that were new (the rest are duplicates)."""
+    if not keys:
+        return set()
+    ordered = sorted(keys)
+    rows = conn.execute(
+        "INSERT INTO uplink_messages (device_id, seq, kind)"
+        " SELECT * FROM unnest(%s::text[], %s::bigint[], %s::text[]) ORDER BY 1, 2"
+        " ON CONFLICT DO NOTHING RETURNING device_id, seq",
+        ([k[0] for k in ordered], [k[1] for k in ordered], [k[2] for k in ordered]),
+    ).fetchall()
+    return {(str(d), int(s)) for d, s in rows}
+
+
+def ensure_partitions(conn: psycopg.Connection[Any], days: Iterable[date]) -> int:
+    """Create the summary partitions for these UTC days if missing; returns how many were made."""
+    row = conn.execute("SELECT pisces_ensure_summary_partitions(%s::date[])", (sorted(set(days)),)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def summary_days(msg: Summary) -> set[date]:
+    """The UTC days the windows of a summary message start on (their partitions)."""
+    return {ts(w.start).date() for w in msg.windows}
+
+
+def store_summaries(
+    conn: psycopg.Connection[Any], batch: Sequence[tuple[int, Summary]], rollups: bool
+) -> int:
+    """Bulk-write the windows of new summary messages; returns the rows inserted.
+
+    COPY (binary) into a temporary staging table, then one
+    ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` into ``summaries``; with
+    ``rollups`` (plain PostgreSQL) the same statement adds the inserted rows to
+    the 1-minute and 1-hour rollup tables. Also moves the patients' last_data_at.
+    """
+    if not batch:
+        return 0
+    conn.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} (LIKE summaries INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    with conn.cursor().copy(f"COPY {STAGE} ({SUMMARY_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(SUMMARY_TYPES)
+        for patient_id, msg in batch:
+            for idx, w in enumerate(msg.windows):
+                copy.write_row((
+                    patient_id, msg.device, msg.seq, idx, ts(w.start), ts(w.end), w.beats,
+                    w.hr_mean, w.hr_min, w.hr_max, w.rr_mean, w.sdnn, w.rmssd, list(w.flags),
+                    w.resp_rate, w.activity, w.intensity, w.quality, w.battery, w.lat, w.lon,
+                ))  # fmt: skip
+    insert = (
+        f"INSERT INTO summaries ({SUMMARY_COLUMNS}) SELECT {SUMMARY_COLUMNS} FROM {STAGE}"
+        " ON CONFLICT DO NOTHING RETURNING patient_id, start_at, beats, hr_mean, hr_min, hr_max, resp_rate, quality"
+    )
+    if rollups:
+        ctes = ", ".join(
+            f"r{i} AS (INSERT INTO {table} {_ROLLUP_SELECT.format(step=step)}{_ROLLUP_MERGE.format(t=table)})"
+            for i, (table, step) in enumerate(ROLLUPS)
+        )
+        statement = f"WITH ins AS ({insert}), {ctes} SELECT count(*) FROM ins"
+    else:
+        statement = f"WITH ins AS ({insert}) SELECT count(*) FROM ins"
+    row = conn.execute(statement).fetchone()
+    newest: dict[int, float] = {}
+    for patient_id, msg in batch:
+        newest[patient_id] = max(newest.get(patient_id, 0.0), max(w.end for w in msg.windows))
+    ids = sorted(newest)
+    conn.execute(
+        "UPDATE patients p SET last_data_at = GREATEST(p.last_data_at, n.at)"
+        " FROM unnest(%s::bigint[], %s::timestamptz[]) AS n(id, at) WHERE p.id = n.id",
+        (ids, [ts(newest[i]) for i in ids]),
+    )
+    return int(row[0]) if row else 0
+
+
+def lock_rule_states(conn: psycopg.Connection[Any], patient_ids: Iterable[int]) -> dict[int, RuleState]:
+    """Load and lock (until commit) the rule state of several patients, in ascending id order."""
+    ids = sorted(set(patient_ids))
+    if not ids:
+        return {}
+    conn.execute(
+        "INSERT INTO rule_state (patient_id, state) SELECT id, '{}' FROM unnest(%s::bigint[]) AS id"
+        " ORDER BY id ON CONFLICT DO NOTHING",
+        (ids,),
+    )
+    rows = conn.execute(
+        "SELECT patient_id, state FROM rule_state WHERE patient_id = ANY(%s) ORDER BY patient_id FOR UPDATE",
+        (ids,),
+    ).fetchall()
+    return {int(p): RuleState.from_json(s) for p, s in rows}
+
+
+def active_levels_many(conn: psycopg.Connection[Any], patient_ids: Iterable[int]) -> dict[int, dict[str, str]]:
+    """``patient -> {parameter: level}`` of the alerts not yet resolved."""
+    found: dict[int, dict[str, str]] = {}
+    rows = conn.execute(
+        "SELECT patient_id, parameter, level FROM alerts WHERE patient_id = ANY(%s) AND state <> 'resolved'",
+        (sorted(set(patient_ids)),),
+    ).fetchall()
+    for patient_id, parameter, level in rows:
+        found.setdefault(int(patient_id), {})[str(parameter)] = str(level)
+    return found
+
+
+def save_rule_states(conn: psycopg.Connection[Any], states: Mapping[int, RuleState]) -> None:
+    """Persist several patients' rule states in one statement."""
+    if not states:
+        return
+    ids = sorted(states)
+    conn.execute(
+        "UPDATE rule_state r SET state = n.state, updated_at = now()"
+        " FROM unnest(%s::bigint[], %s::jsonb[]) AS n(id, state) WHERE r.patient_id = n.id",
+        (ids, [Jsonb(states[i].to_json()) for i in ids]),
+    )
+
+
 def dead_letter(conn: psycopg.Connection[Any], topic: str, payload: bytes, reason: str, detail: str) -> None:
     """Keep a message the ingest could not use, with the reason."""
     conn.execute(
         "INSERT INTO dead_letters (topic, payload, reason, detail) VALUES (%s, %s, %s, %s)",
         (topic, payload, reason, detail),
-    )
-
-
-def store_summary(conn: psycopg.Connection[Any], patient_id: int, msg: Summary) -> None:
-    """Write a summary message's windows (binary-safe COPY) and move the patient's last_data_at."""
-    with conn.cursor().copy(f"COPY summaries ({SUMMARY_COLUMNS}) FROM STDIN") as copy:
-        for idx, w in enumerate(msg.windows):
-            copy.write_row((
-                patient_id, msg.device, msg.seq, idx, ts(w.start), ts(w.end), w.beats,
-                w.hr_mean, w.hr_min, w.hr_max, w.rr_mean, w.sdnn, w.rmssd, list(w.flags),
-                w.resp_rate, w.activity, w.intensity, w.quality, w.battery, w.lat, w.lon,
-            ))  # fmt: skip
-    newest = ts(max(w.end for w in msg.windows))
-    conn.execute(
-        "UPDATE patients SET last_data_at = GREATEST(last_data_at, %s) WHERE id = %s", (newest, patient_id)
     )
 
 

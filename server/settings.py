@@ -38,7 +38,21 @@ class ServerSettings(BaseSettings):
         default=None, description="subscribe as $share/<group>/... so N workers split the uplink"
     )
     db_pool_size: int = Field(default=10, ge=1, le=200, description="API connection pool size")
-    ingest_batch_size: int = Field(default=200, ge=1, le=10_000)
+    ingest_batch_size: int = Field(default=500, ge=1, le=10_000, description="most messages per transaction")
+    ingest_receive_maximum: int = Field(
+        default=2000, ge=1, le=65_535, description="MQTT 5: unacked messages the broker may send us at once"
+    )
+    ingest_workers: int = Field(default=1, ge=1, le=64, description="worker processes of `pisces ingest`")
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65_535, description="serve /metrics here (worker i of `pisces ingest`: port + i)"
+    )
+    summary_retention_days: float = Field(
+        default=0, ge=0, description="drop raw summary windows older than this (0: keep); rollups stay"
+    )
+    broker_password_file: str | None = Field(
+        default=None, description="Mosquitto password file that `pisces devices` edits"
+    )
     alert_hold_seconds: float = Field(default=60.0, ge=0, description="a level must hold this long to open")
     alert_clear_seconds: float = Field(default=120.0, ge=0, description="back within limits this long to clear")
     min_quality: float = Field(default=0.5, ge=0, le=1, description="windows below it raise no alerts")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 MIGRATION_LOCK_KEY = 0x50_15_CE_5  # pg_advisory_lock key: one migrator at a time
@@ -43,19 +44,43 @@ class User:
         return self.role == "admin"
 
 
-def _migrations() -> list[tuple[int, str, str]]:
-    found = []
-    for entry in MIGRATIONS_DIR.glob("*.sql"):
+def _migrations(timescale: bool) -> list[tuple[int, str, str]]:
+    """``(number, file name, SQL)`` in order; ``NNN_x.timescale.sql`` replaces ``NNN_x.sql`` on Timescale."""
+    chosen: dict[int, Path] = {}
+    for entry in sorted(MIGRATIONS_DIR.glob("*.sql")):
         number = int(entry.name.split("_", 1)[0])
-        found.append((number, entry.name, entry.read_text(encoding="utf-8")))
-    return sorted(found)
+        variant = entry.name.endswith(".timescale.sql")
+        if variant == timescale or (not variant and number not in chosen):
+            chosen[number] = entry
+    return [(n, e.name, e.read_text(encoding="utf-8")) for n, e in sorted(chosen.items())]
 
 
-def migrate(url: str) -> list[int]:
+def timescale_usable(conn: psycopg.Connection[Any]) -> bool:
+    """True if the server has the ``timescaledb`` extension installed and preloaded."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')"
+        " AND current_setting('shared_preload_libraries') LIKE '%%timescaledb%%'"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def store_engine(conn: psycopg.Connection[Any]) -> str:
+    """``"timescaledb"`` or ``"postgresql"``: which path migration 002 took on this database."""
+    row = conn.execute("SELECT value FROM store_info WHERE key = 'engine'").fetchone()
+    return str(row[0]) if row else "postgresql"
+
+
+def migrate(url: str, timescale: bool | None = None) -> list[int]:
     """Apply the migrations this database lacks, in order; return the numbers applied.
 
     Idempotent, and safe when several processes run it at once: they queue on
     a session advisory lock and each migration runs in its own transaction.
+
+    Args:
+        url: PostgreSQL connection URL.
+        timescale: take the TimescaleDB path (True), the plain one (False), or
+            TimescaleDB when the server has it (None). Only decides migrations
+            not yet applied: a database keeps the engine it was created with.
     """
     applied: list[int] = []
     with psycopg.connect(url, autocommit=True) as conn:
@@ -67,7 +92,11 @@ def migrate(url: str) -> list[int]:
                 " applied_at timestamptz NOT NULL DEFAULT now())"
             )
             done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
-            for number, name, text in _migrations():
+            if 2 in done:
+                timescale = store_engine(conn) == "timescaledb"
+            elif timescale is None:
+                timescale = timescale_usable(conn)
+            for number, name, text in _migrations(timescale):
                 if number in done:
                     continue
                 with conn.transaction():
@@ -79,6 +108,36 @@ def migrate(url: str) -> list[int]:
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
     return applied
+
+
+def apply_retention(conn: psycopg.Connection[Any], days: float) -> list[str]:
+    """Keep raw summary windows for ``days`` days (0: forever); rollups are kept.
+
+    Plain PostgreSQL: drops the day partitions that ended before the cutoff and
+    returns their names (run it periodically; the ingest does, hourly).
+    TimescaleDB: (re)sets the hypertable's retention policy, which TimescaleDB's
+    own scheduler applies; returns an empty list.
+    """
+    timescale = store_engine(conn) == "timescaledb"
+    if timescale:
+        conn.execute("SELECT remove_retention_policy('summaries', if_exists => true)")
+        if days > 0:
+            conn.execute("SELECT add_retention_policy('summaries', drop_after => %s)", (timedelta(days=days),))
+        return []
+    if days <= 0:
+        return []
+    cutoff = (datetime.now(timezone.utc) - timedelta(days=days)).date()
+    rows = conn.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+        " WHERE i.inhparent = 'summaries'::regclass ORDER BY c.relname"
+    ).fetchall()
+    dropped = []
+    for (name,) in rows:
+        day = datetime.strptime(name.removeprefix("summaries_"), "%Y%m%d").date()
+        if day + timedelta(days=1) <= cutoff:
+            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
+            dropped.append(name)
+    return dropped
 
 
 def hash_password(password: str) -> str:
