@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -29,7 +30,7 @@ from edge.outbox import Outbox, StripRequest
 from edge.sensors import Notification, SensorSource
 from edge.summary import Summarizer
 from edge.uplink import Uplink
-from wire import Config, Event, EventType, Notify, Strip, Summary, SummaryWindow, WireError
+from wire import Config, Event, EventType, Kind, Level, Notify, Strip, Summary, SummaryWindow, WireError, decode, encode
 from wire.gatt import (
     BATTERY_LEVEL_UUID,
     HEART_RATE_MEASUREMENT_UUID,
@@ -45,6 +46,9 @@ ACC_FS = 25.0  # Hz, as the agent asks the strap for
 POLL_INTERVAL_S = 0.2
 OPEN_PERIOD = "open_symptom_period"
 URGENT_FLAGS = frozenset({"pause", "brady", "tachy", "irregular", "af_suspected", "vt"})
+CONFIG_STATE = "config"
+CLOCK_BACK_TOLERANCE_S = 5.0  # receive times this far behind the newest one mean the phone's clock jumped back
+MAX_NOTIFICATIONS = 50  # kept for the app
 
 
 def mark_symptom(
@@ -91,6 +95,29 @@ def press_panic(outbox: Outbox, device_id: str, time: float | None = None) -> Ev
     return outbox.put(lambda seq: Event(device_id, seq, EventType.PANIC, at), created=at, strip_reason="panic")
 
 
+def send_feedback(outbox: Outbox, device_id: str, text: str, time: float | None = None) -> Event:
+    """Record feedback for the people who design the service (never dropped by the outbox bound)."""
+    at = _now(time)
+    return outbox.put(lambda seq: Event(device_id, seq, EventType.FEEDBACK, at, note=text), created=at)
+
+
+def hr_level(config: Config | None, hr: float | None) -> Level | None:
+    """The level of a heart rate under the limits of ``config``: RED, YELLOW or None (inside, or unknown).
+
+    Pure; the same comparison the server's rules make on a window's mean HR (limits inclusive).
+    """
+    limits = dict(config.limits).get("hr") if config else None
+    if limits is None or hr is None:
+        return None
+    if (limits.red_low is not None and hr <= limits.red_low) or (limits.red_high is not None and hr >= limits.red_high):
+        return Level.RED
+    if (limits.yellow_low is not None and hr <= limits.yellow_low) or (
+        limits.yellow_high is not None and hr >= limits.yellow_high
+    ):
+        return Level.YELLOW
+    return None
+
+
 def _now(at: float | None) -> float:
     return time.time() if at is None else float(at)
 
@@ -106,6 +133,18 @@ class AgentReport:
     counters: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass
+class Vitals:
+    """The latest readings, for the patient's status screen (times in s since epoch)."""
+
+    hr: int | None = None
+    hr_time: float | None = None
+    battery: int | None = None
+    contact: bool | None = None
+    last_time: float | None = None
+    local_level: Level | None = None
+
+
 class EdgeAgent:
     """Composition of source, decoding, summariser, outbox and (optionally) uplink.
 
@@ -114,10 +153,11 @@ class EdgeAgent:
         source: where notifications come from (a strap or a virtual one).
         outbox: the durable outbox.
         uplink: the MQTT link, started and stopped by :meth:`run`; None to only fill the outbox.
-        window_seconds, batch_windows: summary cadence.
+        window_seconds, batch_windows: summary cadence until a ``config`` says otherwise.
         strip_seconds: length of ECG strips (and of the ring buffer).
         poll_interval: s between outbox polls (uplink pump, strip requests).
-        on_notify: called on the event loop with each ``Notify`` for the patient.
+        on_notify: called on the event loop with each ``Notify`` for the patient
+            (from the server, or a local warning while offline).
     """
 
     def __init__(
@@ -141,18 +181,22 @@ class EdgeAgent:
         self.on_notify = on_notify
         self.summarizer = Summarizer(window_seconds, ecg_fs=ECG_FS, acc_fs=ACC_FS)
         self.config: Config | None = None
-        self.notifications: list[Notify] = []
-        self.report = AgentReport(counters={"bad_frames": 0, "unknown_uuid": 0})
+        self.notifications: deque[Notify] = deque(maxlen=MAX_NOTIFICATIONS)
+        self.vitals = Vitals()
+        self.report = AgentReport(
+            counters={"bad_frames": 0, "unknown_uuid": 0, "clock_jumps": 0, "local_warnings": 0, "outbox_errors": 0}
+        )
         self._batch: list[SummaryWindow] = []
         self._ring: deque[tuple[float, np.ndarray]] = deque()  # (time of first sample, µV samples)
-        self._ecg_next: float | None = None
+        self._held: list[Callable[[], object]] = []  # outbox writes that failed (disk full), retried on poll
+        self._restore_config()
 
     async def run(self) -> AgentReport:
         """Consume the source until it ends, then flush; returns what was done."""
         loop = asyncio.get_running_loop()
         if self.uplink is not None:
             self.uplink.on_notify = lambda n: loop.call_soon_threadsafe(self._notified, n)
-            self.uplink.on_config = lambda c: loop.call_soon_threadsafe(setattr, self, "config", c)
+            self.uplink.on_config = lambda c: loop.call_soon_threadsafe(self.apply_config, c)
             self.uplink.start()
         poller = asyncio.create_task(self._poll_forever())
         try:
@@ -177,6 +221,38 @@ class EdgeAgent:
         self.poll()
         return self.outbox.pending_count() == 0
 
+    @property
+    def online(self) -> bool:
+        """Whether the broker link is up."""
+        return self.uplink is not None and self.uplink.connected
+
+    def apply_config(self, config: Config) -> None:
+        """Apply a ``config`` from the server (newer versions only) and keep it for offline use."""
+        if self.config is not None and config.version < self.config.version:
+            return
+        self.config = config
+        self.batch_windows = config.batch_windows
+        if config.window_seconds != self.summarizer.window_seconds:
+            self._restart_summarizer(config.window_seconds)
+        self._attempt(lambda: self.outbox.set_state(CONFIG_STATE, encode(config).decode()))
+
+    def _restore_config(self) -> None:
+        saved = self.outbox.get_state(CONFIG_STATE)
+        if saved is None:
+            return
+        try:
+            config = decode(saved.encode(), Kind.CONFIG)
+        except WireError:
+            self.report.counters["bad_saved_config"] = 1
+            return
+        assert isinstance(config, Config)
+        self.apply_config(config)
+
+    def _restart_summarizer(self, window_seconds: float) -> None:
+        """Close the open windows (partial) and continue with a fresh summariser."""
+        self._emit(self.summarizer.finish(), force=True)
+        self.summarizer = Summarizer(window_seconds, ecg_fs=ECG_FS, acc_fs=ACC_FS)
+
     def _notified(self, message: Notify) -> None:
         self.notifications.append(message)
         if self.on_notify:
@@ -188,14 +264,34 @@ class EdgeAgent:
             self.poll()
 
     def poll(self) -> None:
-        """Serve strip requests and let the uplink publish/ack (called every ``poll_interval``)."""
+        """Retry held writes, serve strip requests and let the uplink publish/ack.
+
+        Called every ``poll_interval``, and at once after anything urgent.
+        """
+        held, self._held = self._held, []
+        for write in held:
+            self._attempt(write)
         self._serve_strip_requests()
         if self.uplink is not None:
             self.uplink.pump()
 
+    def _attempt(self, write: Callable[[], object]) -> None:
+        """Run an outbox write; if the disk refuses it, hold it in memory and retry on the next poll."""
+        try:
+            write()
+        except sqlite3.OperationalError:  # "database or disk is full", a locked file beyond the busy timeout
+            self.report.counters["outbox_errors"] += 1
+            self._held.append(write)
+
     def handle(self, note: Notification) -> None:
         """Decode one notification and feed it on; bad frames are counted, not raised."""
         self.report.notifications += 1
+        last = self.vitals.last_time
+        if last is not None and note.time < last - CLOCK_BACK_TOLERANCE_S:
+            self.report.counters["clock_jumps"] += 1
+            self._restart_summarizer(self.summarizer.window_seconds)
+            self._ring.clear()
+        self.vitals.last_time = note.time if last is None else max(note.time, last) if note.time >= last - CLOCK_BACK_TOLERANCE_S else note.time
         try:
             windows = self._dispatch(note)
         except WireError:
@@ -206,9 +302,12 @@ class EdgeAgent:
     def _dispatch(self, note: Notification) -> list[SummaryWindow]:
         uuid = note.uuid.lower()
         if uuid == HEART_RATE_MEASUREMENT_UUID:
-            return self.summarizer.feed_hrm(note.time, decode_heart_rate_measurement(note.data))
+            m = decode_heart_rate_measurement(note.data)
+            self.vitals.hr, self.vitals.hr_time, self.vitals.contact = m.heart_rate, note.time, m.sensor_contact
+            return self.summarizer.feed_hrm(note.time, m)
         if uuid == BATTERY_LEVEL_UUID:
-            return self.summarizer.feed_battery(note.time, decode_battery_level(note.data))
+            self.vitals.battery = decode_battery_level(note.data)
+            return self.summarizer.feed_battery(note.time, self.vitals.battery)
         if uuid == PMD_DATA_UUID:
             frame = decode_pmd_frame(note.data)
             if isinstance(frame, PmdEcgFrame):
@@ -230,24 +329,37 @@ class EdgeAgent:
     def _emit(self, windows: list[SummaryWindow], force: bool = False) -> None:
         self.report.windows += len(windows)
         self._batch.extend(windows)
+        for w in windows:
+            self._warn_locally(w)
         urgent = any(self._is_urgent(w) for w in windows)
         if self._batch and (force or urgent or len(self._batch) >= self.batch_windows):
             batch, self._batch = tuple(self._batch), []
-            self.outbox.put(lambda seq: Summary(self.device_id, seq, batch), created=batch[-1].end)
+            self._attempt(lambda: self.outbox.put(lambda seq: Summary(self.device_id, seq, batch), created=batch[-1].end))
             self.report.summaries += 1
+            if urgent:
+                self.poll()  # out at once, not at the next poll
 
     def _is_urgent(self, w: SummaryWindow) -> bool:
-        if set(w.flags) & URGENT_FLAGS:
-            return True
-        limits = dict(self.config.limits).get("hr") if self.config else None
-        if limits is None or w.hr_mean is None:
-            return False
-        lo = [v for v in (limits.yellow_low, limits.red_low) if v is not None]
-        hi = [v for v in (limits.yellow_high, limits.red_high) if v is not None]
-        return bool((lo and w.hr_mean <= max(lo)) or (hi and w.hr_mean >= min(hi)))
+        return bool(set(w.flags) & URGENT_FLAGS) or hr_level(self.config, w.hr_mean) is not None
+
+    def _warn_locally(self, w: SummaryWindow) -> None:
+        """While offline, warn the patient from the last limits received (once per change of level)."""
+        level = hr_level(self.config, w.hr_mean)
+        previous, self.vitals.local_level = self.vitals.local_level, level
+        if level is None or level == previous or self.online:
+            return
+        self.report.counters["local_warnings"] += 1
+        title = "Heart rate outside your limits" if level is Level.YELLOW else "Heart rate far outside your limits"
+        body = f"{w.hr_mean:.0f} bpm. The phone is offline: if you feel unwell, call your care team."
+        self._notified(Notify(self.device_id, w.end, level, title, body, parameter="hr_local"))
 
     def _serve_strip_requests(self) -> None:
-        for request in self.outbox.take_strip_requests():
+        try:
+            requests = self.outbox.take_strip_requests()
+        except sqlite3.OperationalError:
+            self.report.counters["outbox_errors"] += 1
+            return
+        for request in requests:
             self._send_strip(request)
 
     def _send_strip(self, request: StripRequest) -> None:
@@ -256,10 +368,10 @@ class EdgeAgent:
             self.report.counters["strips_without_ecg"] = self.report.counters.get("strips_without_ecg", 0) + 1
             return
         clipped = tuple(int(v) for v in np.clip(np.round(samples), -32768, 32767))
-        self.outbox.put(
+        self._attempt(lambda: self.outbox.put(
             lambda seq: Strip(self.device_id, seq, start, ECG_FS, request.reason, clipped, request.ref_seq),
             created=request.time,
-        )
+        ))  # fmt: skip
         self.report.strips += 1
 
     def _strip_before(self, end: float) -> tuple[float, np.ndarray]:
