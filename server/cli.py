@@ -2,8 +2,10 @@
 
     pisces demo                      the whole system on embedded defaults
     pisces server                    HTTP API + portal (+ one ingest worker)
-    pisces ingest                    an ingest worker alone
+    pisces ingest [--workers N]      ingest workers alone (N processes on a shared subscription)
     pisces db migrate                create or upgrade the schema
+    pisces devices add|revoke ID     a device's broker credentials (Mosquitto password file)
+    pisces broker init DIR           a Mosquitto configuration with per-device auth and ACL
     pisces users add NAME            a clinician or admin account
     pisces patients add              a patient and their device
     pisces edge ...                  the phone agent (run, mark, panic, status, scan)
@@ -52,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(sub)
     _add_users(sub)
     _add_patients(sub)
+    _add_devices(sub)
+    _add_broker(sub)
     _add_delegated(sub, "edge", "the phone agent: run, mark a symptom period, panic, status, scan", "edge.cli")
     _add_delegated(sub, "simulate", "simulated patients and wearables", "simulators.cli")
     return parser
@@ -102,14 +106,29 @@ def _run_server(args: argparse.Namespace) -> int:
 
 
 def _add_ingest(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("ingest", help="run an ingest worker (MQTT -> PostgreSQL)")
+    p = sub.add_parser("ingest", help="run ingest workers (MQTT -> PostgreSQL)")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: PISCES_INGEST_WORKERS or 1)")
+    p.add_argument("--group", default=None, help="shared subscription group (default pisces-ingest)")
+    p.add_argument("--metrics-port", type=int, default=None, help="/metrics of worker i on this port + i")
     p.set_defaults(func=_run_ingest)
 
 
 def _run_ingest(args: argparse.Namespace) -> int:
-    from server.ingest import Ingestor
+    import logging
 
-    Ingestor(_settings()).run_forever()
+    from server.ingest import supervise
+
+    settings = _settings()
+    updates: dict[str, object] = {}
+    if args.group:
+        updates["mqtt_shared_group"] = args.group
+    if args.metrics_port is not None:
+        updates["metrics_port"] = args.metrics_port
+    workers = args.workers or settings.ingest_workers
+    if workers < 1:
+        raise CliError("--workers must be at least 1")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    supervise(settings.model_copy(update=updates), workers)
     return 0
 
 
@@ -117,13 +136,31 @@ def _add_db(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("db", help="database administration")
     dbsub = p.add_subparsers(metavar="ACTION")
     m = dbsub.add_parser("migrate", help="create or upgrade the schema (idempotent)")
+    m.add_argument(
+        "--timescale", choices=("auto", "on", "off"), default="auto",
+        help="TimescaleDB path: auto = when the server has the extension preloaded",
+    )  # fmt: skip
     m.set_defaults(func=_run_migrate)
+    r = dbsub.add_parser("retention", help="drop raw summary windows older than DAYS now (0: keep all)")
+    r.add_argument("days", type=float)
+    r.set_defaults(func=_run_retention)
+
+
+def _run_retention(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from server.store import apply_retention
+
+    with psycopg.connect(_database_url(), autocommit=True) as conn:
+        dropped = apply_retention(conn, args.days)
+    print(f"dropped: {', '.join(dropped)}" if dropped else "nothing to drop (or TimescaleDB policy set)")
+    return 0
 
 
 def _run_migrate(args: argparse.Namespace) -> int:
     from server.store import migrate
 
-    applied = migrate(_database_url())
+    applied = migrate(_database_url(), {"auto": None, "on": True, "off": False}[args.timescale])
     print(f"applied migrations: {applied}" if applied else "schema is up to date")
     return 0
 
@@ -179,6 +216,83 @@ def _run_patients_add(args: argparse.Namespace) -> int:
         for username in args.clinician:
             assign_patient(conn, username, patient_id)
     print(f"patient {args.name!r} has id {patient_id}, device {args.device}")
+    return 0
+
+
+def _add_devices(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("devices", help="devices' broker credentials (Mosquitto password file)")
+    p.add_argument("--password-file", default=None, help="default: PISCES_BROKER_PASSWORD_FILE")
+    dsub = p.add_subparsers(metavar="ACTION")
+    a = dsub.add_parser("add", help="create or replace a device's credentials; prints the password once")
+    a.add_argument("device")
+    a.set_defaults(func=_run_devices_add)
+    r = dsub.add_parser("revoke", help="remove a device's credentials")
+    r.add_argument("device")
+    r.set_defaults(func=_run_devices_revoke)
+    s = dsub.add_parser("server-account", help="create or replace the server's account; prints the password once")
+    s.set_defaults(func=_run_devices_server)
+
+
+def _password_file(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    path = args.password_file or os.environ.get("PISCES_BROKER_PASSWORD_FILE")
+    if not path:
+        raise CliError("give --password-file or set PISCES_BROKER_PASSWORD_FILE")
+    return Path(path)
+
+
+_RELOAD_HINT = "reload the broker to apply (Mosquitto: send it SIGHUP)"
+
+
+def _run_devices_add(args: argparse.Namespace) -> int:
+    from server.credentials import CredentialsError, add_device
+
+    try:
+        password = add_device(_password_file(args), args.device)
+    except CredentialsError as exc:
+        raise CliError(str(exc)) from exc
+    print(f"device {args.device}: MQTT username {args.device}, password {password}")
+    print(_RELOAD_HINT, file=sys.stderr)
+    return 0
+
+
+def _run_devices_revoke(args: argparse.Namespace) -> int:
+    from server.credentials import revoke
+
+    if not revoke(_password_file(args), args.device):
+        raise CliError(f"no credentials for {args.device!r}")
+    print(f"device {args.device}: credentials revoked")
+    print(_RELOAD_HINT, file=sys.stderr)
+    return 0
+
+
+def _run_devices_server(args: argparse.Namespace) -> int:
+    from server.credentials import SERVER_USERNAME, set_server_account
+
+    password = set_server_account(_password_file(args))
+    print(f"server account: MQTT username {SERVER_USERNAME}, password {password}")
+    print("set PISCES_MQTT_USERNAME and PISCES_MQTT_PASSWORD of the server to these; " + _RELOAD_HINT, file=sys.stderr)
+    return 0
+
+
+def _add_broker(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("broker", help="the MQTT broker's configuration")
+    bsub = p.add_subparsers(metavar="ACTION")
+    i = bsub.add_parser("init", help="write mosquitto.conf, acl and an empty passwd into DIR")
+    i.add_argument("dir")
+    i.add_argument("--port", type=int, default=1883)
+    i.add_argument("--host", default="127.0.0.1", help="listen address (0.0.0.0 for phones on the network)")
+    i.set_defaults(func=_run_broker_init)
+
+
+def _run_broker_init(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from server.credentials import render_broker_config
+
+    conf = render_broker_config(Path(args.dir), args.port, args.host)
+    print(f"wrote {conf}; start the broker with: mosquitto -c {conf}")
     return 0
 
 
