@@ -2,7 +2,7 @@
 
 No database, no clock, no I/O: :func:`evaluate_windows` and :func:`evaluate_event`
 take the previous :class:`RuleState` and return the next one with the alert
-actions to carry out. :mod:`server.ingest` loads, persists and publishes.
+actions to carry out. :mod:`server.alerting` loads, persists and publishes.
 
 Default limits are the NEWS2 bands (Royal College of Physicians, *National Early
 Warning Score (NEWS) 2*, 2017), chart 1:
@@ -13,27 +13,31 @@ Warning Score (NEWS) 2*, 2017), chart 1:
 - respiration rate (breaths/min): <=8 scores 3, 9-11 scores 1, 21-24 scores 2,
   >=25 scores 3. Yellow at <= 11 or >= 21, red at <= 8 or >= 25.
 
-The value judged is the window's **mean** heart rate (``hr_mean``), for brady-
-and tachycardia alike: NEWS2 scores a pulse rate, not a peak, and ``hr_max`` of
-a window is one beat-to-beat interval, which one missed or extra beat moves.
-Limits are inclusive: a value equal to a limit is beyond it.
+Rhythm defaults follow the Holter urgent findings (e.g. ACC/AHA guideline for
+ambulatory electrocardiography, 1999; ISHNE-HRS expert consensus on ambulatory
+ECG, 2017): a pause >= 3 s and sustained VT are red at once; AF with a fast
+rate (mean > 110 bpm) is red once it has held; AF at a normal rate, and a
+``pause`` flag whose length the phone did not report, are yellow once held.
+
+The value judged is the window's **mean** heart rate (``hr_mean``): NEWS2
+scores a pulse rate, not a peak. Limits are inclusive: a value equal to a limit
+is beyond it. Limits may be given per activity context as ``"<param>@<context>"``
+(contexts ``rest``, ``sleep``, ``active``, see :func:`context_of`); the plain
+``"<param>"`` entry applies where no context entry exists. A value beyond the
+:data:`HARD_LIMITS` is red at once, whatever the personal limits say.
 
 Each parameter's level is entered only after windows at or beyond it have
-covered ``hold_seconds`` (measured from the first such window's start to the
-latest one's end), and an alert resolves only after windows back within all
-limits have covered ``clear_seconds`` (hysteresis). An alert never steps down
-from red to yellow by itself. Windows below ``min_quality`` or without a value
-neither raise nor clear. A gap of more than ``max_gap_seconds`` without usable
-windows restarts the hold and clear timers. Panic opens a red alert at once.
-
-Not yet judged: the ``pause`` rhythm flag (a window does not say how long the
-pause was, so the Holter criterion of a pause >= 3 s cannot be applied) and
-the other rhythm flags; they wait for the rules issue.
+covered ``hold_seconds`` (from the first such window's start to the latest
+one's end), and an alert resolves only after windows back within all limits
+have covered ``clear_seconds`` (hysteresis). An alert never steps down from red
+to yellow by itself. Windows below ``min_quality`` or without a value neither
+raise nor clear. A gap of more than ``max_gap_seconds`` without usable windows
+restarts the hold and clear timers. Panic opens a red alert at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -42,16 +46,27 @@ from wire import Limits, SummaryWindow
 LEVELS = ("ok", "yellow", "red")
 RANK = {name: i for i, name in enumerate(LEVELS)}
 PANIC = "panic"
+VITALS = ("hr", "resp_rate")
+RHYTHMS = ("pause", "vt", "af")
+CONTEXTS = ("rest", "sleep", "active")
 
 NEWS2_LIMITS: dict[str, Limits] = {
     "hr": Limits(yellow_low=50, yellow_high=111, red_low=40, red_high=131),
     "resp_rate": Limits(yellow_low=11, yellow_high=21, red_low=8, red_high=25),
 }
 
-# Which number of a window each parameter judges.
-VALUE_OF: dict[str, Callable[[SummaryWindow], float | None]] = {
-    "hr": lambda w: w.hr_mean,
-    "resp_rate": lambda w: w.resp_rate,
+# Beyond these a value is red at once, and no personalised limit may be laxer.
+HARD_LIMITS: dict[str, Limits] = {
+    "hr": Limits(red_low=30, red_high=180),
+    "resp_rate": Limits(red_low=5, red_high=40),
+}
+
+PAUSE_RED_S = 3.0  # Holter: a pause of 3 s or more is an urgent finding
+AF_FAST_BPM = 110.0  # Holter: AF with a ventricular rate above 110 bpm is urgent
+RHYTHM_CRITERIA = {
+    "pause": f"pause >= {PAUSE_RED_S:g} s red at once; pause flag without a length yellow",
+    "vt": "sustained ventricular tachycardia red at once",
+    "af": f"AF with mean rate > {AF_FAST_BPM:g} bpm red; AF at a normal rate yellow",
 }
 
 ActionKind = Literal["open", "escalate", "resolve"]
@@ -59,13 +74,21 @@ ActionKind = Literal["open", "escalate", "resolve"]
 
 @dataclass(frozen=True)
 class RuleConfig:
-    """The rule evaluator's tuning; times in seconds, quality 0..1."""
+    """The rule evaluator's tuning; times in seconds, quality 0..1.
+
+    Attributes:
+        limits: ``param`` or ``param@context`` -> limits (default: NEWS2).
+        version: threshold version in force (None: the defaults), recorded in triggers.
+        rhythm: judge the rhythm flags (pause, VT, AF) by the Holter criteria.
+    """
 
     hold_seconds: float = 60.0
     clear_seconds: float = 120.0
     min_quality: float = 0.5
     max_gap_seconds: float = 300.0
     limits: Mapping[str, Limits] = field(default_factory=lambda: dict(NEWS2_LIMITS))
+    version: int | None = None
+    rhythm: bool = True
 
 
 @dataclass(frozen=True)
@@ -117,7 +140,7 @@ class AlertAction:
 
     Attributes:
         kind: ``open`` a new alert, ``escalate`` the active one to red, or ``resolve`` it.
-        parameter: e.g. ``hr``, ``resp_rate``, ``panic``.
+        parameter: e.g. ``hr``, ``resp_rate``, ``pause``, ``panic``, ``no_signal``.
         level: the level after the action (for ``resolve``: the level that was active).
         time: when it happened, s since epoch (a window's end or the event's time).
         trigger: what caused it: window times, value, limits in force.
@@ -128,6 +151,23 @@ class AlertAction:
     level: str
     time: float
     trigger: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The level one window shows for one parameter, before any hold.
+
+    Attributes:
+        level: ``ok``, ``yellow`` or ``red``.
+        value: the number judged (bpm, breaths/min, s of pause; 1 for a bare flag).
+        at_once: red without waiting for the hold (hard limit, pause >= 3 s, VT).
+        basis: the limits or criterion applied, for the trigger.
+    """
+
+    level: str
+    value: float
+    at_once: bool
+    basis: dict[str, Any]
 
 
 def classify(value: float, limits: Limits) -> str:
@@ -141,6 +181,49 @@ def classify(value: float, limits: Limits) -> str:
 
 def _beyond(value: float, low: float | None, high: float | None) -> bool:
     return (low is not None and value <= low) or (high is not None and value >= high)
+
+
+def context_of(activity: str) -> str:
+    """The limits context of a wire activity class: ``active`` (walk, run), ``sleep`` (lying), else ``rest``."""
+    if activity in ("walk", "run"):
+        return "active"
+    return "sleep" if activity == "lying" else "rest"
+
+
+def limits_for(limits: Mapping[str, Limits], name: str, activity: str) -> Limits | None:
+    """The limits of ``name`` for a window of this activity: the context entry, else the plain one."""
+    return limits.get(f"{name}@{context_of(activity)}") or limits.get(name)
+
+
+def judge_vital(name: str, window: SummaryWindow, limits: Limits) -> Judgement | None:
+    """Judge heart rate (``hr_mean``) or ``resp_rate`` of a window; None without a value."""
+    value = window.hr_mean if name == "hr" else window.resp_rate
+    if value is None:
+        return None
+    hard = HARD_LIMITS.get(name)
+    at_once = hard is not None and classify(value, hard) == "red"
+    level = "red" if at_once else classify(value, limits)
+    return Judgement(level, value, at_once, asdict(limits))
+
+
+def judge_rhythm(name: str, window: SummaryWindow) -> Judgement:
+    """Judge a rhythm parameter (``pause``, ``vt``, ``af``) of a window by the Holter criteria.
+
+    ``pause_max`` (s, the longest RR gap) is read if the wire window carries it;
+    without it a ``pause`` flag cannot prove a 3 s pause and counts as yellow.
+    """
+    basis = {"criterion": RHYTHM_CRITERIA[name]}
+    flags = window.flags
+    if name == "vt":
+        return Judgement("red" if "vt" in flags else "ok", float("vt" in flags), "vt" in flags, basis)
+    if name == "af":
+        fast = window.hr_mean is not None and window.hr_mean > AF_FAST_BPM
+        level = ("red" if fast else "yellow") if "af_suspected" in flags else "ok"
+        return Judgement(level, window.hr_mean or 0.0, False, basis)
+    longest = getattr(window, "pause_max", None)
+    if longest is not None and longest >= PAUSE_RED_S:
+        return Judgement("red", float(longest), True, basis)
+    return Judgement("yellow" if "pause" in flags else "ok", float(longest or "pause" in flags), False, basis)
 
 
 def sync_levels(state: RuleState, active: Mapping[str, str]) -> RuleState:
@@ -158,6 +241,17 @@ def sync_levels(state: RuleState, active: Mapping[str, str]) -> RuleState:
     return replace(state, params=params)
 
 
+def _judgements(window: SummaryWindow, config: RuleConfig) -> Iterable[tuple[str, Judgement]]:
+    for name in sorted({key.split("@", 1)[0] for key in config.limits}):
+        limits = limits_for(config.limits, name, window.activity)
+        judged = judge_vital(name, window, limits) if limits is not None and name in VITALS else None
+        if judged is not None:
+            yield name, judged
+    if config.rhythm:
+        for name in RHYTHMS:
+            yield name, judge_rhythm(name, window)
+
+
 def evaluate_windows(
     state: RuleState, windows: Iterable[SummaryWindow], config: RuleConfig
 ) -> tuple[RuleState, list[AlertAction]]:
@@ -168,11 +262,8 @@ def evaluate_windows(
             continue  # already judged (a late or re-sent window)
         params = dict(state.params)
         if window.quality >= config.min_quality:
-            for name, limits in config.limits.items():
-                value = VALUE_OF[name](window) if name in VALUE_OF else None
-                if value is None:
-                    continue
-                params[name], action = _step(state.param(name), name, window, value, limits, config)
+            for name, judged in _judgements(window, config):
+                params[name], action = _step(state.param(name), name, window, judged, config)
                 if action is not None:
                     actions.append(action)
         state = RuleState(params=params, last_end=window.end)
@@ -196,32 +287,39 @@ def _runs(ps: ParamState, level: str, window: SummaryWindow, max_gap: float) -> 
 
 
 def _step(
-    ps: ParamState, name: str, window: SummaryWindow, value: float, limits: Limits, config: RuleConfig
+    ps: ParamState, name: str, window: SummaryWindow, judged: Judgement, config: RuleConfig
 ) -> tuple[ParamState, AlertAction | None]:
-    level = classify(value, limits)
-    ps = _runs(ps, level, window, config.max_gap_seconds)
+    ps = _runs(ps, judged.level, window, config.max_gap_seconds)
     for target, since in (("red", ps.red_since), ("yellow", ps.yellow_since)):
-        if since is not None and RANK[target] > RANK[ps.level] and window.end - since >= config.hold_seconds:
+        if since is None or RANK[target] <= RANK[ps.level]:
+            continue
+        if window.end - since >= config.hold_seconds or (target == "red" and judged.at_once):
             kind: ActionKind = "open" if ps.level == "ok" else "escalate"
-            trigger = _trigger(window, value, limits, since, level)
+            trigger = _trigger(window, judged, since, config)
             return replace(ps, level=target), AlertAction(kind, name, target, window.end, trigger)
     if ps.level != "ok" and ps.within_since is not None:
         if window.end - ps.within_since >= config.clear_seconds:
-            trigger = _trigger(window, value, limits, ps.within_since, level)
+            trigger = _trigger(window, judged, ps.within_since, config)
             return replace(ps, level="ok"), AlertAction("resolve", name, ps.level, window.end, trigger)
     return ps, None
 
 
-def _trigger(window: SummaryWindow, value: float, limits: Limits, since: float, level: str) -> dict[str, Any]:
+def _trigger(window: SummaryWindow, judged: Judgement, since: float, config: RuleConfig) -> dict[str, Any]:
+    if "criterion" in judged.basis:
+        source = "Holter"
+    else:
+        source = "hard limit" if judged.at_once else ("NEWS2" if config.version is None else "personalised")
     return {
-        "window": {"start": window.start, "end": window.end, "quality": window.quality},
-        "value": value,
-        "value_level": level,
+        "window": {"start": window.start, "end": window.end, "quality": window.quality,
+                   "activity": window.activity, "flags": list(window.flags)},
+        "value": judged.value,
+        "value_level": judged.level,
         "since": since,
         "held_seconds": round(window.end - since, 3),
-        "limits": asdict(limits),
-        "source": "NEWS2",
-    }
+        "limits": judged.basis,
+        "source": source,
+        "threshold_version": config.version,
+    }  # fmt: skip
 
 
 def evaluate_event(

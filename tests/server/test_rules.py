@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from server.rules import NEWS2_LIMITS, RuleConfig, RuleState, classify, evaluate_event, evaluate_windows, sync_levels
+from wire import Limits
 from wire import SummaryWindow
 
 T0 = 1_700_000_000.0
@@ -80,7 +82,9 @@ def test_windows_already_judged_are_skipped() -> None:
 
 def test_the_trigger_names_window_value_and_limits() -> None:
     _, (action,) = evaluate_windows(RuleState(), windows([80, 118, 119]), CONFIG)
-    assert action.trigger["window"] == {"start": T0 + 60, "end": T0 + 90, "quality": 0.9}
+    assert action.trigger["window"] == {"start": T0 + 60, "end": T0 + 90, "quality": 0.9, "activity": "unknown",
+                                        "flags": []}  # fmt: skip
+    assert action.trigger["source"] == "NEWS2" and action.trigger["threshold_version"] is None
     assert action.trigger["value"] == 119 and action.trigger["since"] == T0 + 30
     assert action.trigger["limits"] == {"yellow_low": 50, "yellow_high": 111, "red_low": 40, "red_high": 131}
 
@@ -117,3 +121,56 @@ def test_state_round_trips_through_json() -> None:
     state, _ = evaluate_event(state, "panic", T0 + 200)
     assert RuleState.from_json(json.loads(json.dumps(state.to_json()))) == state
     assert RuleState.from_json({}) == RuleState()
+
+
+def flagged(flags: list[tuple[str, ...]], hr: float = 80, activity: str = "rest", **extra: float) -> list[SummaryWindow]:
+    return [
+        SummaryWindow(start=T0 + 30 * i, end=T0 + 30 * (i + 1), beats=30, hr_mean=hr, flags=f, activity=activity,
+                      quality=0.9, **extra)
+        for i, f in enumerate(flags)
+    ]  # fmt: skip
+
+
+def kinds(actions: list) -> list[tuple[str, str, str, float]]:  # type: ignore[type-arg]
+    return [(a.kind, a.parameter, a.level, a.time - T0) for a in actions]
+
+
+def test_a_heart_rate_beyond_the_hard_limit_is_red_at_once() -> None:
+    _, actions = evaluate_windows(RuleState(), windows([80, 185]), CONFIG)
+    assert kinds(actions) == [("open", "hr", "red", 60)]
+    assert actions[0].trigger["source"] == "hard limit"
+    assert run([80, 175]) == []  # beyond NEWS2 red but within the hard limit: waits for the hold
+
+
+def test_vt_is_red_at_once_and_a_bare_pause_flag_is_yellow_after_the_hold() -> None:
+    _, actions = evaluate_windows(RuleState(), flagged([(), ("vt",)]), CONFIG)
+    assert kinds(actions) == [("open", "vt", "red", 60)] and actions[0].trigger["source"] == "Holter"
+    _, actions = evaluate_windows(RuleState(), flagged([("pause",)]), CONFIG)
+    assert actions == []
+    _, actions = evaluate_windows(RuleState(), flagged([("pause",), ("pause",)]), CONFIG)
+    assert kinds(actions) == [("open", "pause", "yellow", 60)]
+
+
+def test_af_with_a_fast_rate_is_red_and_at_a_normal_rate_yellow() -> None:
+    _, fast = evaluate_windows(RuleState(), flagged([("af_suspected",)] * 2, hr=105 + 20), CONFIG)
+    _, slow = evaluate_windows(RuleState(), flagged([("af_suspected",)] * 2, hr=85), CONFIG)
+    assert ("open", "af", "red", 60) in kinds(fast)
+    assert kinds(slow) == [("open", "af", "yellow", 60)]
+
+
+def test_rhythm_flags_of_a_noisy_window_raise_nothing() -> None:
+    noisy = [replace(w, quality=0.1) for w in flagged([("vt",), ("vt",)])]
+    assert evaluate_windows(RuleState(), noisy, CONFIG)[1] == []
+
+
+def test_context_limits_apply_to_windows_of_that_activity() -> None:
+    athlete = dict(NEWS2_LIMITS) | {"hr@rest": Limits(yellow_low=38, yellow_high=90, red_low=32, red_high=120)}
+    config = replace(CONFIG, limits=athlete, version=3)
+    rest = [replace(w, activity="rest") for w in windows([45] * 4)]
+    walk = [replace(w, activity="walk") for w in windows([45] * 4)]
+    assert evaluate_windows(RuleState(), rest, config)[1] == []  # 45 bpm is this athlete's rest
+    _, actions = evaluate_windows(RuleState(), walk, config)  # walking: the plain NEWS2 entry
+    assert kinds(actions) == [("open", "hr", "yellow", 60)]
+    _, actions = evaluate_windows(RuleState(), [replace(w, activity="rest") for w in windows([100] * 2)], config)
+    assert actions[0].trigger["source"] == "personalised" and actions[0].trigger["threshold_version"] == 3
+    assert actions[0].trigger["limits"]["yellow_high"] == 90
