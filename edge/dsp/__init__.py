@@ -5,7 +5,8 @@ returns arrays or frozen dataclasses.
 """
 
 from edge.dsp.accel import accel_activity
-from edge.dsp.ecg import ecg_peaks, ecg_quality
+from edge.dsp.ecg import ecg_quality
+from edge.dsp.qrs import EcgPeakStream, ecg_peaks
 from edge.dsp.rr import RRStats, rr_stats
 
-__all__ = ["RRStats", "accel_activity", "ecg_peaks", "ecg_quality", "rr_stats"]
+__all__ = ["EcgPeakStream", "RRStats", "accel_activity", "ecg_peaks", "ecg_quality", "rr_stats"]
