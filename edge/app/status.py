@@ -1,0 +1,41 @@
+"""The status the patient sees, as one JSON-ready dict built from the agent's state (pure read)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edge.agent import OPEN_PERIOD, EdgeAgent
+
+
+def status_of(agent: EdgeAgent) -> dict[str, Any]:
+    """Connection, strap, battery, last upload, current HR, problems counted, open period, notifications."""
+    health = getattr(agent.source, "health", None)
+    uplink = agent.uplink
+    stats = agent.outbox.stats()
+    v = agent.vitals
+    problems = {k: n for k, n in agent.report.counters.items() if n}
+    if health is not None:
+        problems.update({f"strap_{k}": getattr(health, k) for k in ("drops", "failures", "pmd_refused")})
+    if uplink is not None:
+        problems.update({k: uplink.counters[k] for k in ("connect_failures", "refused_login", "puback_errors")})
+    problems["outbox_dropped"] = stats.dropped
+    return {
+        "device": agent.device_id,
+        "online": agent.online,
+        "uplink_error": uplink.last_error if uplink is not None else "",
+        "strap": health.state if health is not None else ("streaming" if v.last_time else "waiting"),
+        "strap_error": health.last_error if health is not None else "",
+        "battery": v.battery,
+        "hr": v.hr,
+        "hr_time": v.hr_time,
+        "contact": v.contact,
+        "last_upload": uplink.last_ack_time if uplink is not None else None,
+        "pending": sum(stats.pending.values()),
+        "pending_bytes": stats.pending_bytes,
+        "open_period": agent.outbox.get_state(OPEN_PERIOD),
+        "problems": {k: n for k, n in problems.items() if n},
+        "notifications": [
+            {"time": n.time, "level": n.level.value, "title": n.title, "body": n.body}
+            for n in reversed(agent.notifications)
+        ],
+    }
