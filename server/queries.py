@@ -9,8 +9,9 @@ their own transaction.
 from __future__ import annotations
 
 import base64
+import struct
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -22,19 +23,32 @@ from server.store import StoreError, User
 VISIBLE = "(%(admin)s OR p.id IN (SELECT patient_id FROM care_assignments WHERE user_id = %(uid)s))"
 
 
+NO_SIGNAL_AFTER = timedelta(minutes=10)  # no data for longer: the overview says "no signal"
+BASELINE_DAYS = 7  # the first days of data are the baseline phase
+
+
 class AlertConflict(StoreError):
     """An alert change that its state forbids, e.g. acknowledging a resolved alert."""
 
 
 @dataclass(frozen=True)
 class PatientRow:
-    """A patient as the overview lists them; ``state`` is the worst active alert level."""
+    """A patient as the overview lists them.
+
+    ``state`` is, in this order of precedence: ``red`` or ``yellow`` (the worst
+    active alert), ``no_signal`` (no data for :data:`NO_SIGNAL_AFTER`, or never),
+    ``baseline`` (still in the first :data:`BASELINE_DAYS` of data), else ``ok``.
+    """
 
     id: int
     name: str
     device_id: str
-    state: str  # "ok", "yellow", "red"
+    state: str  # "ok", "yellow", "red", "no_signal", "baseline"
+    alert_level: str  # "ok", "yellow", "red": the worst active alert
     last_data_at: datetime | None
+    first_data_at: datetime | None
+    battery: int | None  # %, the device's latest status, else its latest window
+    online: bool | None  # the phone's last status message (None: never sent one)
 
 
 @dataclass(frozen=True)
@@ -79,32 +93,6 @@ class AlertRow:
 
 
 @dataclass(frozen=True)
-class HrStats:
-    """Heart rate over the summary windows overlapping a period (bpm; None without data)."""
-
-    mean: float | None
-    min: float | None
-    max: float | None
-    windows: int
-
-
-@dataclass(frozen=True)
-class SymptomRow:
-    """A period the patient marked as not feeling well, with heart rate during it."""
-
-    id: int
-    patient_id: int
-    patient_name: str
-    period: str
-    started_at: datetime | None
-    ended_at: datetime | None  # None while the period is open
-    tags: list[str]
-    severity: int | None
-    note: str
-    hr: HrStats
-
-
-@dataclass(frozen=True)
 class DeadLetterRow:
     """A message the ingest kept because it could not use it."""
 
@@ -121,17 +109,51 @@ def _who(user: User) -> dict[str, Any]:
     return {"uid": user.id, "admin": user.is_admin}
 
 
+def patient_state(alert_level: str, last_data_at: datetime | None, first_data_at: datetime | None,
+                  now: datetime) -> str:
+    """The overview state of a patient (see :class:`PatientRow`); pure."""
+    if alert_level in ("red", "yellow"):
+        return alert_level
+    if last_data_at is None or now - last_data_at > NO_SIGNAL_AFTER:
+        return "no_signal"
+    if first_data_at is not None and now - first_data_at < timedelta(days=BASELINE_DAYS):
+        return "baseline"
+    return "ok"
+
+
+PATIENT_SELECT = (
+    "SELECT p.id, p.name, p.device_id, COALESCE(a.level, 'ok'), p.last_data_at, f.first_at,"
+    " COALESCE(d.battery, l.battery), d.online, now()"
+    " FROM patients p LEFT JOIN LATERAL (SELECT CASE WHEN bool_or(level = 'red') THEN 'red'"
+    "   WHEN count(*) > 0 THEN 'yellow' END AS level"
+    "   FROM alerts WHERE patient_id = p.id AND state <> 'resolved') a ON true"
+    " LEFT JOIN LATERAL (SELECT start_at AS first_at FROM summaries"
+    "   WHERE patient_id = p.id ORDER BY start_at LIMIT 1) f ON true"
+    " LEFT JOIN LATERAL (SELECT battery FROM summaries"
+    "   WHERE patient_id = p.id ORDER BY start_at DESC LIMIT 1) l ON true"
+    " LEFT JOIN LATERAL (SELECT battery, online FROM device_status WHERE device_id = p.device_id) d ON true"
+)
+
+
+def _patient(r: tuple[Any, ...]) -> PatientRow:
+    state = patient_state(r[3], r[4], r[5], r[8])
+    return PatientRow(r[0], r[1], r[2], state, r[3], r[4], r[5], r[6], r[7])
+
+
+STATE_ORDER = {"red": 0, "yellow": 1, "no_signal": 2, "baseline": 3, "ok": 4}
+
+
 def list_patients(conn: psycopg.Connection[Any], user: User) -> list[PatientRow]:
-    """The user's patients, worst state first, then by name."""
-    cur = conn.cursor(row_factory=class_row(PatientRow))
-    return cur.execute(
-        "SELECT p.id, p.name, p.device_id, COALESCE(a.level, 'ok') AS state, p.last_data_at"
-        " FROM patients p LEFT JOIN LATERAL (SELECT CASE WHEN bool_or(level = 'red') THEN 'red'"
-        "   WHEN count(*) > 0 THEN 'yellow' END AS level"
-        "   FROM alerts WHERE patient_id = p.id AND state <> 'resolved') a ON true"
-        f" WHERE {VISIBLE} ORDER BY (a.level = 'red') IS TRUE DESC, a.level IS NOT NULL DESC, p.name",
-        _who(user),
-    ).fetchall()
+    """The user's patients, most urgent state first (red, yellow, no signal, baseline, ok), then by name."""
+    rows = conn.execute(f"{PATIENT_SELECT} WHERE {VISIBLE}", _who(user)).fetchall()
+    return sorted((_patient(r) for r in rows), key=lambda p: (STATE_ORDER[p.state], p.name, p.id))
+
+
+def get_patient(conn: psycopg.Connection[Any], user: User, patient_id: int) -> PatientRow | None:
+    """One patient, if the user may see them."""
+    row = conn.execute(f"{PATIENT_SELECT} WHERE p.id = %(pid)s AND {VISIBLE}", _who(user) | {"pid": patient_id})
+    found = row.fetchone()
+    return _patient(found) if found else None
 
 
 def list_summaries(
@@ -219,44 +241,6 @@ def _change_open_alert(
     return get_alert(conn, user, alert_id)
 
 
-def list_symptoms(
-    conn: psycopg.Connection[Any],
-    user: User,
-    patient_id: int | None,
-    start: datetime | None,
-    end: datetime | None,
-    min_quality: float,
-    limit: int = 500,
-) -> list[SymptomRow]:
-    """Symptom periods overlapping [start, end) of the user's patients, newest first, with HR stats.
-
-    HR stats use the windows overlapping the period (an open period: up to now)
-    whose quality is at least ``min_quality``: mean of the windows' ``hr_mean``,
-    lowest ``hr_min``, highest ``hr_max``.
-    """
-    params = _who(user) | {"pid": patient_id, "start": start, "end": end, "q": min_quality, "limit": limit}
-    rows = conn.execute(
-        "SELECT s.id, s.patient_id, p.name, s.period, s.started_at, s.ended_at, s.tags, s.severity, s.note,"
-        " h.mean, h.min, h.max, h.n"
-        " FROM symptom_periods s JOIN patients p ON p.id = s.patient_id"
-        " LEFT JOIN LATERAL (SELECT avg(hr_mean) AS mean, min(hr_min) AS min, max(hr_max) AS max,"
-        "   count(hr_mean) AS n FROM summaries w WHERE w.patient_id = s.patient_id AND w.quality >= %(q)s"
-        "   AND w.end_at > COALESCE(s.started_at, s.ended_at)"
-        "   AND w.start_at < COALESCE(s.ended_at, now())) h ON true"
-        f" WHERE {VISIBLE} AND (%(pid)s::bigint IS NULL OR s.patient_id = %(pid)s)"
-        " AND (%(start)s::timestamptz IS NULL OR COALESCE(s.ended_at, 'infinity') > %(start)s)"
-        " AND (%(end)s::timestamptz IS NULL OR COALESCE(s.started_at, s.ended_at) < %(end)s)"
-        " ORDER BY COALESCE(s.started_at, s.ended_at) DESC LIMIT %(limit)s",
-        params,
-    ).fetchall()
-    return [_symptom(r) for r in rows]
-
-
-def _symptom(r: tuple[Any, ...]) -> SymptomRow:
-    mean = round(float(r[9]), 1) if r[9] is not None else None
-    return SymptomRow(*r[:9], hr=HrStats(mean, r[10], r[11], int(r[12] or 0)))
-
-
 def list_dead_letters(conn: psycopg.Connection[Any], limit: int = 100) -> list[DeadLetterRow]:
     """The newest dead letters first."""
     rows = conn.execute(
@@ -267,3 +251,55 @@ def list_dead_letters(conn: psycopg.Connection[Any], limit: int = 100) -> list[D
         DeadLetterRow(*r[:5], bytes(r[5]).decode("utf-8", "replace"), base64.b64encode(r[5]).decode())
         for r in rows
     ]
+
+
+@dataclass(frozen=True)
+class StripInfo:
+    """An ECG strip without its samples: what a list or a link needs."""
+
+    patient_id: int
+    device_id: str
+    seq: int
+    start: datetime
+    fs: float  # Hz
+    duration_s: float
+    reason: str  # "panic", "symptom", "rhythm:<flag>"
+    ref_seq: int | None
+
+
+@dataclass(frozen=True)
+class StripData:
+    """An ECG strip with its samples (µV at ``info.fs`` Hz)."""
+
+    info: StripInfo
+    samples_uv: list[int]
+
+
+STRIP_SELECT = (
+    "SELECT patient_id, device_id, seq, start_at, fs, n_samples / fs, reason, ref_seq FROM strips"
+)
+
+
+def list_strips(
+    conn: psycopg.Connection[Any], patient_id: int, start: datetime | None, end: datetime | None, limit: int = 500
+) -> list[StripInfo]:
+    """A patient's strips starting in [start, end), oldest first (access is checked by the caller)."""
+    rows = conn.execute(
+        f"{STRIP_SELECT} WHERE patient_id = %s AND (%s::timestamptz IS NULL OR start_at >= %s)"
+        " AND (%s::timestamptz IS NULL OR start_at < %s) ORDER BY start_at LIMIT %s",
+        (patient_id, start, start, end, end, limit),
+    ).fetchall()
+    return [StripInfo(*r) for r in rows]
+
+
+def get_strip(conn: psycopg.Connection[Any], patient_id: int, device_id: str, seq: int) -> StripData | None:
+    """One strip with its samples, or None (access is checked by the caller)."""
+    row = conn.execute(
+        "SELECT patient_id, device_id, seq, start_at, fs, n_samples / fs, reason, ref_seq, samples, n_samples"
+        " FROM strips WHERE patient_id = %s AND device_id = %s AND seq = %s ORDER BY start_at LIMIT 1",
+        (patient_id, device_id, seq),
+    ).fetchone()
+    if row is None:
+        return None
+    samples = list(struct.unpack(f"<{row[9]}h", bytes(row[8])))
+    return StripData(StripInfo(*row[:8]), samples)
