@@ -1,0 +1,103 @@
+"""The escalation ladder: the pure planner, and one round on the real database and broker."""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+import psycopg
+
+from server import thresholds
+from server.channels import ChannelSettings
+from server.escalation import AlertView, EscalationPolicy, SignalView, Watch, apply_step, plan, run_escalation
+from server.settings import ServerSettings
+from server.store import add_patient, add_user
+from tests.server.helpers import mqtt_client
+from wire import Config, Kind, Limits, Notify, decode, topic_for
+
+NOW = 1_700_010_000.0
+POLICY = EscalationPolicy(no_signal_after_s=600, no_signal_red_after_s=1800, escalate_after_s=300,
+                          all_on_call_after_s=600, promote_after_s=1800)  # fmt: skip
+
+
+def red(step: int = 0, since: float = NOW - 10, state: str = "open") -> AlertView:
+    return AlertView(1, 7, "hr", "red", state, since, since, step)
+
+
+def test_no_signal_goes_to_the_patient_first_then_red() -> None:
+    silent = SignalView(7, NOW - 700, gap_alerted=False)
+    assert [s.kind for s in plan([], [silent], NOW, POLICY)] == ["no_signal"]
+    assert plan([], [SignalView(7, NOW - 500, False)], NOW, POLICY) == []
+    assert plan([], [SignalView(7, NOW - 700, True)], NOW, POLICY) == []  # this gap was already alerted
+    yellow = AlertView(2, 7, "no_signal", "yellow", "open", NOW - 1200, None, 0)
+    assert plan([yellow], [SignalView(7, NOW - 1700, True)], NOW, POLICY) == []
+    assert [s.kind for s in plan([yellow], [SignalView(7, NOW - 1900, True)], NOW, POLICY)] == ["no_signal_red"]
+
+
+def test_an_unacknowledged_red_climbs_the_ladder_and_an_acknowledged_one_does_not() -> None:
+    assert plan([red()], [], NOW, POLICY) == []
+    (step,) = plan([red(since=NOW - 301)], [], NOW, POLICY)
+    assert (step.kind, step.detail["step"], step.detail["to"]) == ("escalate_contact", 1, "second contact")
+    (step,) = plan([red(step=1, since=NOW - 601)], [], NOW, POLICY)
+    assert step.detail["step"] == 2
+    assert plan([red(step=2, since=NOW - 5000)], [], NOW, POLICY) == []
+    assert plan([red(since=NOW - 5000, state="acknowledged")], [], NOW, POLICY) == []
+
+
+def test_a_persisting_yellow_is_promoted() -> None:
+    young = AlertView(3, 7, "hr", "yellow", "open", NOW - 100, None, 0)
+    old = AlertView(3, 7, "hr", "yellow", "open", NOW - 1801, None, 0)
+    assert plan([young], [], NOW, POLICY) == []
+    assert [s.kind for s in plan([old], [], NOW, POLICY)] == ["promote"]
+
+
+def test_steps_are_applied_once_even_if_planned_twice(db_url: str, device_id: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        patient = add_patient(conn, "P", device_id)
+        conn.execute("UPDATE patients SET last_data_at = to_timestamp(%s) WHERE id = %s", (NOW - 700, patient))
+        (step,) = plan([], [SignalView(patient, NOW - 700, False)], NOW, POLICY)
+        first, second = apply_step(conn, step), apply_step(conn, step)
+        alert_id = first[0].alert_id
+        yellow = AlertView(alert_id, patient, "hr", "yellow", "open", NOW - 2000, None, 0)
+        conn.execute("UPDATE alerts SET parameter = 'hr' WHERE id = %s", (alert_id,))
+        (promote,) = plan([yellow], [], NOW, POLICY)
+        promoted, again = apply_step(conn, promote), apply_step(conn, promote)
+        level = conn.execute("SELECT level, state FROM alerts WHERE id = %s", (alert_id,)).fetchone()
+        history = conn.execute("SELECT kind FROM alert_history WHERE alert_id = %s ORDER BY id", (alert_id,)).fetchall()
+    assert [(c.kind, c.parameter, c.level) for c in first] == [("open", "no_signal", "yellow")] and second == []
+    assert [(c.kind, c.level) for c in promoted] == [("escalate", "red")] and again == []
+    assert level == ("red", "open") and history == [("no_signal",), ("promote",)]
+
+
+def test_the_loop_tells_a_silent_patients_phone_and_pushes_approved_limits(
+    db_url: str, mqtt_url: str, device_id: str
+) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        patient = add_patient(conn, "P", device_id)
+        user = add_user(conn, f"dr-{device_id}", "pw-123456789")
+        conn.execute("UPDATE patients SET last_data_at = now() - interval '20 minutes' WHERE id = %s", (patient,))
+        thresholds.approve(conn, patient, user, {"hr@rest": Limits(38, 70, 30, 131)}, "athlete")
+    inbox: queue.Queue[bytes] = queue.Queue()
+    phone = mqtt_client(mqtt_url)
+    phone.on_message = lambda _c, _u, m: inbox.put(m.payload)
+    phone.subscribe([(topic_for(device_id, Kind.NOTIFY), 1), (topic_for(device_id, Kind.CONFIG), 1)])
+    stop, watch = threading.Event(), Watch()
+    settings = ServerSettings(database_url=db_url, mqtt_url=mqtt_url, mqtt_client_id=f"esc-{device_id}")
+    loop = threading.Thread(target=run_escalation, args=(settings, stop, EscalationPolicy(tick_s=0.2),
+                                                         ChannelSettings(), None, watch))  # fmt: skip
+    loop.start()
+    try:
+        got = [decode(inbox.get(timeout=10)), decode(inbox.get(timeout=10))]
+    finally:
+        stop.set()
+        loop.join(10)
+        phone.disconnect()
+        phone.loop_stop()
+    config = next(m for m in got if isinstance(m, Config))
+    notice = next(m for m in got if isinstance(m, Notify))
+    assert config.version == 1 and dict(config.limits)["hr@rest"] == Limits(38, 70, 30, 131)
+    assert (notice.parameter, notice.level.value) == ("no_signal", "yellow")
+    assert watch.configs_pushed == 1 and not loop.is_alive()
+    with psycopg.connect(db_url) as conn:
+        pushed = conn.execute("SELECT pushed_at FROM threshold_versions WHERE patient_id = %s", (patient,)).fetchone()
+    assert pushed is not None and pushed[0] is not None
