@@ -2,10 +2,10 @@
 
 from fastapi import APIRouter
 
-from server.api import admin, alerts, auth, exports, patients, stream, strips, symptoms
+from server.api import admin, alerts, auth, exports, patients, stream, strips, symptoms, thresholds
 
 __all__ = ["api_router"]
 
 api_router = APIRouter()
-for _module in (auth, patients, strips, exports, stream, alerts, symptoms, admin):
+for _module in (auth, patients, strips, exports, stream, alerts, symptoms, admin, thresholds):
     api_router.include_router(_module.router)
