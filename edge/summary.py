@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from edge.dsp import accel_activity, ecg_peaks, ecg_quality, rr_stats
+from edge.dsp.ecg import USABLE, ecg_beat_quality, ecg_segments
 from wire import HeartRateMeasurement, SummaryWindow
 
 DEFAULT_LATENESS_S = 2.0
@@ -188,9 +189,13 @@ class Summarizer:
 
 
 def _rr_from_ecg(ecg_mv: NDArray[np.float64], fs: float) -> NDArray[np.float64]:
+    """RR intervals (s) between consecutive beats that both lie in usable ECG segments."""
     if ecg_mv.size == 0:
         return np.zeros(0)
-    return np.diff(ecg_peaks(ecg_mv, fs)) / fs
+    peaks = ecg_peaks(ecg_mv, fs)
+    usable = ecg_beat_quality(peaks, ecg_segments(ecg_mv, fs)) >= USABLE
+    both = usable[1:] & usable[:-1]
+    return (np.diff(peaks) / fs)[both]
 
 
 def _quality(ecg_mv: NDArray[np.float64], fs: float, contact: list[bool]) -> float:

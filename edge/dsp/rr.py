@@ -18,6 +18,8 @@ BRADY_BPM = 50.0
 TACHY_BPM = 100.0
 IRREGULAR_RMSSD_RATIO = 0.12  # RMSSD / mean RR; sinus rhythm at rest is ~0.03-0.08
 IRREGULAR_MIN_BEATS = 10
+PREMATURE = 0.8  # an RR below this share of the median, followed by a longer one: ectopic beat
+COMPENSATORY = 1.1
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,7 @@ class RRStats:
         beats: usable RR intervals.
         hr_mean, hr_min, hr_max: bpm (None without usable intervals).
         rr_mean, sdnn, rmssd: ms (SDNN needs 2 intervals, RMSSD 3).
-        flags: subset of {"pause", "brady", "tachy", "irregular"}, sorted.
+        flags: subset of {"pause", "brady", "tachy", "irregular", "ectopic"}, sorted.
     """
 
     beats: int
@@ -63,6 +65,8 @@ def rr_stats(rr_s: ArrayLike) -> RRStats:
     sdnn = float(good.std(ddof=1)) * 1000 if good.size >= 2 else None
     rmssd = float(np.sqrt(np.mean(np.diff(good) ** 2))) * 1000 if good.size >= 3 else None
     flags = {"pause"} if pause else set()
+    if ectopic_beats(good) > 0:
+        flags.add("ectopic")
     if hr_mean < BRADY_BPM:
         flags.add("brady")
     if hr_mean > TACHY_BPM:
@@ -79,3 +83,21 @@ def rr_stats(rr_s: ArrayLike) -> RRStats:
         rmssd=rmssd,
         flags=tuple(sorted(flags)),
     )
+
+
+def ectopic_beats(rr_s: ArrayLike) -> int:
+    """Premature beats: an RR shorter than 80 % of the median RR followed by one above 110 %.
+
+    Args:
+        rr_s: RR intervals in seconds, in order (artefacts already removed).
+
+    Reference: after the premature-beat rule of Malik et al., "Heart rate
+    variability ... ectopic beats", Pacing Clin. Electrophysiol. 12, 1989.
+    """
+    rr = np.asarray(rr_s, dtype=float).ravel()
+    if rr.size < 3:
+        return 0
+    median = float(np.median(rr))
+    early = rr[:-1] < PREMATURE * median
+    late = rr[1:] > COMPENSATORY * median
+    return int(np.count_nonzero(early & late))

@@ -28,7 +28,8 @@ def test_rr_stats_known_values() -> None:
         ([0.8] * 10 + [2.2] + [0.8] * 10, ("irregular", "pause")),  # one long RR inflates RMSSD
         ([1.4] * 20, ("brady",)),
         ([0.5] * 20, ("tachy",)),
-        ([0.6, 1.0] * 10, ("irregular",)),
+        ([0.6, 1.0] * 10, ("ectopic", "irregular")),  # bigeminy
+        ([0.8] * 10 + [0.5, 1.1] + [0.8] * 10, ("ectopic", "irregular")),  # one PVC with its pause
     ],
 )
 def test_rr_flags(rr: list[float], flags: tuple[str, ...]) -> None:

@@ -117,3 +117,16 @@ def test_late_data_is_counted_not_used() -> None:
     assert len(s.feed_hrm(START + 12, HeartRateMeasurement(60, None, None, (1.0,)))) == 1
     s.feed_hrm(START + 2, HeartRateMeasurement(60, None, None, (1.0,)))
     assert s.late_items == 1
+
+
+@pytest.mark.parametrize("kind", ["flat", "noise", "nan"])
+def test_unusable_ecg_gives_no_invented_beats(kind: str) -> None:
+    fs, n = 130.0, int(130 * 30)
+    rng = np.random.default_rng(8)
+    x = {"flat": np.zeros(n), "noise": rng.normal(0, 0.3, n), "nan": np.full(n, np.nan)}[kind]
+    s = Summarizer(30.0, ecg_fs=fs)
+    windows = s.feed_ecg(START, x) + s.finish()
+    assert windows
+    for w in windows:
+        assert w.beats == 0 and w.hr_mean is None and w.flags == ()
+        assert w.quality <= 0.2
