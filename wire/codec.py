@@ -70,7 +70,7 @@ def _window_dict(w: SummaryWindow) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in _WINDOW_FIELDS:
         v = getattr(w, name)
-        if v is not None:
+        if v is not None and not (name == "fall" and v is False):
             out[name] = list(v) if name == "flags" else v
     return out
 

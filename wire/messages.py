@@ -93,6 +93,12 @@ class SummaryWindow:
     intensity: float | None = None  # g, mean absolute deviation of |a| from 1 g
     quality: float = 1.0  # 0 (unusable) .. 1 (clean)
     battery: int | None = None  # % of the wearable's battery
+    pnn50: float | None = None  # % of successive RR differences > 50 ms
+    pause_max: float | None = None  # s, the longest RR interval (a pause when >= 2 s)
+    ectopic: int | None = None  # premature (ectopic) beats in the window
+    steps: int | None = None  # steps counted in the window
+    posture_changes: int | None = None  # e.g. lying -> upright transitions
+    fall: bool = False  # a fall candidate was detected in the window
     lat: float | None = None  # degrees, only with the patient's consent
     lon: float | None = None  # degrees
 
@@ -119,7 +125,21 @@ class SummaryWindow:
         check_range("intensity", self.intensity, 0, 16)
         check_range("quality", self.quality, 0, 1)
         check_range("battery", self.battery, 0, 100)
+        check_range("pnn50", self.pnn50, 0, 100)
+        check_range("pause_max", self.pause_max, 0, 60)
+        for name in ("ectopic", "steps", "posture_changes"):
+            _check_count(name, getattr(self, name))
+        if not isinstance(self.fall, bool):
+            raise WireDecodeError("type", "fall", "expected true or false")
         _check_location(self.lat, self.lon)
+
+
+def _check_count(name: str, value: int | None) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise WireDecodeError("type", name, "expected an integer")
+    check_range(name, value, 0, 1_000_000)
 
 
 @dataclass(frozen=True)

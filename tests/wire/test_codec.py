@@ -171,3 +171,21 @@ def test_decode_never_raises_anything_else(payload: bytes) -> None:
 def test_strip_samples_survive(samples: list[int], fs: float) -> None:
     strip = Strip("d1", 9, T0, fs, "rhythm:pause", tuple(samples))
     assert decode(encode(strip)) == strip
+
+
+def test_rhythm_and_activity_details_round_trip() -> None:
+    detailed = window(pnn50=12.5, pause_max=3.4, ectopic=3, steps=812, posture_changes=2, fall=True)
+    message = Summary("dev-001", 9, (detailed,))
+    assert decode(encode(message)) == message
+    assert b'"fall"' not in encode(MESSAGES[0])  # absent means false
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [("pause_max", 99, "range"), ("pnn50", -1, "range"), ("steps", 1.5, "type"), ("ectopic", -2, "range"),
+     ("fall", "yes", "type")],
+)
+def test_rhythm_and_activity_details_are_validated(field: str, value: object, reason: str) -> None:
+    with pytest.raises(WireDecodeError) as info:
+        decode(_mutated(MESSAGES[0], ["windows", 0, field], value))
+    assert (info.value.reason, info.value.field) == (reason, f"windows[0].{field}")
