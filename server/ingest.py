@@ -229,6 +229,7 @@ class _Pending:
     mid: int
     qos: int
     received: float  # time.monotonic() when paho handed it over
+    connection: int  # which broker connection it came on (acks go to that one only)
 
 
 class Ingestor:
@@ -252,6 +253,7 @@ class Ingestor:
         self._in_hand: list[_Pending] = []  # the batch being stored
         self._stopping = threading.Event()
         self._subscribed = threading.Event()
+        self._connections = 0  # broker connections so far
         self._conn: psycopg.Connection[Any] | None = None
         self._rollups: bool | None = None
         self._days: set[date] = set()  # summary partitions known to exist
@@ -342,6 +344,7 @@ class Ingestor:
         if rc.is_failure:
             log.warning("broker refused the connection: %s", rc)
             return
+        self._connections += 1
         client.subscribe(self.subscription, qos=1)
 
     def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, codes: list[Any], _p: Any = None) -> None:
@@ -351,7 +354,8 @@ class Ingestor:
             log.error("subscription to %s refused: %s", self.subscription, codes)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
-        self._queue.put(_Pending(message.topic, message.payload, message.mid, message.qos, time.monotonic()))
+        pending = _Pending(message.topic, message.payload, message.mid, message.qos, time.monotonic(), self._connections)
+        self._queue.put(pending)
         self.metrics.pending.inc()
 
     def _oldest_pending(self) -> float | None:
@@ -397,7 +401,9 @@ class Ingestor:
             if outcome.changes and outcome.device_id:
                 self.counters.notified += self._notifier.send(outcome.device_id, outcome.changes)
         for item in batch:
-            if item.qos > 0:
+            # A message from an earlier connection is with the broker again (same session): its
+            # redelivery will be acked as a duplicate; its old packet id means nothing now.
+            if item.qos > 0 and item.connection == self._connections:
                 self._client.ack(item.mid, item.qos)
         self.metrics.pending.dec(len(batch))
 

@@ -118,17 +118,22 @@ def summary_days(msg: Summary) -> set[date]:
 
 
 def store_summaries(
-    conn: psycopg.Connection[Any], batch: Sequence[tuple[int, Summary]], rollups: bool
+    conn: psycopg.Connection[Any], batch: Sequence[tuple[int, Summary]], rollups: bool | None = None
 ) -> int:
     """Bulk-write the windows of new summary messages; returns the rows inserted.
 
     COPY (binary) into a temporary staging table, then one
     ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` into ``summaries``; with
     ``rollups`` (plain PostgreSQL) the same statement adds the inserted rows to
-    the 1-minute and 1-hour rollup tables. Also moves the patients' last_data_at.
+    the 1-minute and 1-hour rollup tables (None: when the store is not
+    TimescaleDB, whose continuous aggregates do it). Also moves the patients'
+    last_data_at.
     """
     if not batch:
         return 0
+    if rollups is None:
+        row = conn.execute("SELECT value FROM store_info WHERE key = 'engine'").fetchone()
+        rollups = row is None or row[0] != "timescaledb"
     conn.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} (LIKE summaries INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
     )
