@@ -1,32 +1,7 @@
 "use strict";
-// The overview page: a client of /api. All data is inserted as text, never as HTML.
+// The overview page: alert inbox (live), patients with their state. Needs common.js and cue.js.
 
 const alerts = new Map(); // id -> alert
-
-async function api(path, options = {}) {
-  const res = await fetch(path, { credentials: "same-origin", ...options });
-  if (res.status === 401) {
-    window.location.assign("/login");
-    throw new Error("signed out");
-  }
-  if (!res.ok) throw new Error(`${path}: ${res.status}`);
-  return res.json();
-}
-
-function el(tag, text, className) {
-  const node = document.createElement(tag);
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  if (className) node.className = className;
-  return node;
-}
-
-function when(iso) {
-  return iso ? new Date(iso).toLocaleString() : "—";
-}
-
-function num(value) {
-  return value === null || value === undefined ? "—" : Math.round(value);
-}
 
 function describe(alert) {
   const first = alert.trigger || {};
@@ -34,7 +9,7 @@ function describe(alert) {
   if (alert.parameter === "panic") return "Panic button pressed";
   const name = { hr: "Heart rate", resp_rate: "Respiration rate" }[alert.parameter] || alert.parameter;
   const held = t.held_seconds ? ` for ${Math.round(t.held_seconds / 60)} min` : "";
-  return `${name} ${num(t.value)}/min${held}`;
+  return t.value !== undefined ? `${name} ${num(t.value)}/min${held}` : name;
 }
 
 function renderAlerts() {
@@ -44,33 +19,45 @@ function renderAlerts() {
   list.replaceChildren(...active.map(alertItem));
   document.getElementById("alerts-empty").hidden = active.length > 0;
   document.getElementById("alert-count").textContent = active.length ? `(${active.length})` : "";
+  if (!active.some((a) => a.level === "red" && a.state === "open")) clearCue();
 }
 
 function alertItem(alert) {
   const li = el("li", null, `alert ${alert.level} ${alert.state}${alert.fresh ? " fresh" : ""}`);
+  li.dataset.id = alert.id;
   li.append(el("span", alert.level.toUpperCase(), "badge"));
   const text = el("div", null, "what");
-  text.append(el("strong", alert.patient_name), el("span", ` — ${describe(alert)}`));
-  text.append(el("div", `opened ${when(alert.opened_at)}${alert.acked_by ? ` · acknowledged by ${alert.acked_by}` : ""}`, "muted"));
+  text.append(link(`/patients/${alert.patient_id}`, alert.patient_name, "who"), el("span", ` — ${describe(alert)}`));
+  const seen = alert.acked_by ? ` · acknowledged by ${alert.acked_by}${alert.ack_note ? `: “${alert.ack_note}”` : ""}` : "";
+  text.append(el("div", `opened ${when(alert.opened_at)}${seen}`, "muted"));
   li.append(text);
-  if (alert.state === "open") {
-    const button = el("button", "Acknowledge");
-    button.type = "button";
-    button.setAttribute("aria-label", `Acknowledge ${alert.level} alert for ${alert.patient_name}`);
-    button.addEventListener("click", () => acknowledge(alert.id));
-    li.append(button);
-  }
+  const note = el("input", null, "note");
+  note.placeholder = "Note (optional)";
+  note.setAttribute("aria-label", `Note for the ${alert.level} alert of ${alert.patient_name}`);
+  note.maxLength = 2000;
+  li.append(note);
+  if (alert.state === "open") li.append(actionButton(alert, "Acknowledge", "acknowledge", note));
+  li.append(actionButton(alert, "Resolve", "resolve", note));
   return li;
 }
 
-async function acknowledge(id) {
-  const updated = await api(`/api/alerts/${id}/acknowledge`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ note: "" }),
+function actionButton(alert, label, verb, note) {
+  const button = el("button", label);
+  button.type = "button";
+  button.setAttribute("aria-label", `${label} ${alert.level} alert for ${alert.patient_name}`);
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      const updated = await post(`/api/alerts/${alert.id}/${verb}`, { note: note.value.trim() });
+      alerts.set(alert.id, updated);
+      renderAlerts();
+      loadPatients().catch(console.error);
+    } catch (e) {
+      button.disabled = false;
+      document.getElementById("announce").textContent = `Could not ${verb}: ${e.message}`;
+    }
   });
-  alerts.set(id, updated);
-  renderAlerts();
+  return button;
 }
 
 async function loadAlerts() {
@@ -84,20 +71,14 @@ async function loadPatients() {
   const rows = await api("/api/patients");
   document.getElementById("patient-rows").replaceChildren(...rows.map((p) => {
     const tr = el("tr");
-    const state = el("td", null);
-    state.append(el("span", p.state, `state ${p.state}`));
-    tr.append(state, el("td", p.name), el("td", p.device_id), el("td", when(p.last_data_at)));
-    return tr;
-  }));
-}
-
-async function loadSymptoms() {
-  const rows = await api("/api/symptoms");
-  document.getElementById("symptom-rows").replaceChildren(...rows.map((s) => {
-    const tr = el("tr");
-    const hr = s.hr.windows ? `${num(s.hr.mean)} / ${num(s.hr.min)} / ${num(s.hr.max)} (${s.hr.windows} windows)` : "no data";
-    tr.append(el("td", s.patient_name), el("td", when(s.started_at)), el("td", s.ended_at ? when(s.ended_at) : "ongoing"),
-      el("td", s.tags.join(", ")), el("td", s.severity ?? "—"), el("td", s.note), el("td", hr));
+    tr.dataset.state = p.state;
+    const state = el("td");
+    state.append(el("span", STATE_LABEL[p.state] || p.state, `state ${p.state}`));
+    const name = el("td");
+    name.append(link(`/patients/${p.id}`, p.name));
+    const battery = p.battery === null ? "—" : `${p.battery} %`;
+    tr.append(state, name, el("td", when(p.last_data_at)), el("td", battery, p.battery !== null && p.battery < 20 ? "low" : ""),
+      el("td", p.device_id, "muted"));
     return tr;
   }));
 }
@@ -114,7 +95,9 @@ function listen() {
     alerts.set(alert.id, alert);
     renderAlerts();
     if (alert.fresh) {
-      document.getElementById("announce").textContent = `New ${alert.level} alert: ${alert.patient_name}, ${describe(alert)}`;
+      const message = `New ${alert.level} alert: ${alert.patient_name}, ${describe(alert)}`;
+      document.getElementById("announce").textContent = message;
+      if (alert.level === "red") cue(alert, message);
       setTimeout(() => { alert.fresh = false; renderAlerts(); }, 10000);
     }
     loadPatients().catch(console.error);
@@ -122,14 +105,11 @@ function listen() {
 }
 
 async function main() {
-  const me = await api("/api/auth/me");
-  document.getElementById("who").textContent = `${me.username} (${me.role})`;
-  document.getElementById("logout").addEventListener("click", async () => {
-    await fetch("/api/auth/logout", { method: "POST", credentials: "same-origin" });
-    window.location.assign("/login");
-  });
-  await Promise.all([loadAlerts(), loadPatients(), loadSymptoms()]);
+  await header();
+  showSoundButton();
+  await Promise.all([loadAlerts(), loadPatients()]);
   listen();
+  setInterval(() => loadPatients().catch(console.error), 60000); // "no signal" appears without any event
 }
 
 main().catch(console.error);

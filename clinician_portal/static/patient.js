@@ -1,0 +1,119 @@
+"use strict";
+// The patient page: zoomable trends (hours to months) with alerts, symptom periods and limits on one axis.
+
+const patientId = Number(window.location.pathname.split("/")[2]);
+const view = { start: 0, end: 0, points: [], timeline: { alerts: [], periods: [], strips: [], episodes: [], limits: [] }, bucketMs: 60000 };
+const MIN_SPAN = 3600e3;
+const MAX_SPAN = 400 * 86400e3;
+let pending = null;
+let loaded = 0; // completed loads, for tests and screen readers
+
+function iso(t) { return new Date(t).toISOString(); }
+
+function setRange(start, end) {
+  let span = Math.min(MAX_SPAN, Math.max(MIN_SPAN, end - start));
+  const mid = (start + end) / 2;
+  view.start = Math.round(mid - span / 2);
+  view.end = view.start + span;
+  document.getElementById("range").textContent = `${when(iso(view.start))} – ${when(iso(view.end))}`;
+  clearTimeout(pending);
+  pending = setTimeout(() => load().catch(showError), 150);
+}
+
+function showError(e) {
+  document.getElementById("announce").textContent = `Could not load: ${e.message}`;
+}
+
+async function load() {
+  const q = `start=${encodeURIComponent(iso(view.start))}&end=${encodeURIComponent(iso(view.end))}`;
+  const [points, timeline] = await Promise.all([
+    api(`/api/patients/${patientId}/series?${q}`), api(`/api/patients/${patientId}/timeline?${q}`)]);
+  view.points = points;
+  view.timeline = timeline;
+  view.bucketMs = points.length > 1 ? Math.min(...points.slice(1).map((p, i) => Date.parse(p.t) - Date.parse(points[i].t))) : 60000;
+  drawTrends(document.getElementById("chart"), view);
+  renderEvents();
+  document.getElementById("export-csv").href = `/api/patients/${patientId}/export.csv?${q}`;
+  document.getElementById("export-fhir").href = `/api/patients/${patientId}/export.fhir.json?${q}`;
+  loaded += 1;
+  document.getElementById("chart").dataset.loaded = String(loaded);
+}
+
+function renderEvents() {
+  const rows = [];
+  for (const a of view.timeline.alerts) {
+    rows.push([a.opened_at, `${a.level} alert`, `${a.parameter} · ${a.state}`]);
+  }
+  for (const s of view.timeline.periods) {
+    const strip = view.timeline.strips.find((t) => Date.parse(t.start) >= Date.parse(s.started_at || s.ended_at) - 60000
+      && Date.parse(t.start) < (s.ended_at ? Date.parse(s.ended_at) : Infinity));
+    rows.push([s.started_at || s.ended_at, "symptom period", `${s.tags.join(", ")}${s.severity ? ` · severity ${s.severity}` : ""}${s.note ? ` · ${s.note}` : ""}`, strip]);
+  }
+  for (const e of view.timeline.episodes) rows.push([e.start, "rhythm episode", e.flags.join(", ")]);
+  for (const t of view.timeline.strips) rows.push([t.start, "ECG strip", t.reason, t]);
+  rows.sort((a, b) => a[0].localeCompare(b[0]));
+  document.getElementById("event-rows").replaceChildren(...rows.map(([t, what, details, strip]) => {
+    const tr = el("tr");
+    const cell = el("td", details);
+    if (strip) { cell.append(" "); cell.append(link(stripHref(strip), "view strip")); }
+    tr.append(el("td", when(t)), el("td", what), cell);
+    return tr;
+  }));
+}
+
+function zoom(factor, at) {
+  const centre = at ?? (view.start + view.end) / 2;
+  setRange(centre - (centre - view.start) * factor, centre + (view.end - centre) * factor);
+}
+
+function pan(fraction) {
+  const shift = (view.end - view.start) * fraction;
+  setRange(view.start + shift, view.end + shift);
+}
+
+function wire(canvas) {
+  document.querySelectorAll("[data-span]").forEach((b) => b.addEventListener("click", () => {
+    const span = Number(b.dataset.span) * 1000;
+    setRange(view.end - span, view.end);
+  }));
+  document.getElementById("zoom-in").addEventListener("click", () => zoom(0.5));
+  document.getElementById("zoom-out").addEventListener("click", () => zoom(2));
+  document.getElementById("pan-left").addEventListener("click", () => pan(-0.5));
+  document.getElementById("pan-right").addEventListener("click", () => pan(0.5));
+  canvas.addEventListener("keydown", (e) => {
+    const keys = { "+": () => zoom(0.5), "=": () => zoom(0.5), "-": () => zoom(2), ArrowLeft: () => pan(-0.25), ArrowRight: () => pan(0.25) };
+    if (keys[e.key]) { e.preventDefault(); keys[e.key](); }
+  });
+  canvas.addEventListener("wheel", (e) => {
+    e.preventDefault();
+    const r = canvas.getBoundingClientRect();
+    const fx = ((e.clientX - r.left) * (canvas.width / r.width) - 70) / (canvas.width - 80);
+    zoom(e.deltaY < 0 ? 0.8 : 1.25, view.start + Math.min(1, Math.max(0, fx)) * (view.end - view.start));
+  }, { passive: false });
+  let drag = null;
+  canvas.addEventListener("pointerdown", (e) => { drag = { x: e.clientX, start: view.start, end: view.end }; });
+  window.addEventListener("pointerup", () => { drag = null; });
+  canvas.addEventListener("pointermove", (e) => {
+    if (!drag) return;
+    const r = canvas.getBoundingClientRect();
+    const dt = ((drag.x - e.clientX) / r.width) * (drag.end - drag.start);
+    setRange(drag.start + dt, drag.end + dt);
+  });
+}
+
+async function main() {
+  await header();
+  const p = await api(`/api/patients/${patientId}`);
+  document.title = `${p.name} · pisces`;
+  document.getElementById("patient-name").textContent = p.name;
+  document.getElementById("patient-facts").textContent =
+    `${STATE_LABEL[p.state] || p.state} · last data ${when(p.last_data_at)} · battery ${p.battery ?? "—"} % · device ${p.device_id}`;
+  document.getElementById("thresholds").href = `/patients/${patientId}/thresholds`;
+  const params = new URLSearchParams(window.location.search);
+  const end = params.get("end") ? Date.parse(params.get("end")) : (p.last_data_at ? Date.parse(p.last_data_at) : Date.now());
+  const start = params.get("start") ? Date.parse(params.get("start")) : end - 86400e3;
+  wire(document.getElementById("chart"));
+  setRange(start, end);
+}
+
+main().catch(showError);
