@@ -6,13 +6,18 @@ the scenario's actions (symptom marks, panic) through the public
 :func:`edge.agent.mark_symptom` / :func:`edge.agent.press_panic` at their
 simulated times, and finally waits until the outbox is drained. Several
 patients can run concurrently in one event loop.
+
+While the scenario has the phone offline (``"phone": "offline"`` segments), the
+uplink publishes nothing: messages wait in the outbox, as on a phone without a
+network, and go out when it is back (the MQTT session itself stays up, so the
+broker sees no last will; a dropped session is the uplink's own business).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +49,20 @@ class PatientRunReport:
     drained: bool
 
 
+class _PhoneUplink(Uplink):
+    """The real uplink, silent while the simulated phone has no network."""
+
+    def __init__(self, *args: object, online: Callable[[], bool], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._online = online
+
+    def pump(self) -> int:
+        """Publish and ack as the real uplink does, unless the phone is offline."""
+        if not self._online():
+            return 0
+        return super().pump()
+
+
 class _ActingSource:
     """Wraps a wearable; performs the patient's actions when simulated time reaches them."""
 
@@ -59,13 +78,18 @@ class _ActingSource:
             yield note
 
     def _act(self, action: Action) -> None:
-        at = self.wearable.start_time + action.at
-        if action.type == "panic":
-            press_panic(self.outbox, self.device_id, time=at)
-        else:
-            verb = "start" if action.type == "symptom_start" else "stop"
-            mark_symptom(self.outbox, self.device_id, verb, None, action.tags, action.severity, action.note, time=at)
+        perform_action(self.outbox, self.device_id, action, self.wearable.start_time)
         self.done += 1
+
+
+def perform_action(outbox: Outbox, device_id: str, action: Action, start_time: float) -> None:
+    """Do what the patient does in ``action`` (panic or symptom mark) through the edge's public calls."""
+    at = start_time + action.at
+    if action.type == "panic":
+        press_panic(outbox, device_id, time=at)
+    else:
+        verb = "start" if action.type == "symptom_start" else "stop"
+        mark_symptom(outbox, device_id, verb, None, action.tags, action.severity, action.note, time=at)
 
 
 async def run_patient(
@@ -83,6 +107,8 @@ async def run_patient(
     mqtt_password: str | None = None,
     drain_timeout_s: float = DRAIN_TIMEOUT_S,
     ground_truth_path: str | Path | None = None,
+    strap: str = "h10",
+    seed: int | None = None,
 ) -> PatientRunReport:
     """Play ``scenario`` through a real edge agent to the broker at ``mqtt_url``.
 
@@ -99,14 +125,21 @@ async def run_patient(
         mqtt_username, mqtt_password: override the URL's credentials.
         drain_timeout_s: real seconds to wait for the broker's acks at the end.
         ground_truth_path: where to write the wearable's ground truth JSON, if anywhere.
+        strap: ``"h10"`` (ECG and accelerometer too) or ``"hrs"`` (heart rate only).
+        seed: overrides the scenario's seed.
 
     Returns:
         Counts of what was produced, sent and acknowledged.
     """
     outbox = Outbox(outbox_path)
-    wearable = VirtualWearable(scenario, start_time=start_time, duration_s=duration_s, speed=speed)
+    wearable = VirtualWearable(
+        scenario, start_time=start_time, duration_s=duration_s, speed=speed, strap=strap, seed=seed
+    )
     source = _ActingSource(wearable, outbox, device_id)
-    uplink = Uplink(device_id, BrokerAddress.parse(mqtt_url), outbox, username=mqtt_username, password=mqtt_password)
+    uplink = _PhoneUplink(
+        device_id, BrokerAddress.parse(mqtt_url), outbox, username=mqtt_username, password=mqtt_password,
+        online=lambda: scenario.phone_online_at(wearable.now),
+    )
     agent = EdgeAgent(
         device_id, source, outbox, uplink,
         window_seconds=window_seconds, batch_windows=batch_windows, strip_seconds=STRIP_SECONDS,

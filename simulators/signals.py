@@ -6,10 +6,15 @@ deterministic), works on any sampling rate and returns plain arrays:
 * :class:`RRGenerator`: beat-to-beat RR intervals (s) that follow a heart-rate
   profile, with respiratory sinus arrhythmia (RSA) and AR(1) heart-rate
   variability; ``"af"`` rhythm makes them irregularly irregular.
+The full simulator uses :mod:`simulators.rhythm` (beats with arrhythmias),
+:mod:`simulators.ecgsyn` (the dynamical ECG) and :mod:`simulators.noise`; the
+simple generators here remain for unit tests of the edge DSP.
+
 * :func:`ecg_waveform`: a single-lead ECG (mV) as a sum of Gaussian P, Q, R, S
   and T waves per beat, after the morphology of ECGSYN (McSharry et al., IEEE
   Trans. Biomed. Eng. 50(3), 2003), with the QT interval scaled by sqrt(RR).
-* :func:`accel_samples`: chest accelerometer (g) for lying, rest, walk and run.
+* :func:`accel_samples`: chest accelerometer (g) for lying, sitting, rest, walk and
+  run, with breathing motion; :func:`accel_fall` adds a fall's free fall and impact.
 * :func:`battery_level`: a linear battery drain (%).
 """
 
@@ -28,6 +33,16 @@ HRV_AR = 0.9
 AF_SPREAD = 0.25  # RR varies uniformly by +-25 % in atrial fibrillation
 
 # (offset from R in s at RR = 1 s, amplitude mV, width s); offsets of P and T scale with sqrt(RR)
+# gravity direction per posture; (step Hz, vertical bounce g) per gait
+GRAVITY = {
+    "lying": np.array([0.0, 0.0, 1.0]),
+    "sitting": np.array([0.0, 0.94, 0.34]),
+    "rest": np.array([0.0, 1.0, 0.0]),
+    "walk": np.array([0.0, 1.0, 0.0]),
+    "run": np.array([0.0, 1.0, 0.0]),
+}
+STEPS = {"walk": (1.9, 0.25), "run": (2.8, 0.8)}
+
 ECG_WAVES = (
     (-0.20, 0.12, 0.025),  # P
     (-0.035, -0.12, 0.010),  # Q
@@ -96,22 +111,43 @@ def ecg_noise(t: NDArray[np.float64], rng: np.random.Generator, noise_mv: float 
     return 0.05 * np.sin(2 * np.pi * RESP_HZ * t) + noise_mv * rng.standard_normal(t.size)
 
 
-def accel_samples(activity: str, t: NDArray[np.float64], rng: np.random.Generator) -> NDArray[np.float64]:
+def accel_samples(
+    activity: str, t: NDArray[np.float64], rng: np.random.Generator, resp: NDArray[np.float64] | None = None
+) -> NDArray[np.float64]:
     """Chest accelerometer in g, shape (len(t), 3); +y up the trunk, +z out of the chest.
 
     Args:
-        activity: ``lying``, ``rest``, ``walk`` or ``run`` (anything else: rest).
+        activity: ``lying``, ``sitting``, ``rest``, ``walk`` or ``run`` (anything else: rest).
         t: sample times in s.
         rng: random generator for sensor noise.
+        resp: respiration band signal at ``t`` (-1..1): the chest's breathing motion, 5 mg.
     """
     t = np.asarray(t, dtype=float)
-    gravity = np.array([0.0, 0.0, 1.0]) if activity == "lying" else np.array([0.0, 1.0, 0.0])
-    a = np.tile(gravity, (t.size, 1)) + 0.01 * rng.standard_normal((t.size, 3))
-    step_hz, amplitude = {"walk": (1.9, 0.25), "run": (2.8, 0.8)}.get(activity, (0.0, 0.0))
+    a = np.tile(GRAVITY.get(activity, GRAVITY["rest"]), (t.size, 1)) + 0.01 * rng.standard_normal((t.size, 3))
+    step_hz, amplitude = STEPS.get(activity, (0.0, 0.0))
     if amplitude:
         a[:, 1] += amplitude * np.sin(2 * np.pi * step_hz * t)
         a[:, 2] += 0.3 * amplitude * np.sin(np.pi * step_hz * t)
+    if resp is not None:
+        a[:, 2] += 0.005 * np.asarray(resp)
     return a
+
+
+def accel_fall(t: NDArray[np.float64], t_fall: float) -> NDArray[np.float64]:
+    """What a fall at ``t_fall`` adds to the chest accelerometer (g), shape (len(t), 3).
+
+    About 0.6 s of near free fall (|a| drops towards 0.2 g), then an impact of
+    ~3.5 g on the chest axis decaying within ~0.3 s; the lying posture after
+    it comes from the activity.
+    """
+    t = np.asarray(t, dtype=float)
+    out = np.zeros((t.size, 3))
+    falling = (t >= t_fall - 0.6) & (t < t_fall)
+    out[falling, 1] -= 0.8
+    after = t >= t_fall
+    out[after, 2] += 3.5 * np.exp(-(t[after] - t_fall) / 0.08)
+    out[after, 0] += 1.2 * np.exp(-(t[after] - t_fall) / 0.12) * np.sin(2 * np.pi * 8 * (t[after] - t_fall))
+    return out
 
 
 def battery_level(elapsed_s: float, start_percent: float = 100.0, drain_percent_per_hour: float = 4.0) -> int:

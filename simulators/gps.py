@@ -1,0 +1,58 @@
+"""A GPS track: the patient stays home at rest and walks or runs from there.
+
+Positions every ``step_s`` seconds: still (plus fix noise of ~5 m) while lying,
+sitting or at rest; moving at 1.3 m/s walking and 2.8 m/s running along a
+heading that wanders (random walk, ~20 degrees per minute), turning home for the
+second half of each outing so the patient comes back. Positions use a local
+flat-earth approximation, ample for a few kilometres.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulators.scenarios import Scenario
+
+SPEED_M_S = {"walk": 1.3, "run": 2.8}
+FIX_NOISE_M = 5.0
+HEADING_WANDER_RAD_PER_S = math.radians(20) / math.sqrt(60)
+EARTH_M_PER_DEG = 111_320.0
+
+
+@dataclass(frozen=True)
+class GpsFix:
+    """A position fix: ``time`` s from the start, ``lat``/``lon`` degrees, ``speed`` m/s (true)."""
+
+    time: float
+    lat: float
+    lon: float
+    speed: float
+
+
+def gps_track(scenario: Scenario, duration_s: float, rng: np.random.Generator, step_s: float = 10.0) -> list[GpsFix]:
+    """Fixes every ``step_s`` s over ``duration_s`` s for ``scenario``'s patient."""
+    lat0, lon0 = scenario.patient.home
+    m_per_deg_lon = EARTH_M_PER_DEG * max(math.cos(math.radians(lat0)), 1e-6)
+    x = y = 0.0  # metres east and north of home
+    heading = float(rng.uniform(0, 2 * math.pi))
+    fixes = []
+    for t in np.arange(0.0, duration_s, step_s):
+        activity = scenario.activity_at(float(t))
+        speed = SPEED_M_S.get(activity, 0.0)
+        if speed:
+            heading += HEADING_WANDER_RAD_PER_S * math.sqrt(step_s) * float(rng.standard_normal())
+            if _returning(scenario, float(t)):
+                heading = math.atan2(-y, -x) if math.hypot(x, y) > speed * step_s else heading
+            x += speed * step_s * math.cos(heading)
+            y += speed * step_s * math.sin(heading)
+        nx, ny = rng.normal(0, FIX_NOISE_M, 2)
+        fixes.append(GpsFix(float(t), lat0 + (y + ny) / EARTH_M_PER_DEG, lon0 + (x + nx) / m_per_deg_lon, speed))
+    return fixes
+
+
+def _returning(scenario: Scenario, t: float) -> bool:
+    seg = next((s for s in reversed(scenario.segments) if s.activity in SPEED_M_S and s.covers(t)), None)
+    return seg is not None and t > seg.at + seg.duration / 2

@@ -1,0 +1,85 @@
+"""Fleets through the real outbox and uplink to the real broker: counts, determinism, offline phones."""
+
+from __future__ import annotations
+
+import queue
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from simulators.fleet import fleet_roster, run_summary_fleet
+from simulators.scenarios import Segment, load_scenario
+from simulators.summaries import SummaryStream
+from wire import BrokerAddress, Summary, decode_uplink, uplink_filter
+
+START = 1_700_000_000.0
+
+
+def test_roster_and_streams_are_deterministic_from_the_seed() -> None:
+    a, b, c = fleet_roster(20, 7), fleet_roster(20, 7), fleet_roster(20, 8)
+    assert a == b and a != c
+    assert len({p.device_id for p in a}) == 20 and len({p.scenario.seed for p in a}) == 20
+    first = [SummaryStream(p.scenario, 10, 300, START).windows_until(300) for p in a[:3]]
+    again = [SummaryStream(p.scenario, 10, 300, START).windows_until(300) for p in b[:3]]
+    assert first == again and first[0] != first[1]
+
+
+def test_summary_stream_reflects_the_scenario() -> None:
+    s = replace(load_scenario("arrhythmia_tour"), segments=load_scenario("arrhythmia_tour").segments)
+    windows = {int(w.start - START): w for w in SummaryStream(s, 10, 1200, START).windows_until(1200)}
+    assert len(windows) == 120
+    assert "af_suspected" in windows[500].flags and "irregular" in windows[500].flags
+    assert "vt" in windows[780].flags and "tachy" in windows[400].flags and "brady" in windows[250].flags
+    assert "pause" in windows[200].flags and "ectopic" in windows[100].flags
+    assert windows[1090].quality == 0 and windows[1090].hr_mean is None
+    assert windows[20].flags == () and abs(windows[20].hr_mean - 70) < 10  # type: ignore[operator]
+
+
+@pytest.mark.mqtt
+def test_summary_fleet_sends_every_window_and_all_are_acked(mqtt_url: str, tmp_path: Path) -> None:
+    prefix = f"tfleet{int(time.time() * 1000) % 10**8}"
+    patients = fleet_roster(6, 3, device_prefix=prefix)
+    got: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
+    ready: queue.SimpleQueue[int] = queue.SimpleQueue()
+    addr = BrokerAddress.parse(mqtt_url)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.on_message = lambda c, u, m: got.put((m.topic, m.payload)) if prefix in m.topic else None
+    client.on_subscribe = lambda *a: ready.put(1)
+    client.on_connect = lambda c, *a: c.subscribe(uplink_filter("summary"), qos=1)
+    client.connect(addr.host, addr.port)
+    client.loop_start()
+    try:
+        ready.get(timeout=10)
+        report = run_summary_fleet(
+            patients, mqtt_url, tmp_path, start_time=START, duration_s=300, speed=0, window_seconds=10,
+            batch_windows=5, drain_timeout_s=30,
+        )
+        assert report.drained and report.pending == 0 and report.patients == 6
+        assert report.windows == 6 * 30 and report.acked == report.messages
+        windows: dict[str, int] = {}
+        deadline = time.monotonic() + 10
+        while sum(windows.values()) < report.windows and time.monotonic() < deadline:
+            try:
+                _, msg = decode_uplink(*got.get(timeout=1))
+            except queue.Empty:
+                continue
+            assert isinstance(msg, Summary)
+            windows[msg.device] = windows.get(msg.device, 0) + len(msg.windows)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    assert windows == {p.device_id: 30 for p in patients}
+
+
+@pytest.mark.mqtt
+def test_an_offline_phone_keeps_its_messages(mqtt_url: str, tmp_path: Path) -> None:
+    p = fleet_roster(1, 4, device_prefix=f"toff{int(time.time() * 1000) % 10**8}")[0]
+    offline = replace(p, scenario=replace(p.scenario, segments=(Segment(at=0, duration=400, phone="offline"),)))
+    report = run_summary_fleet(
+        [offline], mqtt_url, tmp_path, start_time=START, duration_s=120, speed=0, window_seconds=10,
+        batch_windows=3, drain_timeout_s=1,
+    )
+    assert report.published == 0 and report.pending == report.messages == 4 and not report.drained
