@@ -26,6 +26,10 @@ from server.trends import ARRHYTHMIA_FLAGS, EPISODE_GAP_S, EPISODES_SQL, Baselin
 
 IRREGULAR_FLAGS = ["irregular", "af_suspected"]
 STRIP_MARGIN_S = 60  # a strip starting this long before a period still belongs to it
+# The phone's outbox sends in order, so once a patient's data reaches this far past a period's
+# end, every window of the period has arrived and its cached stats are final; until then they
+# are recomputed at every search (a phone that was offline catches up without stale results).
+STATS_SETTLE_S = 600
 
 
 @dataclass(frozen=True)
@@ -118,48 +122,70 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-SEARCH_SQL = f"""
-WITH cand AS (
-  SELECT s.id, s.patient_id, p.name, s.period, s.started_at, s.ended_at, s.tags, s.severity, s.note,
-         COALESCE(s.started_at, s.ended_at) AS t0
-  FROM symptom_periods s JOIN patients p ON p.id = s.patient_id
+def _candidates(joins: str) -> str:
+    """FROM/WHERE of the periods a filter may match, before looking at the data (binds uid, admin, pids,
+    start, end); ``joins`` adds relations after ``symptom_periods s`` and ``patients p``."""
+    return f"""
+  FROM symptom_periods s JOIN patients p ON p.id = s.patient_id {joins}
   WHERE {VISIBLE}
     AND (cardinality(%(pids)s::bigint[]) = 0 OR s.patient_id = ANY(%(pids)s))
     AND (%(start)s::timestamptz IS NULL OR COALESCE(s.ended_at, 'infinity') > %(start)s)
     AND (%(end)s::timestamptz IS NULL OR COALESCE(s.started_at, s.ended_at) < %(end)s)
-    AND (cardinality(%(tags)s::text[]) = 0
-         OR EXISTS (SELECT 1 FROM unnest(s.tags) t WHERE lower(t) = ANY(%(tags)s)))
-    AND (%(sev_min)s::int IS NULL OR s.severity >= %(sev_min)s)
-    AND (%(sev_max)s::int IS NULL OR s.severity <= %(sev_max)s)
-    AND (%(text)s::text IS NULL OR s.note ILIKE %(text)s
-         OR EXISTS (SELECT 1 FROM unnest(s.tags) t WHERE t ILIKE %(text)s))
-)
-SELECT c.id, c.patient_id, c.name, c.period, c.started_at, c.ended_at, c.tags, c.severity, c.note,
-       v.n, v.hr_mean, v.hr_min, v.hr_max, v.resp, v.rmssd, v.quality, v.flags
-FROM cand c CROSS JOIN LATERAL (
-  SELECT count(*) FILTER (WHERE w.quality >= %(q)s) AS n,
+"""
+
+
+# What the data showed over period ``s`` (usable windows: quality >= %(q)s).
+PERIOD_STATS = """
+  SELECT count(*) FILTER (WHERE w.quality >= %(q)s) AS windows,
          avg(w.hr_mean) FILTER (WHERE w.quality >= %(q)s) AS hr_mean,
          min(w.hr_min) FILTER (WHERE w.quality >= %(q)s) AS hr_min,
          max(w.hr_max) FILTER (WHERE w.quality >= %(q)s) AS hr_max,
-         avg(w.resp_rate) FILTER (WHERE w.quality >= %(q)s) AS resp,
-         avg(w.rmssd) FILTER (WHERE w.quality >= %(q)s) AS rmssd,
-         avg(w.quality) AS quality,
-         array(SELECT DISTINCT f FROM unnest(array_agg(array_to_string(w.flags, ','))
-               FILTER (WHERE w.quality >= %(q)s AND w.flags <> '{{}}')) AS a(f)) AS flags
+         avg(w.resp_rate) FILTER (WHERE w.quality >= %(q)s) AS resp_mean,
+         avg(w.rmssd) FILTER (WHERE w.quality >= %(q)s) AS rmssd_mean,
+         avg(w.quality) AS quality_mean,
+         (SELECT COALESCE(array_agg(DISTINCT f ORDER BY f), '{}') FROM unnest(string_to_array(
+            string_agg(array_to_string(w.flags, ','), ',') FILTER (WHERE w.quality >= %(q)s), ',')) f
+          WHERE f <> '') AS flags
   FROM summaries w
-  WHERE w.patient_id = c.patient_id AND w.end_at > c.t0 AND w.start_at < COALESCE(c.ended_at, now())
-    AND w.start_at > c.t0 - interval '1 hour'  -- windows last <= 1 h: lets the index bound the scan
-) v
-WHERE (%(hr_above)s::real IS NULL OR v.hr_max > %(hr_above)s)
-  AND (%(hr_below)s::real IS NULL OR v.hr_min < %(hr_below)s)
-  AND (%(min_q)s::real IS NULL OR v.quality >= %(min_q)s)
-  AND (%(pause)s::boolean IS NULL OR (array_to_string(v.flags, ',') ~ '(^|,)pause(,|$)') = %(pause)s)
-  AND (%(irregular)s::boolean IS NULL
-       OR (array_to_string(v.flags, ',') ~ '(^|,)(irregular|af_suspected)(,|$)') = %(irregular)s)
-ORDER BY c.t0 DESC, c.id DESC
-LIMIT %(limit)s OFFSET %(offset)s
+  WHERE w.patient_id = s.patient_id AND w.end_at > COALESCE(s.started_at, s.ended_at)
+    AND w.start_at < COALESCE(s.ended_at, now())
+    -- windows last at most an hour: this bound lets the (patient_id, start_at) index limit the scan
+    AND w.start_at > COALESCE(s.started_at, s.ended_at) - interval '1 hour'
 """
 
+STAT_COLUMNS = "windows, hr_mean, hr_min, hr_max, resp_mean, rmssd_mean, quality_mean, flags"
+
+# Fill or renew the cached stats of the candidate periods that lack fresh ones.
+REFRESH_SQL = f"""
+INSERT INTO symptom_period_stats (period_id, usable_quality, {STAT_COLUMNS}, final)
+SELECT s.id, %(q)s, v.*, p.last_data_at >= COALESCE(s.ended_at, 'infinity') + make_interval(secs => %(settle)s)
+{_candidates(f"CROSS JOIN LATERAL ({PERIOD_STATS}) v")}
+  AND NOT EXISTS (SELECT 1 FROM symptom_period_stats x WHERE x.period_id = s.id AND x.usable_quality = %(q)s
+                  AND x.final)
+ON CONFLICT (period_id) DO UPDATE SET usable_quality = EXCLUDED.usable_quality, windows = EXCLUDED.windows,
+  hr_mean = EXCLUDED.hr_mean, hr_min = EXCLUDED.hr_min, hr_max = EXCLUDED.hr_max,
+  resp_mean = EXCLUDED.resp_mean, rmssd_mean = EXCLUDED.rmssd_mean, quality_mean = EXCLUDED.quality_mean,
+  flags = EXCLUDED.flags, final = EXCLUDED.final, computed_at = now()
+"""
+
+SEARCH_SQL = f"""
+SELECT s.id, s.patient_id, p.name, s.period, s.started_at, s.ended_at, s.tags, s.severity, s.note,
+       v.windows, v.hr_mean, v.hr_min, v.hr_max, v.resp_mean, v.rmssd_mean, v.quality_mean, v.flags
+{_candidates("JOIN symptom_period_stats v ON v.period_id = s.id")}
+  AND (cardinality(%(tags)s::text[]) = 0
+       OR EXISTS (SELECT 1 FROM unnest(s.tags) t WHERE lower(t) = ANY(%(tags)s)))
+  AND (%(sev_min)s::int IS NULL OR s.severity >= %(sev_min)s)
+  AND (%(sev_max)s::int IS NULL OR s.severity <= %(sev_max)s)
+  AND (%(text)s::text IS NULL OR s.note ILIKE %(text)s
+       OR EXISTS (SELECT 1 FROM unnest(s.tags) t WHERE t ILIKE %(text)s))
+  AND (%(hr_above)s::real IS NULL OR v.hr_max > %(hr_above)s)
+  AND (%(hr_below)s::real IS NULL OR v.hr_min < %(hr_below)s)
+  AND (%(min_q)s::real IS NULL OR v.quality_mean >= %(min_q)s)
+  AND (%(pause)s::boolean IS NULL OR ('pause' = ANY(v.flags)) = %(pause)s)
+  AND (%(irregular)s::boolean IS NULL OR (v.flags && %(irregular_flags)s) = %(irregular)s)
+ORDER BY COALESCE(s.started_at, s.ended_at) DESC, s.id DESC
+LIMIT %(limit)s OFFSET %(offset)s
+"""
 STRIP_OF_PERIOD_SQL = """
 SELECT DISTINCT ON (s.id) s.id, t.patient_id, t.device_id, t.seq, t.start_at, t.fs, t.n_samples / t.fs,
        t.reason, t.ref_seq
@@ -184,8 +210,10 @@ def search_symptoms(
         "tags": [t.lower() for t in f.tags], "sev_min": f.severity_min, "sev_max": f.severity_max,
         "text": _like(f.text) if f.text else None, "q": usable_quality, "hr_above": f.hr_max_above,
         "hr_below": f.hr_min_below, "min_q": f.min_quality, "pause": f.pause, "irregular": f.irregular,
-        "limit": f.limit + 1, "offset": f.offset,
+        "limit": f.limit + 1, "offset": f.offset, "irregular_flags": IRREGULAR_FLAGS,
+        "settle": STATS_SETTLE_S,
     }  # fmt: skip
+    conn.execute(REFRESH_SQL, params)
     rows = conn.execute(SEARCH_SQL, params).fetchall()
     more = len(rows) > f.limit
     rows = rows[: f.limit]
@@ -206,7 +234,7 @@ def _round(value: float | None, digits: int = 1) -> float | None:
 
 
 def _result(r: tuple[Any, ...], strip: StripInfo | None, baseline: Baseline | None) -> SymptomResult:
-    flags = sorted({f for joined in r[16] for f in joined.split(",") if f})
+    flags = list(r[16])
     vitals = PeriodVitals(
         int(r[9]), _round(r[10]), _round(r[11]), _round(r[12]), _round(r[13]), _round(r[14]),
         _round(r[15], 2), flags,

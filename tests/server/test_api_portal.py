@@ -187,3 +187,19 @@ def test_search_and_exports_are_audited(data: World) -> None:
             "SELECT a.action FROM audit_log a JOIN users u ON u.id = a.user_id WHERE u.username = %s"
             " AND a.patient_id = %s", (data.nurse, data.mine))}  # fmt: skip
     assert "search:symptoms" in actions
+
+
+def test_windows_arriving_late_reach_the_search(data: World) -> None:
+    """A phone offline during a period sends its windows later: the period's data filters see them."""
+    d = data.mine_device
+    t0 = T + 30 * 86400
+    ingest(data, d, *period(d, 1100, "p-late", t0, t0 + 300, tags=("late",)))
+    assert search(data, data.nurse, tag="late")["results"][0]["vitals"]["windows"] == 0
+    assert periods(search(data, data.nurse, tag="late", hr_max_above=120)) == []
+    ingest(data, d, windows(d, 1102, t0, [(130.0, (), 0.9)] * 5 + [(70.0, (), 0.9)] * 15))
+    (late,) = search(data, data.nurse, tag="late", hr_max_above=120)["results"]
+    assert late["vitals"]["windows"] == 5 and late["vitals"]["hr_max"] == 140
+    # the patient's data now reaches 15 min past the period: its stats are final
+    with psycopg.connect(data.db_url) as conn:
+        row = conn.execute("SELECT final FROM symptom_period_stats WHERE period_id = %s", (late["id"],)).fetchone()
+    assert row == (True,)

@@ -1,0 +1,147 @@
+"""Portal read speed through the HTTP API on a generated store: symptom search and a 30-day chart.
+
+Fills a scratch database (COPY) with P patients x D days of one-minute summary
+windows (with rhythm flags on ~1 % of them), symptom periods and strips, starts
+the real server, and times over HTTP with one signed-in clinician (admin, so
+every patient is searchable):
+
+- symptom search (a random filter set: tags, max HR, irregular, date range),
+- a 30-day patient chart (``/series`` + ``/timeline``, as the page loads them),
+
+against the reference of ``GET /api/auth/me`` (the cost of an authenticated
+request that reads nothing), printing p50/p95 of each and the ratio.
+
+    .venv/bin/python bench/bench_portal.py --patients 500 --days 30 --periods 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from server.store import add_user, migrate  # noqa: E402
+
+TAGS = ["palpitations", "dizzy", "chest_pain", "breathless", "tired", "faint"]
+COLUMNS = ("patient_id, device_id, seq, idx, start_at, end_at, beats, hr_mean, hr_min, hr_max, rr_mean, sdnn,"
+           " rmssd, flags, resp_rate, activity, intensity, quality, battery")
+
+
+def generate(url: str, patients: int, days: int, periods: int, seed: int = 7) -> datetime:
+    """Fill the store; return the end of the data."""
+    rng = random.Random(seed)
+    end = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    start = end - timedelta(days=days)
+    with psycopg.connect(url) as conn:
+        ids = [conn.execute("INSERT INTO patients (name, device_id) VALUES (%s, %s) RETURNING id",
+                            (f"Bench {i:04d}", f"bench-{i:04d}")).fetchone()[0] for i in range(patients)]
+        conn.commit()
+        if conn.execute("SELECT to_regproc('pisces_ensure_summary_partitions')").fetchone()[0]:
+            conn.execute("SELECT pisces_ensure_summary_partitions(%s)",
+                         ([(start + timedelta(days=d)).date() for d in range(days + 2)],))
+            conn.commit()
+        minutes = days * 1440
+        for pid in ids:
+            base = rng.uniform(58, 82)
+            with conn.cursor().copy(f"COPY summaries ({COLUMNS}) FROM STDIN") as copy:
+                for m in range(minutes):
+                    t = start + timedelta(minutes=m)
+                    hr = base + 8 * ((m // 60) % 24 in range(8, 22)) + rng.gauss(0, 4)
+                    flags = ["irregular"] if rng.random() < 0.01 else (["pause"] if rng.random() < 0.002 else [])
+                    copy.write_row((pid, f"bench-{pid:04d}", m // 5, m % 5, t, t + timedelta(minutes=1), int(hr),
+                                    hr, hr - 6, hr + 9, 60000 / hr, 45.0, 32.0, flags, 15.0, "rest", 0.02,
+                                    0.95, 80))
+            conn.commit()
+        with conn.cursor().copy("COPY symptom_periods (patient_id, period, started_at, ended_at, tags, severity,"
+                                " note) FROM STDIN") as copy:
+            for k in range(periods):
+                t0 = start + timedelta(minutes=rng.randrange(days * 1440 - 60))
+                copy.write_row((rng.choice(ids), f"p{k}", t0, t0 + timedelta(minutes=rng.randint(2, 45)),
+                                rng.sample(TAGS, rng.randint(1, 2)), rng.randint(1, 5), "felt unwell"))
+        conn.commit()
+        conn.execute("ANALYZE")
+        conn.commit()
+    return end
+
+
+def timed(client: httpx.Client, path: str, params: dict | None = None) -> float:
+    t = time.perf_counter()
+    r = client.get(path, params=params)
+    elapsed = time.perf_counter() - t
+    assert r.status_code == 200, r.text
+    return elapsed * 1000
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[int(q) - 1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--patients", type=int, default=500)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--periods", type=int, default=20_000)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--server-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    args = parser.parse_args()
+    import uvicorn
+
+    from server.app import create_app
+    from server.embedded import free_port
+    from server.settings import ServerSettings
+    from tests.fix_db import scratch_database
+
+    with scratch_database(args.server_url, "pisces_bench") as url:
+        migrate(url)
+        t = time.perf_counter()
+        end = generate(url, args.patients, args.days, args.periods)
+        rows = args.patients * args.days * 1440
+        gen_s = time.perf_counter() - t
+        print(f"generated {rows:,} windows, {args.periods:,} periods in {gen_s:.0f} s ({rows / gen_s:,.0f} rows/s)")
+        with psycopg.connect(url) as conn:
+            add_user(conn, "bench", "bench password", "admin")
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(create_app(ServerSettings(database_url=url, ingest_in_server=False)),
+                                               host="127.0.0.1", port=port, log_level="warning"))
+        threading.Thread(target=server.run, daemon=True).start()
+        while not server.started:
+            time.sleep(0.05)
+        base = f"http://127.0.0.1:{port}"
+        token = httpx.post(f"{base}/api/auth/login", json={"username": "bench", "password": "bench password"}).json()
+        rng = random.Random(1)
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token['token']}"}, timeout=60) as c:
+            timed(c, "/api/symptoms/search")  # computes and keeps the baselines
+            ref = [timed(c, "/api/auth/me") for _ in range(args.requests)]
+            search = []
+            for _ in range(args.requests):
+                q: dict = {"tag": rng.choice(TAGS)}
+                if rng.random() < 0.5:
+                    q["hr_max_above"] = rng.choice([90, 100, 110])
+                if rng.random() < 0.3:
+                    q["irregular"] = "true"
+                if rng.random() < 0.5:
+                    q["start"] = (end - timedelta(days=rng.randint(1, args.days))).isoformat()
+                search.append(timed(c, "/api/symptoms/search", q))
+            chart = []
+            for _ in range(args.requests):
+                pid = rng.randint(1, args.patients)
+                span = {"start": (end - timedelta(days=30)).isoformat(), "end": end.isoformat()}
+                chart.append(timed(c, f"/api/patients/{pid}/series", span) + timed(c, f"/api/patients/{pid}/timeline", span))
+        server.should_exit = True
+        print(f"{'':22} {'p50 ms':>8} {'p95 ms':>8} {'p95 / me':>9}")
+        for name, values in (("auth/me (reference)", ref), ("symptom search", search), ("30-day chart", chart)):
+            print(f"{name:22} {pct(values, 50):8.1f} {pct(values, 95):8.1f} {pct(values, 95) / pct(ref, 95):9.1f}")
+
+
+if __name__ == "__main__":
+    main()
