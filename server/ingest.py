@@ -84,6 +84,7 @@ class IngestCounters:
     db_errors: int = 0
     notified: int = 0
     batches: int = 0
+    subscribed: int = 0  # times the broker granted our subscription (1 + reconnects)
 
 
 def rule_config(settings: ServerSettings) -> RuleConfig:
@@ -349,14 +350,17 @@ class Ingestor:
 
     def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, codes: list[Any], _p: Any = None) -> None:
         if all(not code.is_failure for code in codes):
+            self.counters.subscribed += 1
             self._subscribed.set()
         else:
             log.error("subscription to %s refused: %s", self.subscription, codes)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         pending = _Pending(message.topic, message.payload, message.mid, message.qos, time.monotonic(), self._connections)
-        self._queue.put(pending)
+        self.counters.received += 1
+        self.metrics.received.inc()
         self.metrics.pending.inc()
+        self._queue.put(pending)
 
     def _oldest_pending(self) -> float | None:
         in_hand = self._in_hand
@@ -379,13 +383,24 @@ class Ingestor:
                 except queue.Empty:
                     break
             self._in_hand = batch
-            self._process(batch)
+            self._process_until_done(batch)
             self._in_hand = []
             self._maybe_retention()
 
+    def _process_until_done(self, batch: list[_Pending]) -> None:
+        """Process a batch; on an unexpected failure (e.g. no schema yet) retry it, unacked, with backoff."""
+        delay = RETRY_MIN_S
+        while not self._stopping.is_set():
+            try:
+                self._process(batch)
+                return
+            except Exception:
+                log.exception("ingest failed on a batch of %d (kept unacked); retrying in %.1f s", len(batch), delay)
+                self._drop_connection()
+                self._stopping.wait(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+
     def _process(self, batch: list[_Pending]) -> None:
-        self.counters.received += len(batch)
-        self.metrics.received.inc(len(batch))
         decoded = [decode_one(p.topic, p.payload) for p in batch]
         started = time.perf_counter()
         outcomes = self._commit(decoded)
@@ -417,7 +432,7 @@ class Ingestor:
                     return store_batch(conn, batch, self._rules, bool(self._rollups))
                 except (psycopg.errors.TransactionRollback, psycopg.OperationalError):
                     raise
-                except psycopg.Error as exc:
+                except Exception as exc:  # a row the database refuses, or a bug: find the message, keep it
                     if len(batch) == 1:
                         return [self._refused(conn, batch[0], exc)]
                     log.warning("a batch of %d was refused (%s); storing its messages one by one", len(batch), exc)
@@ -442,7 +457,7 @@ class Ingestor:
                 outcomes.extend(store_batch(conn, [item], self._rules, bool(self._rollups)))
             except (psycopg.errors.TransactionRollback, psycopg.OperationalError):
                 raise  # the caller retries; what committed here comes back as duplicates
-            except psycopg.Error as exc:
+            except Exception as exc:
                 outcomes.append(self._refused(conn, item, exc))
         return outcomes
 
