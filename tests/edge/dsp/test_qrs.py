@@ -86,3 +86,33 @@ def test_lead_off_stretch_gives_no_beats_and_detection_recovers() -> None:
     later = rec.beats[rec.beats > 77 * rec.fs]
     found = [np.min(np.abs(peaks - b)) <= 0.15 * rec.fs for b in later[:-2]]
     assert all(found)
+
+
+@pytest.mark.parametrize(("fs", "lead_s"), [(360.0, 0.004), (500.0, 0.004), (1000.0, 0.160)])
+def test_pacing_spikes_are_neither_beats_nor_peaks(fs: float, lead_s: float) -> None:
+    """Pacemaker spikes (1 ms, +-4 mV) before every beat: ventricular (4 ms) or atrial (160 ms) pacing."""
+    for name in RECORDS:
+        rec = resampled(load_record(name, 120.0), fs)
+        x = rec.signal_mv.copy()
+        width = max(1, int(0.001 * fs))
+        for k, b in enumerate(rec.beats):
+            s = b - int(lead_s * fs)
+            if s > 0:
+                x[s : s + width] += 4.0 if k % 2 else -4.0
+        s = _score(rec, x)
+        assert s.f1 >= 0.99 and s.timing_s <= 0.008, (name, fs, s)
+
+
+def test_baseline_steps_are_not_beats() -> None:
+    """Electrode-motion steps (2 mV, 20 ms edges) between beats: no beat on a step."""
+    rec = load_record("100", 120.0)
+    x = rec.signal_mv.copy()
+    edge = int(0.02 * rec.fs)
+    steps = []
+    for k in range(20, rec.beats.size - 1, 12):
+        at = (rec.beats[k] + rec.beats[k + 1]) // 2
+        x[at : at + edge] -= np.linspace(0, 2.0, edge)
+        x[at + edge :] -= 2.0
+        steps.append(at)
+    s = _score(rec, x)
+    assert s.fp == 0 and s.f1 >= 0.99, s

@@ -43,7 +43,7 @@ def test_memory_is_bounded() -> None:
     sizes = []
     for a in range(0, rec.signal_mv.size, 3600):
         s.feed(rec.signal_mv[a : a + 3600])
-        sizes.append(s._energy.size + len(s._since) + len(s._pending))  # noqa: SLF001
+        sizes.append(s.buffered + len(s._since) + len(s._pending))  # noqa: SLF001
     assert max(sizes) <= 5 * rec.fs + 3600
 
 
