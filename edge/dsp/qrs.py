@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.ndimage import maximum_filter1d
+from scipy.signal import butter
 
 from edge.dsp.common import IirStream, MedianStream, as_samples, bandpass_ba, fs_valid
 
@@ -46,11 +47,15 @@ INTEGRATION_S = 0.12
 REFRACTORY_S = 0.20  # no two beats closer (300 bpm)
 LOOKAHEAD_S = 0.05  # beyond the refractory span: room for the step test after the R peak
 T_WAVE_S = 0.36  # a candidate this soon after a beat is tested for being a T wave
+T_WAVE_RR = 0.7  # ... if it also comes before this share of the mean RR
 LOCATE_S = 0.09  # half width of the R-peak search around the QRS energy centre
 SMOOTH_S = 0.012  # boxcar used to place the peak (symmetric: exact delay)
 LEARN_S = 2.0  # thresholds are learnt from the first seconds of candidates
 RELEARN_S = 6.0  # no beat for this long: learn again (lead back on, amplitude change)
 SEARCHBACK_RR = 1.66
+LOCAL_S = (0.75, 0.25)  # s before and after a candidate over which the mean energy is its local background
+LOCAL_QUANTILE = 0.4  # the background is this quantile of the energy around (QRS complexes are brief)
+LOCAL_FACTOR = 3.0  # a beat's energy is at least this multiple of its local background
 MIN_ENERGY = 1.7  # (mV/s)^1.5: a QRS of ~0.05 mV still passes, a flat or quantised line does not
 FEATURE_POWER = 0.75  # compresses the squared slope: broad low-frequency PVCs stay above threshold
 MAX_GROWTH = 8.0  # one beat raises the signal level by at most this factor over 8 beats
@@ -63,7 +68,8 @@ SPIKE_MIN_FS = 250.0  # below this rate a pacing spike is smeared by the sensor'
 DESPIKE_S = 0.010  # median width that removes pacemaker spikes before the R peak is placed
 STEP_BEFORE_S = (0.20, 0.10)  # s before the R peak: the baseline a QRS starts from
 STEP_AFTER_S = (0.10, 0.20)  # s after it: the baseline it returns to
-STEP_RATIO = 0.15  # deflection from before below this share of that from after: a step
+STEP_HIGHPASS_HZ = 0.7  # first-order high-pass of the signal the step test reads
+STEP_RATIO = 0.2  # deflection from before below this share of that from after: a step
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,7 @@ class _Candidate:
     slope: float  # mV/s, largest absolute slope before the energy maximum
     r_index: int  # sample of the R peak, -1 when a non-finite sample is near
     step: bool = False  # a baseline step (electrode motion), not a there-and-back QRS deflection
+    local: float = 0.0  # mean energy around the candidate (its background), (mV/s)^1.5
 
 
 class _Thresholds:
@@ -160,7 +167,7 @@ class _MovingSum:
         return ext[self.width :] - ext[: -self.width]
 
 
-ENERGY, SLOPE, RAW, BAD = range(4)  # rows of the signal history
+ENERGY, SLOPE, RAW, BAD, LEVEL = range(5)  # rows of the signal history
 
 
 class EcgPeakStream:
@@ -183,6 +190,7 @@ class EcgPeakStream:
             return
         fs = self.fs
         self._band = IirStream(bandpass_ba(*QRS_BAND_HZ, fs))
+        self._level = IirStream(butter(1, STEP_HIGHPASS_HZ, btype="highpass", fs=fs))
         spike = 2 * int(np.ceil(SPIKE_S * fs)) + 1 if fs >= SPIKE_MIN_FS else 1
         self._despike_input = MedianStream(spike)
         self._width = max(1, int(round(INTEGRATION_S * fs)))
@@ -191,6 +199,7 @@ class EcgPeakStream:
         self._despike = 2 * max(1, int(round(0.5 * DESPIKE_S * fs))) + 1
         self._refractory = max(1, int(round(REFRACTORY_S * fs)))
         self._lookahead = self._refractory + int(round(LOOKAHEAD_S * fs)) + 1
+        self._local_offsets = np.arange(-int(round(LOCAL_S[0] * fs)), min(int(round(LOCAL_S[1] * fs)), self._lookahead), max(1, int(fs // 100)))
         self._locate = max(2, int(round(LOCATE_S * fs)))
         margin = self._despike // 2 + self._smooth // 2 + 1  # one more: the boxcar differences cumulative sums
         span = 2 * self._locate + 1 + self._smooth
@@ -210,7 +219,7 @@ class EcgPeakStream:
         self._last = 0.0
         self._prev2 = np.zeros(2)
         self._t0 = 0  # absolute index of the first buffered sample
-        self._hist = _History(4, 2 * self._keep)
+        self._hist = _History(5, 2 * self._keep)
         self._next = 1  # first sample not yet tested as a candidate
         self._pending: list[_Candidate] = []  # candidates while learning
         self._since: deque[_Candidate] = deque()  # rejected candidates since the last beat
@@ -258,7 +267,7 @@ class EcgPeakStream:
         energy = np.maximum(self._mwi(slope * slope) * (1.0 / self._width), 0.0)
         energy = np.sqrt(energy * np.sqrt(energy))  # ** FEATURE_POWER (0.75), two square roots are faster
         self.samples += x.size
-        self._hist.append((energy, np.abs(slope), x, bad))
+        self._hist.append((energy, np.abs(slope), x, bad, self._level(x)))
         drop = min(self._hist.size - self._keep, self._next - self._t0 - self._keep // 2)
         if drop > 0:
             self._hist.drop(drop)
@@ -301,14 +310,18 @@ class EcgPeakStream:
         bad_count = np.concatenate(([0.0], np.cumsum(self._hist.row(BAD)[first : rel.max() + 1])))
         gap = bad_count[rel + 1 - first] - bad_count[np.maximum(lo - self._width, 0) - first] > 0
         r = np.where(gap | (span < 3) | dead, -1, lo + pick + self._t0)
-        step = self._is_step(lo + pick, shape[np.arange(idx.size), pick], rel)
-        energy = self._hist.row(ENERGY)[rel]
+        step = self._is_step(lo + pick, rel)
+        energy_row = self._hist.row(ENERGY)
+        energy = energy_row[rel]
+        around = _gather(energy_row, rel, self._local_offsets)
+        kth = int(LOCAL_QUANTILE * (around.shape[1] - 1))
+        local = np.partition(around, kth, axis=1)[:, kth]
         return [
-            _Candidate(int(i), float(e), float(sl), int(p), bool(s))
-            for i, e, sl, p, s in zip(idx.tolist(), energy.tolist(), slopes.tolist(), r.tolist(), step.tolist())
+            _Candidate(int(i), float(e), float(sl), int(p), bool(s), float(bg))
+            for i, e, sl, p, s, bg in zip(idx.tolist(), energy.tolist(), slopes.tolist(), r.tolist(), step.tolist(), local.tolist())
         ]
 
-    def _is_step(self, r: NDArray[np.int64], peak: NDArray[np.float64], rel: NDArray[np.int64]) -> NDArray[np.bool_]:
+    def _is_step(self, r: NDArray[np.int64], rel: NDArray[np.int64]) -> NDArray[np.bool_]:
         """True where the deflection at ``r`` does not return: a baseline step, not a QRS.
 
         The R peak of a QRS complex stands out most from the baseline it starts
@@ -317,12 +330,15 @@ class EcgPeakStream:
         found is the edge of the step: level with the baseline before it and
         far from the level after it. Compared: the peak against the medians of
         ``STEP_BEFORE_S`` and ``STEP_AFTER_S`` (never reaching past the
-        decision's look-ahead, so streaming still equals batch).
+        decision's look-ahead, so streaming still equals batch), on the signal
+        high-passed at ``STEP_HIGHPASS_HZ`` (slow baseline wander is not a step;
+        a step's level survives the first-order high-pass for these 0.2 s).
         """
-        raw = self._hist.row(RAW)
-        before = _row_median(_gather(raw, r, self._before_offsets))[:, 0]
+        level = self._hist.row(LEVEL)
+        peak = level[r]
+        before = _row_median(_gather(level, r, self._before_offsets))[:, 0]
         ends = np.minimum(r[:, None] + self._after_offsets[None, :], (rel + self._lookahead - 1)[:, None])
-        after = _row_median(raw[np.minimum(ends, self._hist.size - 1)])[:, 0]
+        after = _row_median(level[np.minimum(ends, self._hist.size - 1)])[:, 0]
         return np.abs(peak - before) < STEP_RATIO * np.abs(peak - after)
 
     def _shape(self, lo: NDArray[np.int64]) -> NDArray[np.float64]:
@@ -374,7 +390,7 @@ class EcgPeakStream:
         self._search_back(c.index, beats)
         if c.step:
             return  # an artefact: neither a beat nor a noise level
-        if c.energy > self._thr.primary and not self._is_t_wave(c):
+        if c.energy > self._thr.primary and not self._is_t_wave(c) and c.energy > LOCAL_FACTOR * c.local:
             self._accept(c, 0.125, beats)
             return
         self._thr.noise_peak(c.energy)
@@ -394,8 +410,12 @@ class EcgPeakStream:
                 self._learn_from = c.index
 
     def _is_t_wave(self, c: _Candidate) -> bool:
+        """Soon after a beat, with less than half its slope: its T wave. Not tested where the
+        rhythm itself is that fast (a candidate at the expected interval of a tachycardia)."""
         b = self._last_beat
-        return b is not None and c.index - b.index < T_WAVE_S * self.fs and c.slope < 0.5 * b.slope
+        if b is None or c.index - b.index >= T_WAVE_S * self.fs or c.slope >= 0.5 * b.slope:
+            return False
+        return not self._rr or c.index - b.index < T_WAVE_RR * sum(self._rr) / len(self._rr)
 
     def _search_back(self, now: int, beats: list[int]) -> None:
         assert self._thr is not None

@@ -123,7 +123,9 @@ def score_beats(ref: NDArray[np.int64], det: NDArray[np.int64], fs: float, n: in
 
 def noise(kind: str, n: int, fs: float, rng: np.random.Generator) -> NDArray[np.float64]:
     """Unit-RMS noise of one kind: ``"wander"`` (0.05-0.5 Hz drift), ``"muscle"`` (broadband
-    20-100 Hz EMG-like), ``"motion"`` (electrode motion: 0.5-12 Hz bursts with baseline steps)."""
+    20-100 Hz EMG-like), ``"motion"`` (electrode motion: 0.5-12 Hz bursts with baseline steps),
+    ``"em"`` (harsher electrode motion: bursts of 1-25 Hz noise overlapping the QRS band, sharp
+    baseline steps and QRS-like blips of 30-80 ms at random times)."""
     from scipy.signal import butter, sosfiltfilt
 
     white = rng.standard_normal(n)
@@ -139,10 +141,32 @@ def noise(kind: str, n: int, fs: float, rng: np.random.Generator) -> NDArray[np.
         steps = np.cumsum(np.where(rng.random(n) < 0.3 / fs, rng.normal(0, 3, n), 0.0))
         steps = sosfiltfilt(butter(1, 5.0, fs=fs, output="sos"), steps - np.linspace(steps[0], steps[-1], n))
         x = sosfiltfilt(sos, white) * bursts / np.sqrt(np.mean(bursts**2)) + 0.3 * steps / max(np.std(steps), 1e-9)
+    elif kind == "em":
+        x = _electrode_motion(n, fs, rng)
     else:
         raise ValueError(kind)
     x = np.asarray(x, dtype=float)
     return x / max(float(np.sqrt(np.mean(x**2))), 1e-12)
+
+
+def _electrode_motion(n: int, fs: float, rng: np.random.Generator) -> NDArray[np.float64]:
+    from scipy.signal import butter, sosfiltfilt
+
+    envelope = sosfiltfilt(butter(1, 0.2, fs=fs, output="sos"), rng.standard_normal(n)) ** 2
+    envelope /= max(float(np.mean(envelope)), 1e-12)
+    band = sosfiltfilt(butter(2, [1.0, min(25.0, 0.45 * fs)], btype="bandpass", fs=fs, output="sos"), rng.standard_normal(n))
+    x = band / max(float(np.std(band)), 1e-12) * envelope
+    jumps = np.where(rng.random(n) < 0.2 / fs, rng.normal(0, 3, n), 0.0)
+    steps = np.cumsum(jumps)
+    steps = sosfiltfilt(butter(1, 8.0, fs=fs, output="sos"), steps - np.linspace(steps[0], steps[-1], n))
+    x += steps / max(float(np.std(steps)), 1e-12)
+    blips = np.zeros(n)
+    for at in np.flatnonzero(rng.random(n) < 0.5 / fs * envelope / max(float(envelope.max()), 1e-12) * 4):
+        width = rng.uniform(0.03, 0.08) * fs
+        t = np.arange(-int(2 * width), int(2 * width) + 1)
+        lo, hi = max(at + t[0], 0), min(at + t[-1] + 1, n)
+        blips[lo:hi] += rng.normal(0, 2) * np.exp(-0.5 * (t[lo - at - t[0] : hi - at - t[0]] / (0.4 * width)) ** 2)
+    return x + blips
 
 
 def with_noise(rec: Record, kind: str, snr_db: float, seed: int = 0) -> Record:
