@@ -158,7 +158,8 @@ STAT_COLUMNS = "windows, hr_mean, hr_min, hr_max, resp_mean, rmssd_mean, quality
 # Fill or renew the cached stats of the candidate periods that lack fresh ones.
 REFRESH_SQL = f"""
 INSERT INTO symptom_period_stats (period_id, usable_quality, {STAT_COLUMNS}, final)
-SELECT s.id, %(q)s, v.*, p.last_data_at >= COALESCE(s.ended_at, 'infinity') + make_interval(secs => %(settle)s)
+SELECT s.id, %(q)s, v.*,
+       COALESCE(p.last_data_at >= COALESCE(s.ended_at, 'infinity') + make_interval(secs => %(settle)s), false)
 {_candidates(f"CROSS JOIN LATERAL ({PERIOD_STATS}) v")}
   AND NOT EXISTS (SELECT 1 FROM symptom_period_stats x WHERE x.period_id = s.id AND x.usable_quality = %(q)s
                   AND x.final)

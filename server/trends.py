@@ -21,8 +21,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row
 
+from server import thresholds
 from server.queries import BASELINE_DAYS, StripInfo, list_strips
-from server.rules import NEWS2_LIMITS
 
 # Isolated ectopic beats are common in healthy hearts: they mark no episode.
 ARRHYTHMIA_FLAGS = ("af_suspected", "brady", "irregular", "pause", "tachy", "vt")
@@ -142,7 +142,11 @@ class PeriodMark:
 
 @dataclass(frozen=True)
 class LimitBand:
-    """Limits in force for one parameter (units of the parameter); None = no limit on that side."""
+    """Limits in force for one parameter (units of the parameter); None = no limit on that side.
+
+    ``parameter`` is ``hr`` or ``resp_rate``, with ``@rest``, ``@sleep`` or ``@active``
+    where approved limits differ by activity; ``source`` is ``NEWS2`` or ``version N``.
+    """
 
     parameter: str
     yellow_low: float | None
@@ -175,11 +179,13 @@ def rhythm_episodes(
     return [Episode(r[0], r[1], sorted(set(r[2].split(",")) & set(ARRHYTHMIA_FLAGS))) for r in rows]
 
 
-def limits_in_force() -> list[LimitBand]:
-    """The limits the rules apply (NEWS2 defaults until personal thresholds are approved)."""
+def limits_in_force(conn: psycopg.Connection[Any], patient_id: int) -> list[LimitBand]:
+    """The limits the rules apply now: the newest approved version, else the NEWS2 defaults."""
+    now = thresholds.limits_in_force(conn, patient_id)
+    source = "NEWS2" if now.version is None else f"version {now.version}"
     return [
-        LimitBand(name, lim.yellow_low, lim.yellow_high, lim.red_low, lim.red_high, "NEWS2")
-        for name, lim in sorted(NEWS2_LIMITS.items())
+        LimitBand(name, lim.yellow_low, lim.yellow_high, lim.red_low, lim.red_high, source)
+        for name, lim in sorted(now.limits.items())
     ]
 
 
@@ -200,7 +206,7 @@ def timeline(
     ).fetchall()
     return Timeline(
         alerts, periods, list_strips(conn, patient_id, start, end), rhythm_episodes(conn, patient_id, start, end, q),
-        limits_in_force(),
+        limits_in_force(conn, patient_id),
     )  # fmt: skip
 
 

@@ -87,7 +87,9 @@ function drawTrends(canvas, view) {
   const lanes = lanesOf(H);
   const x = (t) => left + ((t - view.start) / (view.end - view.start)) * width;
   const points = view.points.map((p) => ({ ...p, bucket_ms: view.bucketMs }));
-  const limits = Object.fromEntries(view.timeline.limits.map((l) => [l.parameter, l]));
+  // personal limits may differ by activity: the chart draws those at rest (or the plain ones)
+  const byKey = Object.fromEntries(view.timeline.limits.map((l) => [l.parameter, l]));
+  const limits = { hr: byKey.hr || byKey["hr@rest"], resp_rate: byKey.resp_rate || byKey["resp_rate@rest"] };
 
   // symptom periods: shaded across every lane, so they line up with the trends
   for (const s of view.timeline.periods) {

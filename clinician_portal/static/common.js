@@ -12,7 +12,7 @@ async function api(path, options = {}) {
     try {
       const body = await res.json();
       detail = typeof body.detail === "string" ? body.detail
-        : (body.detail || []).map((d) => `${(d.loc || []).slice(-1)[0]}: ${d.msg}`).join("; ");
+        : (body.detail || []).map((d) => (typeof d === "string" ? d : `${(d.loc || []).slice(-1)[0]}: ${d.msg}`)).join("; ");
     } catch (e) { /* not JSON */ }
     const error = new Error(detail);
     error.status = res.status;

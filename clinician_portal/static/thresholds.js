@@ -1,9 +1,9 @@
 "use strict";
 // Threshold editor: the baseline distribution, the proposed limits, approve or edit with a reason.
-// Reads /api/patients/<id>/distribution (portal API) and the threshold API of the alerts work:
-//   GET  /api/patients/<id>/thresholds -> {in_force: {version, limits}, versions: [...], phase: {...}}
-//   POST /api/patients/<id>/thresholds/<row id>/approve  {limits, reason}
-// (see docs/portal.md); until that API exists the page says so and shows the distribution only.
+// Reads /api/patients/<id>/distribution (the histogram) and the threshold API:
+//   GET  /api/patients/<id>/thresholds           -> {in_force: {version, limits}, phase, versions}
+//   POST /api/patients/<id>/thresholds/proposal  -> a new proposal from the baseline windows
+//   POST /api/patients/<id>/thresholds           {limits, reason, proposal_id} -> the approved version
 
 const patientId = Number(window.location.pathname.split("/")[2]);
 const SIDES = ["red_low", "yellow_low", "yellow_high", "red_high"];
@@ -78,21 +78,36 @@ async function loadDistribution() {
 
 async function loadThresholds() {
   const status = document.getElementById("th-status");
+  const t = await api(`/api/patients/${patientId}/thresholds`);
+  const versions = t.versions || [];
+  proposal = versions.find((v) => v.status === "proposed") || null;
+  shown = proposal ? proposal.limits : t.in_force.limits;
+  const inForce = t.in_force.version ? `version ${t.in_force.version}` : "the defaults (NEWS2)";
+  status.textContent = proposal
+    ? `Showing the proposal of ${when(proposal.created_at)}; in force: ${inForce}. Edit if needed and approve with a reason.`
+    : `Showing the limits in force: ${inForce}. Edit and approve with a reason, or ask for a proposal.`;
+  const ph = t.phase;
+  document.getElementById("th-phase").textContent =
+    `Baseline phase: ${ph.phase.replace("_", " ")} · ${num(ph.good_hours)} h of good data · ${num(ph.days_left, 1)} days left`;
+  document.getElementById("th-propose").disabled = ph.phase === "no_data";
+  limitRows(shown);
+  document.getElementById("th-versions").replaceChildren(...versions.map((v) => {
+    const tr = el("tr");
+    tr.append(el("td", v.version ?? "—"), el("td", v.status), el("td", `${when(v.created_at)}${v.created_by ? ` · ${v.created_by}` : ""}`),
+      el("td", v.approved_at ? `${when(v.approved_at)} · ${v.approved_by}` : "—"), el("td", v.reason || "—"));
+    return tr;
+  }));
+}
+
+async function propose() {
+  const error = document.getElementById("th-error");
+  error.textContent = "";
   try {
-    const t = await api(`/api/patients/${patientId}/thresholds`);
-    proposal = (t.versions || []).find((v) => v.status === "proposed") || null;
-    shown = proposal ? proposal.limits : t.in_force.limits;
-    status.textContent = proposal
-      ? `Proposal from ${when(proposal.created_at)}; in force: ${t.in_force.version ? `version ${t.in_force.version}` : "defaults (NEWS2)"}.`
-      : `No open proposal; in force: ${t.in_force.version ? `version ${t.in_force.version}` : "defaults (NEWS2)"}.`;
-    if (t.phase) document.getElementById("th-phase").textContent = `Baseline phase: ${t.phase.phase}, ${num(t.phase.good_hours)} good hours, ${num(t.phase.days_left, 1)} days left.`;
-    limitRows(shown);
-    document.getElementById("th-approve").disabled = !proposal;
+    await post(`/api/patients/${patientId}/thresholds/proposal`, {});
+    await loadThresholds();
+    await loadDistribution();
   } catch (e) {
-    status.textContent = e.status === 404 || e.status === 405
-      ? "The threshold service is not available on this server yet: the distribution is shown, approval is not possible."
-      : `Could not load the thresholds: ${e.message}`;
-    document.getElementById("th-approve").disabled = true;
+    error.textContent = e.message;
   }
 }
 
@@ -103,10 +118,12 @@ async function approve(event) {
   error.textContent = "";
   if (!reason) { error.textContent = "Give a reason for the approval."; return; }
   try {
-    await post(`/api/patients/${patientId}/thresholds/${proposal.id}/approve`, { limits: editedLimits(), reason });
+    const row = await post(`/api/patients/${patientId}/thresholds`,
+      { limits: editedLimits(), reason, proposal_id: proposal ? proposal.id : null });
+    document.getElementById("th-reason").value = "";
     await loadThresholds();
     await loadDistribution();
-    document.getElementById("th-status").textContent += " Approved.";
+    document.getElementById("th-status").textContent = `Approved as version ${row.version}.`;
   } catch (e) {
     error.textContent = e.message;
   }
@@ -117,6 +134,7 @@ async function main() {
   const p = await api(`/api/patients/${patientId}`);
   document.getElementById("th-title").textContent = `Thresholds · ${p.name}`;
   document.getElementById("th-form").addEventListener("submit", approve);
+  document.getElementById("th-propose").addEventListener("click", propose);
   document.getElementById("th-param").addEventListener("change", () => loadDistribution().catch(console.error));
   await loadThresholds();
   await loadDistribution();

@@ -12,6 +12,7 @@ import pytest
 from server.ingest import handle_message, rule_config
 from tests.clinician_portal.test_browser import sign_in
 from tests.fix_server import LiveServer, provision
+from tests.server.test_queries import MITDB
 from tests.server.helpers import publish
 from tests.server.test_api_portal import period, windows
 from wire import Event, EventType, Kind, Strip, encode, topic_for
@@ -58,16 +59,24 @@ def test_red_alert_fires_sound_and_visual_cue_and_resolves_with_a_note(
     assert row == ("resolved", "called, she is fine")
 
 
+def mitdb_strip_uv() -> tuple[int, ...]:
+    """The first 10 s of MIT-BIH record 100 (lead MLII, 360 Hz) in µV: 13 annotated beats (one atrial premature)."""
+    import wfdb
+
+    record = wfdb.rdrecord(str(MITDB / "100"), sampto=3600, channels=[0])
+    return tuple(int(round(v * 1000)) for v in record.p_signal[:, 0])
+
+
 def seed(server: LiveServer, db_url: str, device: str) -> int:
     """A patient with a quiet day, a fast irregular symptom period with a strip, and a pause."""
     pid = provision(db_url, device, server.username, name="Lea Trend")
     t = time.time() // 3600 * 3600 - 12 * 3600
-    ecg = tuple(int(1000 if i % 200 == 0 else 0) for i in range(2500))  # 10 s at 250 Hz, a spike each 0.8 s
+    ecg = mitdb_strip_uv()
     messages = [
         windows(device, 1, t, [(68.0 + (i % 7), (), 0.9) for i in range(600)]),
         *period(device, 2, "fast", t + 36000, t + 36600, tags=("palpitations",), severity=4, note="after stairs"),
         windows(device, 4, t + 36000, [(150.0, ("irregular",), 0.9)] * 10),
-        Strip(device, 5, t + 36100, 250.0, "symptom", ecg, ref_seq=2),
+        Strip(device, 5, t + 36100, 360.0, "symptom", ecg, ref_seq=2),
         *period(device, 6, "dizzy", t + 39600, t + 39900, tags=("dizzy",), severity=2),
         windows(device, 8, t + 39600, [(62.0, ("pause",), 0.9)] * 5),
     ]
@@ -116,11 +125,28 @@ def test_patient_page_search_and_strip_viewer(page: Any, live_server: LiveServer
     page.wait_for_function("document.querySelector('#ecg').dataset.seconds === '10'")
     # 25 mm/s at 4 px/mm: a 10 s strip is 1000 px wide
     assert page.evaluate("document.querySelector('#ecg').width") == 1001
-    assert "beats" in page.locator("#strip-facts").inner_text()
+    assert "13 beats" in page.locator("#strip-facts").inner_text()  # as annotated in the record
     assert f"/strips/{pid}/" in page.url
     shot(page, "portal-strip")
 
     page.goto(f"{live_server.url}/patients/{pid}/thresholds")
     page.wait_for_function("document.querySelector('#dist-facts').textContent.length > 0")
     assert "usable windows" in page.locator("#dist-facts").inner_text()
+    assert "collecting" in page.locator("#th-phase").inner_text()
+    page.get_by_role("button", name="Propose from the baseline").click()
+    page.locator("#th-versions tr", has_text="proposed").wait_for()
+    page.get_by_role("button", name="Approve").click()  # no reason: the form refuses to submit
+    assert page.evaluate("document.querySelector('#th-reason').matches(':invalid')")
+    assert page.locator("#th-versions tr", has_text="approved").count() == 0
+    page.get_by_label("hr yellow high").first.fill("105")
+    page.fill("#th-reason", "resting HR low; earlier warning wanted")
+    page.get_by_role("button", name="Approve").click()
+    page.locator("#th-versions tr", has_text="approved").wait_for()
+    assert "version 1" in page.locator("#th-status").inner_text()
     shot(page, "portal-thresholds")
+    with psycopg.connect(db_url) as conn:
+        (limits, reason) = conn.execute(
+            "SELECT limits, reason FROM threshold_versions WHERE patient_id = %s AND status = 'approved'", (pid,)
+        ).fetchone()  # fmt: skip
+    assert reason == "resting HR low; earlier warning wanted"
+    assert any(k.startswith("hr") and v.get("yellow_high") == 105 for k, v in limits.items())
