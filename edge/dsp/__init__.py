@@ -7,6 +7,17 @@ returns arrays or frozen dataclasses.
 from edge.dsp.accel import accel_activity
 from edge.dsp.ecg import ecg_quality
 from edge.dsp.qrs import EcgPeakStream, ecg_peaks
+from edge.dsp.rhythm import Episode, RhythmStream, rhythm_episodes
 from edge.dsp.rr import RRStats, rr_stats
 
-__all__ = ["EcgPeakStream", "RRStats", "accel_activity", "ecg_peaks", "ecg_quality", "rr_stats"]
+__all__ = [
+    "EcgPeakStream",
+    "Episode",
+    "RRStats",
+    "RhythmStream",
+    "accel_activity",
+    "ecg_peaks",
+    "ecg_quality",
+    "rhythm_episodes",
+    "rr_stats",
+]
