@@ -5,7 +5,8 @@ queued (up to ``ingest_batch_size``, never waiting for more), decodes each
 with ``wire.decode_uplink`` and stores the batch with :func:`store_batch` in
 one transaction: idempotency keys first (a key already there = duplicate),
 summary windows by COPY into a staging table then ``INSERT ... SELECT ... ON
-CONFLICT DO NOTHING``, then the rules per patient, in sequence order. After the
+CONFLICT DO NOTHING``, then the rules per patient, in sequence order, through
+:func:`server.alerting.judge_state` (limits in force, alert rows). After the
 commit it publishes notifications and only then acks every message of the
 batch (``manual_ack``). The session is persistent, so whatever was not
 committed is delivered again after a reconnect or a crash.
@@ -16,6 +17,11 @@ processes (:func:`supervise`). Two workers may hold messages of the same
 patient; they take turns on that patient's ``rule_state`` row (locked in
 ascending patient order), so rules see each patient's windows in order and an
 alert episode is opened once.
+
+Retained messages are not taken on subscribing (MQTT 5 retain handling 2; a
+3.1.1 delivery flagged retained is acked and counted, not stored): what the
+server must store reaches its persistent session as it is published, and a
+retained copy is an old message again (or another device's downlink config).
 
 Bad messages go to ``dead_letters`` inside the batch and are acked with it; a
 batch the database refuses is retried message by message, and a message that
@@ -41,15 +47,17 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from server import records
+from server.alerting import judge_state
 from server.metrics import IngestMetrics, serve_metrics
 from server.notify import Notifier
 from server.records import AlertChange
-from server.rules import RuleConfig, RuleState, evaluate_event, evaluate_windows, sync_levels
+from server.rules import RuleConfig, sync_levels
 from server.settings import ServerSettings
 from server.store import apply_retention, store_engine
-from wire import BrokerAddress, Event, Status, Strip, Summary, TopicError, Uplink, WireDecodeError
+from wire import BrokerAddress, Event, Kind, Status, Strip, Summary, TopicError, Uplink, WireDecodeError
 from wire import decode_uplink, uplink_filter
 
 log = logging.getLogger(__name__)
@@ -59,6 +67,7 @@ SESSION_EXPIRY_S = 7 * 24 * 3600  # MQTT 5: the broker keeps our queue this long
 START_TIMEOUT_S = 15.0
 RETENTION_EVERY_S = 3600.0
 DEFAULT_SHARED_GROUP = "pisces-ingest"
+UPLINK_KINDS_IN_ORDER = (Kind.SUMMARY, Kind.EVENT, Kind.STRIP, Kind.STATUS)
 RESTART_MIN_S, RESTART_MAX_S = 0.5, 30.0  # supervisor: restart backoff of a worker process that died
 
 
@@ -85,6 +94,7 @@ class IngestCounters:
     notified: int = 0
     batches: int = 0
     subscribed: int = 0  # times the broker granted our subscription (1 + reconnects)
+    retained_skipped: int = 0  # retained copies a (re)subscription brought, not stored again
 
 
 def rule_config(settings: ServerSettings) -> RuleConfig:
@@ -155,8 +165,8 @@ def store_batch(
             assert msg is not None
             n = len(msg.windows) if isinstance(msg, Summary) else 0
             outcomes[i] = Outcome("stored", msg.device, changes.get(i, []), windows=n)
-        for i, reason, detail in letters:
-            records.dead_letter(conn, batch[i].topic, batch[i].payload, reason, detail)
+        records.dead_letter_many(conn, [(batch[i].topic, batch[i].payload, reason, detail) for i, reason, detail in letters])
+        for i, reason, _ in letters:
             msg = batch[i].msg
             outcomes[i] = Outcome("dead_letter", msg.device if msg else None, reason=reason)
     return [o for o in outcomes if o is not None]
@@ -187,24 +197,12 @@ def _write(
     for patient_id in judged:
         state = sync_levels(states[patient_id], active.get(patient_id, {}))
         for i, msg in sorted(by_patient[patient_id], key=lambda e: e[1].seq):
-            state, found = _judge(conn, patient_id, state, msg, config)
+            state, found = judge_state(conn, patient_id, state, msg, config)  # type: ignore[arg-type]
             if found:
                 changes[i] = found
         states[patient_id] = state
     records.save_rule_states(conn, {p: states[p] for p in judged})
     return changes
-
-
-def _judge(
-    conn: psycopg.Connection[Any], patient_id: int, state: RuleState, msg: Uplink, config: RuleConfig
-) -> tuple[RuleState, list[AlertChange]]:
-    if isinstance(msg, Summary):
-        state, actions = evaluate_windows(state, msg.windows, config)
-    else:
-        assert isinstance(msg, Event)
-        where = (msg.lat, msg.lon) if msg.lat is not None and msg.lon is not None else None
-        state, actions = evaluate_event(state, msg.type.value, msg.time, where)
-    return state, records.apply_actions(conn, patient_id, actions) if actions else []
 
 
 def handle_message(conn: psycopg.Connection[Any], topic: str, payload: bytes, config: RuleConfig) -> Outcome:
@@ -266,10 +264,11 @@ class Ingestor:
         self.metrics.watch_oldest(self._oldest_pending)
 
     @property
-    def subscription(self) -> str:
-        """The topic filter this worker subscribes to."""
+    def subscriptions(self) -> list[str]:
+        """The topic filters this worker subscribes to: the uplink kinds only (no retained downlink)."""
         group = self.settings.mqtt_shared_group
-        return f"$share/{group}/{uplink_filter()}" if group else uplink_filter()
+        filters = [uplink_filter(kind) for kind in UPLINK_KINDS_IN_ORDER]
+        return [f"$share/{group}/{f}" for f in filters] if group else filters
 
     def _make_client(self, settings: ServerSettings) -> mqtt.Client:
         v5 = settings.mqtt_protocol == "5"
@@ -346,16 +345,26 @@ class Ingestor:
             log.warning("broker refused the connection: %s", rc)
             return
         self._connections += 1
-        client.subscribe(self.subscription, qos=1)
+        if self.settings.mqtt_protocol == "5":
+            options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
+            client.subscribe([(f, options) for f in self.subscriptions])
+        else:
+            client.subscribe([(f, 1) for f in self.subscriptions])
 
     def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, codes: list[Any], _p: Any = None) -> None:
         if all(not code.is_failure for code in codes):
             self.counters.subscribed += 1
             self._subscribed.set()
         else:
-            log.error("subscription to %s refused: %s", self.subscription, codes)
+            log.error("subscription to %s refused: %s", self.subscriptions, codes)
 
-    def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+    def _on_message(self, client: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        if message.retain:  # MQTT 3.1.1: a retained copy sent because we subscribed, not news
+            self.counters.retained_skipped += 1
+            self.metrics.retained_skipped.inc()
+            if message.qos > 0:
+                client.ack(message.mid, message.qos)
+            return
         pending = _Pending(message.topic, message.payload, message.mid, message.qos, time.monotonic(), self._connections)
         self.counters.received += 1
         self.metrics.received.inc()

@@ -40,6 +40,9 @@ class IngestMetrics:
         self.dead_lettered = Counter(
             "pisces_ingest_dead_lettered", "Messages kept in dead_letters", ["reason"], registry=r
         )
+        self.retained_skipped = Counter(
+            "pisces_ingest_retained_skipped", "Retained copies sent on (re)subscribing, acked, not stored", registry=r
+        )
         self.db_errors = Counter("pisces_ingest_db_errors", "Batches retried after a database error", registry=r)
         self.batch_size = Histogram(
             "pisces_ingest_batch_size", "Messages per committed batch", buckets=BATCH_SIZE_BUCKETS, registry=r

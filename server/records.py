@@ -201,14 +201,13 @@ def active_levels_many(conn: psycopg.Connection[Any], patient_ids: Iterable[int]
 
 
 def save_rule_states(conn: psycopg.Connection[Any], states: Mapping[int, RuleState]) -> None:
-    """Persist several patients' rule states in one statement."""
+    """Persist several patients' rule states in one statement (one JSON document ``{id: state}``)."""
     if not states:
         return
-    ids = sorted(states)
     conn.execute(
-        "UPDATE rule_state r SET state = n.state, updated_at = now()"
-        " FROM unnest(%s::bigint[], %s::jsonb[]) AS n(id, state) WHERE r.patient_id = n.id",
-        (ids, [Jsonb(states[i].to_json()) for i in ids]),
+        "UPDATE rule_state r SET state = n.value, updated_at = now()"
+        " FROM jsonb_each(%s) AS n WHERE r.patient_id = n.key::bigint",
+        (Jsonb({str(p): states[p].to_json() for p in sorted(states)}),),
     )
 
 
@@ -217,6 +216,18 @@ def dead_letter(conn: psycopg.Connection[Any], topic: str, payload: bytes, reaso
     conn.execute(
         "INSERT INTO dead_letters (topic, payload, reason, detail) VALUES (%s, %s, %s, %s)",
         (topic, payload, reason, detail),
+    )
+
+
+def dead_letter_many(conn: psycopg.Connection[Any], letters: Sequence[tuple[str, bytes, str, str]]) -> None:
+    """Keep several unusable messages ``(topic, payload, reason, detail)`` in one statement, in order."""
+    if not letters:
+        return
+    conn.execute(
+        "INSERT INTO dead_letters (topic, payload, reason, detail)"
+        " SELECT t, p, r, x FROM unnest(%s::text[], %s::bytea[], %s::text[], %s::text[]) WITH ORDINALITY AS d(t, p, r, x, n)"
+        " ORDER BY n",
+        tuple(list(col) for col in zip(*letters)),
     )
 
 

@@ -17,6 +17,16 @@ from wire import Event, EventType, Kind, Notify, Status, Strip, Summary, Summary
 
 pytestmark = [pytest.mark.db, pytest.mark.mqtt]
 
+
+@pytest.fixture
+def settings(settings: ServerSettings) -> ServerSettings:
+    """The server's settings over MQTT 5, as ``pisces ingest`` runs: retained messages are not taken.
+
+    (Over 3.1.1 a new session gets every retained message of the broker first; on a shared broker
+    with more than Mosquitto's default max_queued_messages of them, it drops what comes next.)
+    """
+    return settings.model_copy(update={"mqtt_protocol": "5"})
+
 T0 = 1_700_000_000.0
 
 
@@ -65,6 +75,7 @@ def test_a_message_not_committed_is_not_acked_and_comes_back(
     """
     worker = Ingestor(settings)
     worker.start()
+    again = Ingestor(settings)
     try:
         with psycopg.connect(db_url) as blocker:
             blocker.execute("LOCK TABLE uplink_messages IN ACCESS EXCLUSIVE MODE")
@@ -75,14 +86,12 @@ def test_a_message_not_committed_is_not_acked_and_comes_back(
         assert worker.counters.stored == 0
         assert count(db_url, "SELECT count(*) FROM summaries WHERE device_id = %s", device_id) == 0
 
-        again = Ingestor(settings)
         again.start()
-        try:
-            wait_for(lambda: again.counters.stored == 1, what="redelivered message stored")
-        finally:
-            again.stop()
+        wait_for(lambda: again.counters.stored == 1, what="redelivered message stored")
         assert count(db_url, "SELECT count(*) FROM summaries WHERE device_id = %s", device_id) == 1
     finally:
+        worker.stop()
+        again.stop()
         forget_session(mqtt_url, settings.mqtt_client_id)
 
 
