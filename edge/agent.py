@@ -47,7 +47,10 @@ POLL_INTERVAL_S = 0.2
 OPEN_PERIOD = "open_symptom_period"
 URGENT_FLAGS = frozenset({"pause", "brady", "tachy", "irregular", "af_suspected", "vt"})
 CONFIG_STATE = "config"
+BATCH_STATE = "open_batch"  # closed windows not yet in a summary message, kept across a kill
+STRAP_STATE = "paired_strap"  # BLE address of the strap this phone last connected to
 CLOCK_BACK_TOLERANCE_S = 5.0  # receive times this far behind the newest one mean the phone's clock jumped back
+TIME_GAP_S = 30.0  # a strap notifies about once a second: a longer silence is a forward clock jump or a lost link
 MAX_NOTIFICATIONS = 50  # kept for the app
 
 
@@ -99,6 +102,17 @@ def send_feedback(outbox: Outbox, device_id: str, text: str, time: float | None 
     """Record feedback for the people who design the service (never dropped by the outbox bound)."""
     at = _now(time)
     return outbox.put(lambda seq: Event(device_id, seq, EventType.FEEDBACK, at, note=text), created=at)
+
+
+def remember_strap(outbox: Outbox, address: str) -> None:
+    """Remember ``address`` as this phone's paired strap (called after each successful connect)."""
+    if outbox.get_state(STRAP_STATE) != address:
+        outbox.set_state(STRAP_STATE, address)
+
+
+def paired_strap(outbox: Outbox) -> str | None:
+    """The address of the strap this phone last connected to, if any."""
+    return outbox.get_state(STRAP_STATE)
 
 
 def hr_level(config: Config | None, hr: float | None) -> Level | None:
@@ -184,12 +198,14 @@ class EdgeAgent:
         self.notifications: deque[Notify] = deque(maxlen=MAX_NOTIFICATIONS)
         self.vitals = Vitals()
         self.report = AgentReport(
-            counters={"bad_frames": 0, "unknown_uuid": 0, "clock_jumps": 0, "local_warnings": 0, "outbox_errors": 0}
+            counters={"bad_frames": 0, "unknown_uuid": 0, "clock_jumps": 0, "local_warnings": 0, "outbox_errors": 0,
+                      "time_gaps": 0}
         )
         self._batch: list[SummaryWindow] = []
         self._ring: deque[tuple[float, np.ndarray]] = deque()  # (time of first sample, µV samples)
         self._held: list[Callable[[], object]] = []  # outbox writes that failed (disk full), retried on poll
         self._restore_config()
+        self._restore_batch()
 
     async def run(self) -> AgentReport:
         """Consume the source until it ends, then flush; returns what was done."""
@@ -237,16 +253,26 @@ class EdgeAgent:
         self._attempt(lambda: self.outbox.set_state(CONFIG_STATE, encode(config).decode()))
 
     def _restore_config(self) -> None:
-        saved = self.outbox.get_state(CONFIG_STATE)
+        config = self._saved(CONFIG_STATE, Kind.CONFIG)
+        if isinstance(config, Config):
+            self.apply_config(config)
+
+    def _restore_batch(self) -> None:
+        """Take up the windows a killed agent had closed but not yet sent (see :meth:`_emit`)."""
+        kept = self._saved(BATCH_STATE, Kind.SUMMARY)
+        if isinstance(kept, Summary):
+            self._batch = list(kept.windows)
+
+    def _saved(self, name: str, kind: Kind) -> object:
+        """A message kept in the outbox's state; None if absent, counted in ``bad_saved_<name>`` if unreadable."""
+        saved = self.outbox.get_state(name)
         if saved is None:
-            return
+            return None
         try:
-            config = decode(saved.encode(), Kind.CONFIG)
+            return decode(saved.encode(), kind)
         except WireError:
-            self.report.counters["bad_saved_config"] = 1
-            return
-        assert isinstance(config, Config)
-        self.apply_config(config)
+            self.report.counters[f"bad_saved_{name}"] = 1
+            return None
 
     def _restart_summarizer(self, window_seconds: float) -> None:
         """Close the open windows (partial) and continue with a fresh summariser."""
@@ -268,20 +294,38 @@ class EdgeAgent:
 
         Called every ``poll_interval``, and at once after anything urgent.
         """
-        held, self._held = self._held, []
-        for write in held:
-            self._attempt(write)
+        self._retry_held()
         self._serve_strip_requests()
         if self.uplink is not None:
             self.uplink.pump()
 
     def _attempt(self, write: Callable[[], object]) -> None:
-        """Run an outbox write; if the disk refuses it, hold it in memory and retry on the next poll."""
+        """Run an outbox write; if the disk refuses it, hold it in memory and retry on the next poll.
+
+        While writes are held, later ones queue behind them, so seqs keep the order of events.
+        """
+        if self._held:
+            self._held.append(write)
+            return
         try:
             write()
         except sqlite3.OperationalError:  # "database or disk is full", a locked file beyond the busy timeout
             self.report.counters["outbox_errors"] += 1
             self._held.append(write)
+
+    def _retry_held(self) -> None:
+        """Retry held writes in order, stopping at the first the disk still refuses."""
+        while self._held:
+            try:
+                self._held[0]()
+            except sqlite3.OperationalError:
+                return  # still full; counted once, when the write was first refused
+            self._held.pop(0)
+
+    @property
+    def held_writes(self) -> int:
+        """Outbox writes waiting in memory for disk space."""
+        return len(self._held)
 
     def handle(self, note: Notification) -> None:
         """Decode one notification and feed it on; bad frames are counted, not raised."""
@@ -291,6 +335,8 @@ class EdgeAgent:
             self.report.counters["clock_jumps"] += 1
             self._restart_summarizer(self.summarizer.window_seconds)
             self._ring.clear()
+        elif last is not None and note.time > last + TIME_GAP_S:
+            self.report.counters["time_gaps"] += 1  # nothing to repair: the windows in between stay empty
         self.vitals.last_time = note.time if last is None else max(note.time, last) if note.time >= last - CLOCK_BACK_TOLERANCE_S else note.time
         try:
             windows = self._dispatch(note)
@@ -334,10 +380,24 @@ class EdgeAgent:
         urgent = any(self._is_urgent(w) for w in windows)
         if self._batch and (force or urgent or len(self._batch) >= self.batch_windows):
             batch, self._batch = tuple(self._batch), []
-            self._attempt(lambda: self.outbox.put(lambda seq: Summary(self.device_id, seq, batch), created=batch[-1].end))
+            self._attempt(lambda: self.outbox.put(
+                lambda seq: Summary(self.device_id, seq, batch), created=batch[-1].end, state={BATCH_STATE: None}
+            ))  # fmt: skip
             self.report.summaries += 1
             if urgent:
                 self.poll()  # out at once, not at the next poll
+        elif windows:
+            self._keep_batch()
+
+    def _keep_batch(self) -> None:
+        """Persist the open batch, so a kill loses at most the window still open, never closed ones.
+
+        The write encodes the batch as it is when it runs (a held write must not bring back sent windows).
+        """
+        self._attempt(lambda: self.outbox.set_state(BATCH_STATE, self._encoded_batch()))
+
+    def _encoded_batch(self) -> str | None:
+        return encode(Summary(self.device_id, 0, tuple(self._batch))).decode() if self._batch else None
 
     def _is_urgent(self, w: SummaryWindow) -> bool:
         return bool(set(w.flags) & URGENT_FLAGS) or hr_level(self.config, w.hr_mean) is not None

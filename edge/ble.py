@@ -202,16 +202,42 @@ def _bleak_error() -> type[Exception]:
     return BleakError
 
 
-async def scan(timeout: float = 5.0, *, backend: type[Any] | None = None) -> list[tuple[str, str]]:
-    """Scan for BLE devices advertising the Heart Rate service.
+@dataclass(frozen=True)
+class ScanHit:
+    """A strap seen while scanning.
 
-    Returns:
-        ``[(address, name)]``, strongest signal first where the platform reports it.
+    Attributes:
+        address: BLE address (or platform id).
+        name: advertised name ("" if none).
+        rssi: received signal strength, dBm (None if the platform does not say).
     """
+
+    address: str
+    name: str
+    rssi: int | None
+
+
+def rank_hits(hits: list[ScanHit], paired: str | None = None) -> list[ScanHit]:
+    """The paired strap first, then strongest signal first, then by address (pure, stable)."""
+    return sorted(hits, key=lambda h: (h.address != paired, -(h.rssi if h.rssi is not None else -999), h.address))
+
+
+def scan_lines(hits: list[ScanHit], paired: str | None = None) -> list[str]:
+    """One line per strap for ``pisces edge scan``: address, signal, name, and which one is paired."""
+    if not hits:
+        return ["no heart-rate straps found (is the strap worn and awake?)"]
+    return [
+        f"{h.address}  {f'{h.rssi} dBm' if h.rssi is not None else '? dBm':>8}  {h.name or '(no name)'}"
+        + ("  [paired]" if h.address == paired else "")
+        for h in rank_hits(hits, paired)
+    ]
+
+
+async def scan(timeout: float = 5.0, *, backend: type[Any] | None = None) -> list[ScanHit]:
+    """Scan for BLE devices advertising the Heart Rate service (unranked; see :func:`rank_hits`)."""
     from bleak import BleakScanner
 
     found = await BleakScanner.discover(
         timeout=timeout, service_uuids=[HEART_RATE_SERVICE_UUID], return_adv=True, backend=backend
     )
-    ranked = sorted(found.values(), key=lambda pair: -(pair[1].rssi or -999))
-    return [(device.address, device.name or adv.local_name or "") for device, adv in ranked]
+    return [ScanHit(device.address, device.name or adv.local_name or "", adv.rssi) for device, adv in found.values()]

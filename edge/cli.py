@@ -1,6 +1,6 @@
 """``pisces edge``: run the phone agent, mark symptom periods, press panic, inspect the outbox.
 
-    pisces edge run --device ID (--address AA:BB:.. | --simulate SCENARIO [--speed X] [--duration S])
+    pisces edge run --device ID [--address AA:BB:.. | --simulate SCENARIO [--speed X] [--duration S]] [--app-port P]
     pisces edge mark start|stop --device ID [--tags a,b] [--severity N] [--note TEXT]
     pisces edge panic --device ID
     pisces edge status --device ID
@@ -9,16 +9,30 @@
 The device id and broker may also come from ``PISCES_EDGE_DEVICE_ID`` and
 ``PISCES_EDGE_MQTT_URL``. ``mark`` and ``panic`` only write into the outbox:
 a running agent (another process) sends them within a fraction of a second.
+``run`` without ``--address`` or ``--simulate`` connects to the strap it last
+connected to (remembered in the outbox file), and serves the patient app on
+loopback (``--app-port``, 0 to leave it off) beside the agent.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import sys
 import time
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from edge.settings import EdgeSettings, get_settings
+
+if TYPE_CHECKING:
+    from edge.agent import EdgeAgent
+    from edge.outbox import Outbox
+    from edge.sensors import SensorSource
+
+T = TypeVar("T")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -26,11 +40,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(metavar="ACTION")
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
     run = _with_common(sub.add_parser("run", help="run the agent on a strap or a simulated one"))
-    source = run.add_mutually_exclusive_group(required=True)
-    source.add_argument("--address", help="BLE address of the strap")
+    source = run.add_mutually_exclusive_group()
+    source.add_argument("--address", help="BLE address of the strap (default: the strap paired last)")
     source.add_argument("--simulate", metavar="SCENARIO", help="use a virtual strap playing this scenario")
     run.add_argument("--speed", type=float, default=1.0, help="simulation speed (0: as fast as possible)")
     run.add_argument("--duration", type=float, default=3600.0, help="simulated seconds (default 3600)")
+    run.add_argument("--strap", choices=("h10", "hrs"), default="h10", help="simulated strap kind (default h10)")
+    run.add_argument("--app-port", type=int, help="patient app port on loopback (default 8765; 0: no app)")
     run.set_defaults(func=_run)
     mark = _with_common(sub.add_parser("mark", help="mark the start or stop of a period of feeling unwell"))
     mark.add_argument("action", choices=("start", "stop"))
@@ -40,7 +56,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     mark.set_defaults(func=_mark)
     _with_common(sub.add_parser("panic", help="press the panic button")).set_defaults(func=_panic)
     _with_common(sub.add_parser("status", help="outbox counts")).set_defaults(func=_status)
-    scan = sub.add_parser("scan", help="list BLE heart-rate straps nearby")
+    scan = _with_common(sub.add_parser("scan", help="list BLE heart-rate straps nearby (the paired one first)"))
     scan.add_argument("--timeout", type=float, default=5.0)
     scan.set_defaults(func=_scan)
 
@@ -51,6 +67,7 @@ def _with_common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--outbox", help="outbox file (default: ~/.local/share/pisces/edge/<device>.sqlite3)")
     p.add_argument("--window-seconds", type=float, help="summary window length in s")
     p.add_argument("--batch-windows", type=int, help="windows per summary message")
+    p.add_argument("--ca-file", help="PEM of the CA that signed the broker's certificate (implies TLS)")
     return p
 
 
@@ -60,13 +77,14 @@ def _settings(args: argparse.Namespace) -> EdgeSettings:
     try:
         return get_settings(
             device_id=args.device, mqtt_url=args.mqtt_url, outbox_path=args.outbox,
-            window_seconds=args.window_seconds, batch_windows=args.batch_windows,
+            window_seconds=args.window_seconds, batch_windows=args.batch_windows, mqtt_ca_file=args.ca_file,
+            mqtt_tls=True if args.ca_file else None, app_port=getattr(args, "app_port", None),
         )
     except ValidationError as exc:
         raise SystemExit(f"pisces edge: bad settings: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}") from exc
 
 
-def _outbox(settings: EdgeSettings):  # type: ignore[no-untyped-def]
+def _outbox(settings: EdgeSettings) -> Outbox:
     from edge.outbox import Outbox
 
     return Outbox(settings.outbox, max_bytes=settings.outbox_max_bytes)
@@ -108,36 +126,46 @@ def _run(args: argparse.Namespace) -> int:
     return asyncio.run(_run_agent(settings, args))
 
 
-async def _run_agent(settings: EdgeSettings, args: argparse.Namespace) -> int:
-    from edge.agent import EdgeAgent
+def _source(args: argparse.Namespace, outbox: Outbox) -> SensorSource:
+    """The virtual strap, the strap named by ``--address``, or the one paired last."""
+    from edge.agent import paired_strap, remember_strap
     from edge.ble import BleakSource
-    from edge.sensors import SensorSource
-    from edge.uplink import Uplink
-    from wire import BrokerAddress
 
-    source: SensorSource
     if args.simulate:
         from simulators.scenarios import load_scenario
         from simulators.wearable import VirtualWearable
 
-        source = VirtualWearable(
-            load_scenario(args.simulate), start_time=time.time(), duration_s=args.duration, speed=args.speed
-        )
-    else:
-        source = BleakSource(args.address)
+        return VirtualWearable(
+            load_scenario(args.simulate), start_time=time.time(), duration_s=args.duration, speed=args.speed,
+            strap=args.strap,
+        )  # fmt: skip
+    address = args.address or paired_strap(outbox)
+    if address is None:
+        raise SystemExit("pisces edge run: no strap paired yet; find it with `pisces edge scan`, then --address")
+    return BleakSource(address, on_connected=lambda a: remember_strap(outbox, a))
+
+
+async def _run_agent(settings: EdgeSettings, args: argparse.Namespace) -> int:
+    from edge.agent import EdgeAgent
+    from edge.uplink import TlsAndLogin, Uplink
+    from wire import BrokerAddress
+
     outbox = _outbox(settings)
+    source = _source(args, outbox)
     password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
-    uplink = Uplink(
-        settings.device_id, BrokerAddress.parse(settings.mqtt_url), outbox,
-        username=settings.mqtt_username, password=password,
-    )
+    login = TlsAndLogin(
+        settings.mqtt_username, password, str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None,
+        settings.mqtt_tls,
+    )  # fmt: skip
+    uplink = Uplink(settings.device_id, BrokerAddress.parse(settings.mqtt_url), outbox, login=login)
     agent = EdgeAgent(
         settings.device_id, source, outbox, uplink, window_seconds=settings.window_seconds,
         batch_windows=settings.batch_windows, strip_seconds=settings.strip_seconds,
         on_notify=lambda n: print(f"[{n.level.value}] {n.title} {n.body}", flush=True),
     )
+    app = _app_server(agent, settings)
     try:
-        report = await agent.run()
+        report = await _serve_while(agent.run(), app)
         await agent.drain(10.0)
     except Exception as exc:  # noqa: BLE001 - report a BLE/broker failure on one line
         print(f"pisces edge run: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -149,16 +177,63 @@ async def _run_agent(settings: EdgeSettings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _scan(args: argparse.Namespace) -> int:
-    from edge.ble import scan
+def _app_server(agent: EdgeAgent, settings: EdgeSettings) -> Any:
+    """The patient app's server (None when ``app_port`` is 0); prints where to open it."""
+    if settings.app_port == 0:
+        return None
+    from edge.app import make_server
 
+    server = make_server(agent, settings.app_host, settings.app_port)
+    print(f"patient app: http://{settings.app_host}:{settings.app_port}/", flush=True)
+    return server
+
+
+async def _serve_app(server: Any) -> bool:
+    """Serve until told to stop (True); a port already taken ends the app with a message (False)."""
+    try:
+        await server.serve()
+    except (SystemExit, OSError) as exc:  # uvicorn exits when it cannot bind
+        print(f"pisces edge run: the patient app could not start ({exc!r}); the agent goes on",
+              file=sys.stderr, flush=True)  # fmt: skip
+        return False
+    return True
+
+
+async def _serve_while(work: Coroutine[Any, Any, T], server: Any) -> T:
+    """Run ``work`` with ``server`` beside it until the work ends or a signal stops the server.
+
+    uvicorn takes SIGINT/SIGTERM while it serves; then the work is cancelled and
+    :class:`KeyboardInterrupt` raised, as without the app.
+    """
+    if server is None:
+        return await work
+    task = asyncio.ensure_future(work)
+    serving = asyncio.ensure_future(_serve_app(server))
+    await asyncio.wait({task, serving}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        server.should_exit = True
+        await serving
+        return task.result()
+    if not serving.result():
+        return await task
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    raise KeyboardInterrupt
+
+
+def _scan(args: argparse.Namespace) -> int:
+    from edge.agent import paired_strap
+    from edge.ble import scan, scan_lines
+
+    paired = None
+    if args.device or os.environ.get("PISCES_EDGE_DEVICE_ID"):
+        with _outbox(_settings(args)) as outbox:
+            paired = paired_strap(outbox)
     try:
         found = asyncio.run(scan(args.timeout))
     except Exception as exc:  # noqa: BLE001 - no adapter, no permission, no BlueZ: say so plainly
         print(f"pisces edge scan: BLE is not available here ({type(exc).__name__}: {exc})", file=sys.stderr)
         return 1
-    for address, name in found:
-        print(f"{address}  {name}")
-    if not found:
-        print("no heart-rate straps found")
+    print("\n".join(scan_lines(found, paired)))
     return 0

@@ -14,6 +14,12 @@
   agent runs): WAL mode, a busy timeout and ``BEGIN IMMEDIATE`` writes.
 * A put may ask for an ECG strip around the message (``strip_reason``); the
   running agent collects such requests with :meth:`Outbox.take_strip_requests`.
+  It may also set small persistent values (``state``) in the same transaction,
+  e.g. the agent clears its open batch exactly when the batch becomes a message.
+* The ledger (:meth:`Outbox.ledger`) is the outbox's own record of every seq it
+  assigned, its kind and its fate (pending, acked, dropped, or reserved for a
+  status message): what a reconciliation against the server compares with. It
+  keeps the newest :data:`LEDGER_ROWS` seqs (a few MB at most).
 
 Knows nothing of MQTT. Thread-safe (one lock around the connection) because
 the MQTT client acks from its network thread.
@@ -23,7 +29,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +40,8 @@ from wire import Kind, Uplink, encode
 BUSY_TIMEOUT_S = 10.0
 DEFAULT_MAX_BYTES = 50_000_000
 DROPPABLE_KINDS = (Kind.SUMMARY.value, Kind.STRIP.value, Kind.STATUS.value)
+LEDGER_ROWS = 100_000  # seqs remembered in the ledger: 1-minute windows batched by 5 = about a year
+PENDING, ACKED, DROPPED, RESERVED = "pending", "acked", "dropped", "reserved"
 
 M = TypeVar("M", bound=Uplink)
 
@@ -51,6 +59,7 @@ CREATE TABLE IF NOT EXISTS strip_requests (
     time REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, fate TEXT NOT NULL);
 INSERT OR IGNORE INTO counters VALUES ('next_seq', 0), ('acked', 0), ('dropped', 0);
 """
 
@@ -74,6 +83,15 @@ class StripRequest:
 
 
 @dataclass(frozen=True)
+class LedgerEntry:
+    """One assigned seq: its message kind and its fate (``pending``, ``acked``, ``dropped`` or ``reserved``)."""
+
+    seq: int
+    kind: Kind
+    fate: str
+
+
+@dataclass(frozen=True)
 class OutboxStats:
     """Counts for ``pisces edge status``."""
 
@@ -87,7 +105,15 @@ class OutboxStats:
 class Outbox:
     """A durable, bounded, multi-process-safe store of uplink messages."""
 
-    def __init__(self, path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pages: int | None = None) -> None:
+        """Open (or create) the outbox file.
+
+        Args:
+            path: the SQLite file.
+            max_bytes: soft bound on stored payloads; beyond it the policy above drops messages.
+            max_pages: hard cap on the file (SQLite ``max_page_count``, pages of 4 KiB): writes
+                beyond it fail with "database or disk is full", as on a full phone. None: no cap.
+        """
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
@@ -97,6 +123,8 @@ class Outbox:
         )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # durable across process kills in WAL mode
+        if max_pages is not None:
+            self._db.execute(f"PRAGMA max_page_count = {int(max_pages)}")
         with self._write() as db:
             for stmt in _SCHEMA.strip().split(";"):
                 if stmt.strip():
@@ -124,36 +152,50 @@ class Outbox:
                 raise
             self._db.execute("COMMIT")
 
-    def put(self, builder: Callable[[int], M], *, created: float = 0.0, strip_reason: str | None = None) -> M:
+    def put(
+        self,
+        builder: Callable[[int], M],
+        *,
+        created: float = 0.0,
+        strip_reason: str | None = None,
+        state: Mapping[str, str | None] | None = None,
+    ) -> M:
         """Assign the next seq, build the message with it and store it, atomically.
 
         Args:
             builder: called once with the new seq; returns the message to store.
             created: s since epoch, kept for inspection only.
             strip_reason: if set, also record a strip request ending at ``created``.
+            state: persistent values to set (None: delete) in the same transaction.
 
         Returns:
             The stored message.
         """
         with self._write() as db:
-            seq = self._take_seq(db)
+            seq = self._take_seq(db, None)
             message = builder(seq)
             payload = encode(message)
             db.execute("INSERT INTO messages VALUES (?, ?, ?, ?)", (seq, message.kind.value, payload, created))
+            db.execute("INSERT INTO ledger VALUES (?, ?, ?)", (seq, message.kind.value, PENDING))
             if strip_reason:
                 db.execute("INSERT INTO strip_requests VALUES (?, ?, ?)", (seq, strip_reason, created))
+            for name, value in (state or {}).items():
+                self._set_state(db, name, value)
             self._enforce_bound(db)
         return message
 
     def reserve_seq(self) -> int:
-        """Take a seq for a message that bypasses the outbox (the status last will)."""
+        """Take a seq for a message that bypasses the outbox (the retained status and its last will)."""
         with self._write() as db:
-            return self._take_seq(db)
+            return self._take_seq(db, Kind.STATUS)
 
     @staticmethod
-    def _take_seq(db: sqlite3.Connection) -> int:
+    def _take_seq(db: sqlite3.Connection, reserved: Kind | None) -> int:
         seq = int(db.execute("SELECT value FROM counters WHERE name = 'next_seq'").fetchone()[0])
         db.execute("UPDATE counters SET value = value + 1 WHERE name = 'next_seq'")
+        db.execute("DELETE FROM ledger WHERE seq <= ?", (seq - LEDGER_ROWS,))
+        if reserved is not None:
+            db.execute("INSERT INTO ledger VALUES (?, ?, ?)", (seq, reserved.value, RESERVED))
         return seq
 
     def _enforce_bound(self, db: sqlite3.Connection) -> None:
@@ -171,6 +213,7 @@ class Outbox:
             victims.append((seq,))
             total -= size
         db.executemany("DELETE FROM messages WHERE seq = ?", victims)
+        db.executemany("UPDATE ledger SET fate = ? WHERE seq = ?", [(DROPPED, v) for (v,) in victims])
         db.execute("UPDATE counters SET value = value + ? WHERE name = 'dropped'", (len(victims),))
 
     def pending(self, limit: int = 100, *, after: int = -1) -> list[PendingMessage]:
@@ -192,6 +235,7 @@ class Outbox:
             deleted = db.execute("DELETE FROM messages WHERE seq = ?", (seq,)).rowcount
             if deleted:
                 db.execute("UPDATE counters SET value = value + 1 WHERE name = 'acked'")
+                db.execute("UPDATE ledger SET fate = ? WHERE seq = ?", (ACKED, seq))
         return bool(deleted)
 
     def take_strip_requests(self) -> list[StripRequest]:
@@ -213,10 +257,22 @@ class Outbox:
     def set_state(self, name: str, value: str | None) -> None:
         """Set (or with None, delete) a persistent value."""
         with self._write() as db:
-            if value is None:
-                db.execute("DELETE FROM state WHERE name = ?", (name,))
-            else:
-                db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (name, value))
+            self._set_state(db, name, value)
+
+    @staticmethod
+    def _set_state(db: sqlite3.Connection, name: str, value: str | None) -> None:
+        if value is None:
+            db.execute("DELETE FROM state WHERE name = ?", (name,))
+        else:
+            db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (name, value))
+
+    def ledger(self, *, after: int = -1) -> list[LedgerEntry]:
+        """Every remembered seq above ``after`` with its kind and fate, in seq order."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, kind, fate FROM ledger WHERE seq > ? ORDER BY seq", (after,)
+            ).fetchall()
+        return [LedgerEntry(int(s), Kind(k), str(f)) for s, k, f in rows]
 
     def stats(self) -> OutboxStats:
         """Pending counts per kind, their bytes, and the persistent counters."""

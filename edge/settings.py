@@ -30,6 +30,10 @@ class EdgeSettings(BaseSettings):
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
+    mqtt_ca_file: Path | None = Field(default=None, description="PEM of the CA that signed the broker's certificate")
+    mqtt_tls: bool = Field(default=False, description="TLS even for an mqtt:// URL (mqtts:// always uses it)")
+    app_host: str = Field(default="127.0.0.1", description="the patient app listens here (loopback: the phone only)")
+    app_port: int = Field(default=8765, ge=0, le=65535, description="the patient app's port; 0: no app")
     outbox_path: Path | None = Field(default=None, description="None: default_outbox_path(device_id)")
     window_seconds: float = Field(default=60.0, ge=1, le=3600)
     batch_windows: int = Field(default=5, ge=1, le=1000)

@@ -33,7 +33,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.backoff import MQTT_POLICY, NotAuthorized, backoff_for
+from edge.backoff import MQTT_POLICY, NotAuthorized, Policy, backoff_for
 from edge.outbox import Outbox
 from wire import BrokerAddress, Config, Kind, Notify, Status, WireError, decode, encode, topic_for
 from wire.topics import Topic
@@ -75,6 +75,7 @@ class Uplink:
         clock: s since epoch, for status messages.
         login: TLS and credentials.
         session_expiry_s: how long the broker keeps the session after a drop.
+        retry: back-off between connection attempts.
     """
 
     def __init__(
@@ -88,6 +89,7 @@ class Uplink:
         clock: Callable[[], float] = time.time,
         login: TlsAndLogin = TlsAndLogin(),
         session_expiry_s: int = SESSION_EXPIRY_S,
+        retry: Policy = MQTT_POLICY,
         username: str | None = None,
         password: str | None = None,
     ) -> None:
@@ -102,6 +104,7 @@ class Uplink:
         self.sensor = "unknown"
         self._address = address
         self._session_expiry_s = session_expiry_s
+        self._retry = retry
         self._login = TlsAndLogin(
             username or login.username or address.username, password or login.password or address.password,
             login.ca_file, login.tls or address.tls,
@@ -156,7 +159,7 @@ class Uplink:
                 failures = 0
             failures += 1
             error = NotAuthorized() if self._refused else None
-            if self._stop.wait(backoff_for(failures, error, policy=MQTT_POLICY, salt=self.device_id)):
+            if self._stop.wait(backoff_for(failures, error, policy=self._retry, salt=self.device_id)):
                 break
         self._client.disconnect()
 

@@ -19,6 +19,7 @@ def status_of(agent: EdgeAgent) -> dict[str, Any]:
     if uplink is not None:
         problems.update({k: uplink.counters[k] for k in ("connect_failures", "refused_login", "puback_errors")})
     problems["outbox_dropped"] = stats.dropped
+    problems["outbox_held"] = agent.held_writes  # refused by a full disk, waiting in memory
     return {
         "device": agent.device_id,
         "online": agent.online,

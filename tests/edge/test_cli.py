@@ -17,6 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from edge.agent import paired_strap, remember_strap
+from edge.ble import ScanHit, rank_hits, scan_lines
+from edge.outbox import Outbox
+from edge.settings import get_settings
 from tests.server.helpers import mqtt_client, wait_for
 from wire import Event, EventType, Strip, decode, device_filter
 
@@ -39,7 +43,7 @@ def test_mark_and_panic_from_the_command_line_reach_the_broker(
     env = {k: v for k, v in os.environ.items() if not k.startswith("PISCES_")}
     agent = subprocess.Popen(
         pisces("edge", "run", *common, "--simulate", "baseline", "--speed", "1", "--duration", "120",
-               "--window-seconds", "2", "--batch-windows", "1"),
+               "--window-seconds", "2", "--batch-windows", "1", "--app-port", "0"),
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -75,3 +79,32 @@ def test_mark_and_panic_from_the_command_line_reach_the_broker(
         sub.disconnect()
         sub.loop_stop()
     assert "Traceback" not in err, err
+
+
+def test_scan_ranks_the_paired_strap_first_then_by_signal() -> None:
+    hits = [ScanHit("AA:01", "Polar H10 1", -80), ScanHit("AA:02", "", None), ScanHit("AA:03", "HRM-Pro", -50)]
+    assert [h.address for h in rank_hits(hits)] == ["AA:03", "AA:01", "AA:02"]
+    lines = scan_lines(hits, paired="AA:01")
+    assert lines[0].startswith("AA:01") and lines[0].endswith("[paired]")
+    assert "-50 dBm" in lines[1] and "(no name)" in lines[2] and "? dBm" in lines[2]
+    assert scan_lines([]) == ["no heart-rate straps found (is the strap worn and awake?)"]
+
+
+def test_run_uses_the_remembered_strap_or_says_how_to_pair(tmp_path: Path) -> None:
+    outbox = tmp_path / "o.sqlite3"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PISCES_")}
+    done = subprocess.run(pisces("edge", "run", "--device", "dev-pair", "--outbox", str(outbox), "--app-port", "0"),
+                          env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode != 0 and "no strap paired yet" in done.stderr and "Traceback" not in done.stderr
+    with Outbox(outbox) as box:
+        assert paired_strap(box) is None
+        remember_strap(box, "C0:FF:EE:00:11:22")  # what BleakSource's on_connected does after a connect
+    with Outbox(outbox) as box:
+        assert paired_strap(box) == "C0:FF:EE:00:11:22"
+
+
+def test_settings_carry_tls_and_login() -> None:
+    s = get_settings(device_id="dev-tls", mqtt_url="mqtts://broker.example:8883", mqtt_username="dev-tls",
+                     mqtt_password="pw", mqtt_ca_file="ca.pem", app_port=0)  # fmt: skip
+    assert s.mqtt_ca_file == Path("ca.pem") and s.mqtt_password is not None
+    assert s.mqtt_password.get_secret_value() == "pw" and "pw" not in repr(s) and s.app_port == 0

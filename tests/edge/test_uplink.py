@@ -15,7 +15,7 @@ import pytest
 
 from edge.outbox import Outbox
 from edge.uplink import Uplink
-from server.embedded import _mosquitto_command, free_port, wait_for_port
+from tests.edge.test_reliability import PrivateBroker
 from wire import BrokerAddress, Event, EventType, Level, Notify, decode, encode, topic_for
 
 pytestmark = pytest.mark.mqtt
@@ -106,31 +106,13 @@ def test_downlink_notify_and_config(mqtt_url: str, device_id: str, tmp_path: Pat
 
 @pytest.fixture
 def private_broker() -> Iterator[tuple[str, Callable[[], None], Callable[[], None]]]:
-    """A mosquitto of our own on a fixed port that the test can stop and start again."""
-    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
-        pytest.skip("needs a mosquitto binary to stop and restart")
-    port, workdir = free_port(), Path(tempfile.mkdtemp(prefix="pisces-uplink-"))
-    cmd = _mosquitto_command(port, workdir)
-    assert cmd is not None
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start() -> None:
-        procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        wait_for_port("127.0.0.1", port, 10)
-
-    def stop() -> None:
-        procs[-1].terminate()
-        procs[-1].wait(timeout=10)
-
-    start()
+    """A mosquitto of our own on a fixed port that the test can stop and start again (no persistence)."""
+    broker = PrivateBroker(persistent=False)
+    broker.start()
     try:
-        yield f"mqtt://127.0.0.1:{port}", start, stop
+        yield broker.url, broker.start, broker.stop
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        shutil.rmtree(workdir, ignore_errors=True)
+        broker.close()
 
 
 def test_messages_kept_while_broker_down_then_sent(private_broker, device_id: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
