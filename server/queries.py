@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -103,6 +105,19 @@ class DeadLetterRow:
     detail: str
     payload_text: str  # UTF-8 with replacement characters, for reading
     payload_base64: str  # the exact bytes
+
+
+@contextmanager
+def portal_read(conn: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
+    """A transaction for the portal's aggregate reads, with PostgreSQL's JIT off.
+
+    Their cost estimates (tens of thousands of windows) pass ``jit_above_cost``,
+    and compiling takes ~80 ms, more than running them (measured on the portal
+    benchmark: a 30-day series 35 ms without JIT, 115-180 ms with it).
+    """
+    with conn.transaction():
+        conn.execute("SET LOCAL jit = off")
+        yield conn
 
 
 def _who(user: User) -> dict[str, Any]:

@@ -30,6 +30,7 @@ STRIP_MARGIN_S = 60  # a strip starting this long before a period still belongs 
 # end, every window of the period has arrived and its cached stats are final; until then they
 # are recomputed at every search (a phone that was offline catches up without stale results).
 STATS_SETTLE_S = 600
+REFRESH_CHUNK = 2000  # periods per statement when filling the cache
 
 
 @dataclass(frozen=True)
@@ -123,14 +124,19 @@ def _like(text: str) -> str:
 
 
 def _candidates(joins: str) -> str:
-    """FROM/WHERE of the periods a filter may match, before looking at the data (binds uid, admin, pids,
-    start, end); ``joins`` adds relations after ``symptom_periods s`` and ``patients p``."""
+    """FROM/WHERE of the periods a filter may match by what the patient said, before looking at the data
+    (binds uid, admin, pids, start, end, tags, sev_min, sev_max, text); ``joins`` adds relations after
+    ``symptom_periods s`` and ``patients p``."""
     return f"""
   FROM symptom_periods s JOIN patients p ON p.id = s.patient_id {joins}
   WHERE {VISIBLE}
     AND (cardinality(%(pids)s::bigint[]) = 0 OR s.patient_id = ANY(%(pids)s))
     AND (%(start)s::timestamptz IS NULL OR COALESCE(s.ended_at, 'infinity') > %(start)s)
     AND (%(end)s::timestamptz IS NULL OR COALESCE(s.started_at, s.ended_at) < %(end)s)
+    AND (cardinality(%(tags)s::text[]) = 0 OR lower(s.tags::text)::text[] && %(tags)s)
+    AND (%(sev_min)s::int IS NULL OR s.severity >= %(sev_min)s)
+    AND (%(sev_max)s::int IS NULL OR s.severity <= %(sev_max)s)
+    AND (%(text)s::text IS NULL OR s.note ILIKE %(text)s OR s.tags::text ILIKE %(text)s)
 """
 
 
@@ -155,14 +161,20 @@ PERIOD_STATS = """
 
 STAT_COLUMNS = "windows, hr_mean, hr_min, hr_max, resp_mean, rmssd_mean, quality_mean, flags"
 
-# Fill or renew the cached stats of the candidate periods that lack fresh ones.
+# Candidate periods whose cached stats are missing or not yet final.
+STALE_SQL = f"""
+SELECT s.id {_candidates("")}
+  AND NOT EXISTS (SELECT 1 FROM symptom_period_stats x WHERE x.period_id = s.id AND x.usable_quality = %(q)s
+                  AND x.final)
+"""
+
+# (Re)compute the stats of the periods %(ids)s.
 REFRESH_SQL = f"""
 INSERT INTO symptom_period_stats (period_id, usable_quality, {STAT_COLUMNS}, final)
 SELECT s.id, %(q)s, v.*,
        COALESCE(p.last_data_at >= COALESCE(s.ended_at, 'infinity') + make_interval(secs => %(settle)s), false)
-{_candidates(f"CROSS JOIN LATERAL ({PERIOD_STATS}) v")}
-  AND NOT EXISTS (SELECT 1 FROM symptom_period_stats x WHERE x.period_id = s.id AND x.usable_quality = %(q)s
-                  AND x.final)
+FROM symptom_periods s JOIN patients p ON p.id = s.patient_id CROSS JOIN LATERAL ({PERIOD_STATS}) v
+WHERE s.id = ANY(%(ids)s)
 ON CONFLICT (period_id) DO UPDATE SET usable_quality = EXCLUDED.usable_quality, windows = EXCLUDED.windows,
   hr_mean = EXCLUDED.hr_mean, hr_min = EXCLUDED.hr_min, hr_max = EXCLUDED.hr_max,
   resp_mean = EXCLUDED.resp_mean, rmssd_mean = EXCLUDED.rmssd_mean, quality_mean = EXCLUDED.quality_mean,
@@ -173,12 +185,6 @@ SEARCH_SQL = f"""
 SELECT s.id, s.patient_id, p.name, s.period, s.started_at, s.ended_at, s.tags, s.severity, s.note,
        v.windows, v.hr_mean, v.hr_min, v.hr_max, v.resp_mean, v.rmssd_mean, v.quality_mean, v.flags
 {_candidates("JOIN symptom_period_stats v ON v.period_id = s.id")}
-  AND (cardinality(%(tags)s::text[]) = 0
-       OR EXISTS (SELECT 1 FROM unnest(s.tags) t WHERE lower(t) = ANY(%(tags)s)))
-  AND (%(sev_min)s::int IS NULL OR s.severity >= %(sev_min)s)
-  AND (%(sev_max)s::int IS NULL OR s.severity <= %(sev_max)s)
-  AND (%(text)s::text IS NULL OR s.note ILIKE %(text)s
-       OR EXISTS (SELECT 1 FROM unnest(s.tags) t WHERE t ILIKE %(text)s))
   AND (%(hr_above)s::real IS NULL OR v.hr_max > %(hr_above)s)
   AND (%(hr_below)s::real IS NULL OR v.hr_min < %(hr_below)s)
   AND (%(min_q)s::real IS NULL OR v.quality_mean >= %(min_q)s)
@@ -214,13 +220,21 @@ def search_symptoms(
         "limit": f.limit + 1, "offset": f.offset, "irregular_flags": IRREGULAR_FLAGS,
         "settle": STATS_SETTLE_S,
     }  # fmt: skip
-    conn.execute(REFRESH_SQL, params)
+    refresh_stats(conn, params)
     rows = conn.execute(SEARCH_SQL, params).fetchall()
     more = len(rows) > f.limit
     rows = rows[: f.limit]
     strips = _strips_of(conn, [r[0] for r in rows])
     base = baselines(conn, {r[1] for r in rows}, usable_quality)
     return SymptomPage([_result(r, strips.get(r[0]), base.get(r[1])) for r in rows], more)
+
+
+def refresh_stats(conn: psycopg.Connection[Any], params: dict[str, Any]) -> int:
+    """Compute the missing or not yet final stats of the candidate periods; return how many."""
+    stale = [r[0] for r in conn.execute(STALE_SQL, params)]
+    for i in range(0, len(stale), REFRESH_CHUNK):
+        conn.execute(REFRESH_SQL, params | {"ids": stale[i : i + REFRESH_CHUNK]})
+    return len(stale)
 
 
 def _strips_of(conn: psycopg.Connection[Any], period_ids: list[int]) -> dict[int, StripInfo]:

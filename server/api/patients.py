@@ -102,7 +102,8 @@ def patient_series(
         if (end - start).total_seconds() / bucket > 10 * trends.MAX_POINTS:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "bucket: too small for this range")
         width = bucket
-    rows = trends.series(conn, patient_id, start, end, width, settings.min_quality)
+    with queries.portal_read(conn):
+        rows = trends.series(conn, patient_id, start, end, width, settings.min_quality)
     store.audit(conn, user, "read:series", [patient_id], {"start": str(start), "end": str(end), "bucket": width})
     return rows
 
@@ -113,7 +114,8 @@ def patient_timeline(
 ) -> Timeline:
     """Alerts, symptom periods, strips and rhythm episodes overlapping [start, end), and the limits in force."""
     start, end = span(require_patient(conn, user, patient_id), start, end)
-    row = trends.timeline(conn, patient_id, start, end, settings.min_quality)
+    with queries.portal_read(conn):
+        row = trends.timeline(conn, patient_id, start, end, settings.min_quality)
     store.audit(conn, user, "read:timeline", [patient_id], {"start": str(start), "end": str(end)})
     return row
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import psycopg
 from fastapi import APIRouter, HTTPException, Query, status
 
-from server import search, store
+from server import queries, search, store
 from server.api.deps import ConnDep, CurrentUser, SettingsDep, check_range
 from server.search import Correlation, SymptomFilter, SymptomPage, SymptomResult
 from server.store import User
@@ -67,7 +67,8 @@ def search_symptoms(
         severity_min, severity_max, text.strip(), hr_max_above, hr_min_below, pause, irregular, min_quality,
         limit, offset,
     )  # fmt: skip
-    page = search.search_symptoms(conn, user, flt, settings.min_quality)
+    with queries.portal_read(conn):
+        page = search.search_symptoms(conn, user, flt, settings.min_quality)
     detail = {"start": str(start), "end": str(end), "tags": list(flt.tags), "text": flt.text}
     store.audit(conn, user, "search:symptoms", {r.patient_id for r in page.results}, detail)
     return page
@@ -85,7 +86,8 @@ def list_symptoms(
     """Symptom periods overlapping [start, end), newest first (the newest 500; the search pages further)."""
     start, end = check_range(start, end)
     pids = _check_patients(conn, user, [patient_id] if patient_id is not None else [])
-    page = search.search_symptoms(conn, user, SymptomFilter(pids, start, end, limit=500), settings.min_quality)
+    with queries.portal_read(conn):
+        page = search.search_symptoms(conn, user, SymptomFilter(pids, start, end, limit=500), settings.min_quality)
     store.audit(conn, user, "read:symptoms", {r.patient_id for r in page.results}, {"start": str(start), "end": str(end)})
     return page.results
 
@@ -106,6 +108,7 @@ def correlation(
     if end - start > CORRELATION_MAX:
         raise _unprocessable(f"end: at most {CORRELATION_MAX.days} days after start")
     pids = _check_patients(conn, user, patient_id)
-    rows = search.correlate(conn, user, pids, start, end, settings.min_quality)
+    with queries.portal_read(conn):
+        rows = search.correlate(conn, user, pids, start, end, settings.min_quality)
     store.audit(conn, user, "read:correlation", [r.patient_id for r in rows], {"start": str(start), "end": str(end)})
     return rows
