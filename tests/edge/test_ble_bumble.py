@@ -37,6 +37,7 @@ from bumble.link import LocalLink  # noqa: E402
 from bumble.transport.common import AsyncPipeSink  # noqa: E402
 
 from edge.agent import EdgeAgent  # noqa: E402
+from edge.app.status import status_of  # noqa: E402
 from edge.ble import BleakSource  # noqa: E402
 from edge.outbox import Outbox  # noqa: E402
 from edge.sensors import Notification  # noqa: E402
@@ -276,15 +277,17 @@ def test_a_strap_that_drops_the_link_every_few_seconds_loses_nothing(tmp_path: P
 
 
 def test_agent_runs_unchanged_on_the_bleak_source(tmp_path: Path) -> None:
-    async def scenario(box: Outbox) -> None:
+    async def scenario(box: Outbox) -> tuple[dict[str, Any], int]:
         phone, strap_device = await _devices()
         wearable = VirtualWearable(load_scenario("baseline"), start_time=START, duration_s=45, speed=0)
-        strap = VirtualStrap(strap_device, wearable)
+        strap = VirtualStrap(strap_device, wearable, drop_every=50)  # the link drops every ~15 strap seconds
         source = _source(phone, strap_device)
         source.clock = lambda: strap.now  # receive time follows the simulation (it runs flat out)
         player = asyncio.create_task(strap.play())
 
         class UntilDone:
+            health = source.health  # what the patient app shows about the strap
+
             async def notifications(self) -> AsyncIterator[Notification]:
                 seen = 0
                 async for note in source.notifications():
@@ -293,13 +296,16 @@ def test_agent_runs_unchanged_on_the_bleak_source(tmp_path: Path) -> None:
                     if player.done() and seen > len(strap.sent):
                         return
 
-        await asyncio.wait_for(EdgeAgent("dev-ble", UntilDone(), box, window_seconds=10, batch_windows=1).run(), 60)
+        agent = EdgeAgent("dev-ble", UntilDone(), box, window_seconds=10, batch_windows=1)
+        await asyncio.wait_for(agent.run(), 60)
+        return status_of(agent), strap.drops
 
     with Outbox(tmp_path / "o.sqlite3") as box:
-        asyncio.run(scenario(box))
+        status, drops = asyncio.run(scenario(box))
         summaries = [m for m in (decode(p.payload) for p in box.pending(1000)) if isinstance(m, Summary)]
     windows = [w for s in summaries for w in s.windows]
     assert len(windows) >= 4
     full = [w for w in windows if w.end - w.start == 10 and w.beats > 5]
     assert full and all(w.hr_mean is not None and 55 <= w.hr_mean <= 90 for w in full)
 
+    assert drops >= 2 and status["problems"]["strap_drops"] == drops  # visible in the app's status
