@@ -7,6 +7,7 @@ import re
 import anyio
 import httpx
 
+from clinician_portal.routes import STATIC_DIR
 from server.app import create_app
 from server.settings import ServerSettings
 
@@ -42,12 +43,24 @@ def test_pages_and_assets_are_served() -> None:
     assert c.get("/static/missing.js").status_code == 404
 
 
+def test_every_page_is_served_with_its_scripts() -> None:
+    c = portal()
+    for path in ("/patients/3", "/patients/3/thresholds", "/search", "/strips/3/dev-1/42"):
+        page = c.get(path)
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"], path
+        for script in re.findall(r'<script src="([^"]+)"', page.text):
+            assert c.get(script).status_code == 200, (path, script)
+    assert c.get("/patients/abc").status_code == 422
+
+
 def test_no_external_assets_and_no_html_injection() -> None:
     c = portal()
-    for path in ("/", "/login", "/static/app.js", "/static/login.js", "/static/style.css"):
+    static = sorted(p.name for p in STATIC_DIR.iterdir())
+    assert {"chart.js", "ecg.js", "cue.js", "search.js", "strip.js", "thresholds.js"} <= set(static)
+    for path in ["/", "/login", "/search"] + [f"/static/{name}" for name in static]:
         text = c.get(path).text
-        assert not re.search(r"(src|href)=\"https?://", text), path
-        assert "innerHTML" not in text, path
+        assert not re.search(r"(src|href)=\"https?://|url\(https?://|fetch\(\"https?://", text), path
+        assert "innerHTML" not in text and "insertAdjacentHTML" not in text and "eval(" not in text, path
 
 
 def test_create_app_refuses_a_missing_database() -> None:
