@@ -60,9 +60,11 @@ function drawLine(ctx, points, x, y, key, color) {
 function laneLabel(ctx, lane, text, lo, hi, y, left) {
   ctx.fillStyle = COLORS.text;
   ctx.font = "12px system-ui, sans-serif";
-  ctx.fillText(text, 4, lane.top + 12);
-  ctx.fillText(String(Math.round(hi)), left - 30, y(hi) + 10);
-  ctx.fillText(String(Math.round(lo)), left - 30, y(lo));
+  ctx.fillText(text, 4, lane.top + lane.h / 2 + 4);
+  ctx.textAlign = "right";
+  ctx.fillText(String(Math.round(hi)), left - 4, y(hi) + 10);
+  ctx.fillText(String(Math.round(lo)), left - 4, y(lo));
+  ctx.textAlign = "left";
   ctx.strokeStyle = COLORS.grid;
   ctx.strokeRect(left, lane.top, ctx.canvas.width - left - 10, lane.h);
 }
@@ -78,10 +80,13 @@ function timeTicks(start, end) {
 }
 
 function drawTrends(canvas, view) {
+  // draw at the size shown, so text stays 12 px on a tablet as on a laptop
+  canvas.width = Math.max(480, Math.round(canvas.clientWidth || canvas.width));
+  canvas.height = Math.max(420, Math.min(640, Math.round(canvas.width * 0.55)));
   const ctx = canvas.getContext("2d");
   const W = canvas.width;
   const H = canvas.height;
-  const left = 70;
+  const left = 80;
   const width = W - left - 10;
   ctx.clearRect(0, 0, W, H);
   const lanes = lanesOf(H);

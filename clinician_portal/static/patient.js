@@ -87,7 +87,7 @@ function wire(canvas) {
   canvas.addEventListener("wheel", (e) => {
     e.preventDefault();
     const r = canvas.getBoundingClientRect();
-    const fx = ((e.clientX - r.left) * (canvas.width / r.width) - 70) / (canvas.width - 80);
+    const fx = ((e.clientX - r.left) * (canvas.width / r.width) - 80) / (canvas.width - 90);
     zoom(e.deltaY < 0 ? 0.8 : 1.25, view.start + Math.min(1, Math.max(0, fx)) * (view.end - view.start));
   }, { passive: false });
   let drag = null;
@@ -100,6 +100,8 @@ function wire(canvas) {
     setRange(drag.start + dt, drag.end + dt);
   });
 }
+
+window.addEventListener("resize", () => { if (loaded) drawTrends(document.getElementById("chart"), view); });
 
 async function main() {
   await header();

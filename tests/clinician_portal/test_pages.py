@@ -150,3 +150,24 @@ def test_patient_page_search_and_strip_viewer(page: Any, live_server: LiveServer
         ).fetchone()  # fmt: skip
     assert reason == "resting HR low; earlier warning wanted"
     assert any(k.startswith("hr") and v.get("yellow_high") == 105 for k, v in limits.items())
+
+
+def test_pages_fit_a_tablet(browser: Any, live_server: LiveServer, db_url: str, device_id: str) -> None:
+    """At 768 x 1024 no page scrolls sideways (wide tables scroll inside themselves)."""
+    pid = seed(live_server, db_url, device_id)
+    context = browser.new_context(viewport={"width": 768, "height": 1024}, has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        sign_in(page, live_server)
+        page.wait_for_selector("#patient-rows tr")
+        pages = {"overview": None, "patient": f"/patients/{pid}", "search": "/search"}
+        for name, path in pages.items():
+            if path:
+                page.goto(f"{live_server.url}{path}")
+            page.wait_for_selector("#who:not(:empty)")
+            page.wait_for_load_state("networkidle")
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), name
+            shot(page, f"portal-tablet-{name}")
+    finally:
+        context.close()
