@@ -9,9 +9,19 @@ Because only time stamps decide, any chunking of the same data yields the same
 windows (streaming equals batch), and memory is bounded by the open windows.
 
 HR and HRV come from the strap's RR intervals (Heart Rate Measurement); when a
-window has none, from R peaks of the ECG. Activity comes from the
+window has none, from R peaks of the ECG (beats in usable ECG only). Rhythm
+episodes (pauses, brady/tachy runs, AF-suspicious irregularity, ectopic beats;
+``edge.dsp.rhythm``) and the ECG-derived respiration rate are computed over the
+window together with up to ``CONTEXT_S`` of the ECG of the windows before it
+(AF needs about 40 beats, a pause may begin before the window): the flags of
+the episodes that overlap the window go into its ``flags``. Activity (class,
+intensity, steps, posture changes, fall candidate) comes from the
 accelerometer, quality from the ECG and the strap's skin-contact bit, battery
 from the last battery level.
+
+Windows whose flags include a rhythm event (``STRIP_FLAGS``) that the window
+before did not have also leave a strip request ``(time, "rhythm:<flag>")`` in
+:attr:`Summarizer.strip_requests` for the agent's ECG ring buffer.
 """
 
 from __future__ import annotations
@@ -22,14 +32,20 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from edge.dsp import accel_activity, ecg_peaks, ecg_quality, rr_stats
-from edge.dsp.ecg import USABLE, ecg_beat_quality, ecg_segments
+from edge.dsp import accel_features, ecg_peaks, ecg_quality, resp_rate_from_ecg, rhythm_episodes, rr_stats
+from edge.dsp.ecg import SegmentQuality, ecg_segments
+from edge.dsp.rhythm import Episode
+from edge.dsp.rr import RRStats
 from wire import HeartRateMeasurement, SummaryWindow
 
 DEFAULT_LATENESS_S = 2.0
 DEFAULT_STALL_S = 120.0
 STREAMS = ("hrm", "ecg", "acc")
 RESYNC_S = 0.5  # a sample stream this far off its expected time is re-anchored
+CONTEXT_S = 90.0  # ECG of the windows before that rhythm and respiration analysis may use
+RESP_S = 60.0  # ECG-derived respiration over this much signal ending at the window's end
+STRIP_FLAGS = ("af_suspected", "pause", "vt", "brady", "tachy")
+EPISODE_FLAGS = {"pause": "pause", "af": "af_suspected", "brady": "brady", "tachy": "tachy", "ectopic": "ectopic"}
 
 
 @dataclass
@@ -37,6 +53,7 @@ class _Bucket:
     rr: list[float] = field(default_factory=list)
     contact: list[bool] = field(default_factory=list)
     ecg: list[NDArray[np.float64]] = field(default_factory=list)
+    ecg_t: list[NDArray[np.float64]] = field(default_factory=list)  # sample times (s) of ``ecg``
     acc: list[NDArray[np.float64]] = field(default_factory=list)
     battery: int | None = None
 
@@ -88,6 +105,10 @@ class Summarizer:
         self._acc_clock = _Clock(acc_fs)
         self.late_items = 0
         self._battery: int | None = None  # last known level, carried into later windows
+        self._context: list[tuple[NDArray[np.float64], NDArray[np.float64]]] = []  # (times, ECG) of closed windows
+        self._posture = "unknown"  # at the end of the last closed window
+        self._last_flags: tuple[str, ...] = ()
+        self.strip_requests: list[tuple[float, str]] = []  # (time, reason) for the agent's strip ring
 
     def feed_hrm(self, time: float, m: HeartRateMeasurement) -> list[SummaryWindow]:
         """Add a Heart Rate Measurement received at ``time`` (s since epoch)."""
@@ -131,6 +152,8 @@ class Summarizer:
             bucket = self._bucket_at(int(k))
             if bucket is not None:
                 getattr(bucket, name).append(x[idx == k])
+                if name == "ecg":
+                    bucket.ecg_t.append(t[idx == k])
         return self._advance(name, float(t[-1]), float(t[0]))
 
     def _bucket(self, time: float) -> _Bucket | None:
@@ -163,16 +186,27 @@ class Summarizer:
             self._closed_before = k + 1
         return out
 
+    def take_strip_requests(self) -> list[tuple[float, str]]:
+        """The rhythm strip requests left by closed windows since the last call (time, reason)."""
+        out, self.strip_requests = self.strip_requests, []
+        return out
+
     def _summarize(self, k: int, b: _Bucket) -> SummaryWindow:
         start = k * self.window_seconds
+        end = start + self.window_seconds
         ecg = np.concatenate(b.ecg) if b.ecg else np.zeros(0)
-        rr = np.asarray(b.rr) if b.rr else _rr_from_ecg(ecg, self.ecg_fs)
-        stats = rr_stats(rr)
+        ecg_t = np.concatenate(b.ecg_t) if b.ecg_t else np.zeros(0)
+        rhythm = self._rhythm(ecg_t, ecg, start, end)
+        stats = rr_stats(np.asarray(b.rr) if b.rr else rhythm.rr)
         self._battery = b.battery if b.battery is not None else self._battery
-        activity, intensity = accel_activity(np.concatenate(b.acc), self.acc_fs) if b.acc else ("unknown", None)
+        act = accel_features(np.concatenate(b.acc), self.acc_fs, self._posture) if b.acc else None
+        if act is not None:
+            self._posture = act.posture
+        flags = _flags(stats, rhythm.episodes, start, end)
+        self._request_strips(flags, end)
         return SummaryWindow(
             start=start,
-            end=start + self.window_seconds,
+            end=end,
             beats=stats.beats,
             hr_mean=_bpm(stats.hr_mean),
             hr_min=_bpm(stats.hr_min),
@@ -180,22 +214,92 @@ class Summarizer:
             rr_mean=_round(stats.rr_mean),
             sdnn=_round(stats.sdnn),
             rmssd=_round(stats.rmssd),
-            flags=stats.flags,
-            activity=activity,
-            intensity=None if intensity is None else round(min(intensity, 16.0), 4),
+            flags=flags,
+            resp_rate=rhythm.resp_rate,
+            activity=act.activity if act else "unknown",
+            intensity=None if act is None or act.intensity is None else round(min(act.intensity, 16.0), 4),
             quality=_quality(ecg, self.ecg_fs, b.contact),
             battery=self._battery,
+            pnn50=_round(stats.pnn50),
+            pause_max=None if stats.pause_max is None else round(min(stats.pause_max, 60.0), 2),
+            ectopic=_ectopic_count(stats, rhythm.episodes, start, end, from_ecg=not b.rr),
+            steps=act.steps if act else None,
+            posture_changes=act.posture_changes if act else None,
+            fall=bool(act and act.fall),
         )
 
+    def _rhythm(self, t: NDArray[np.float64], x: NDArray[np.float64], start: float, end: float) -> _Rhythm:
+        """Beats, rhythm episodes and respiration over this window and the ECG context before it."""
+        if t.size:
+            self._context.append((t, x))
+        while self._context and self._context[0][0][-1] < start - CONTEXT_S:
+            self._context.pop(0)
+        if not self._context or t.size == 0:
+            return _Rhythm(np.zeros(0), [], None)
+        times, ecg = _last_run(np.concatenate([c[0] for c in self._context]), np.concatenate([c[1] for c in self._context]), self.ecg_fs)
+        return _analyse(times, ecg, self.ecg_fs, start, end)
 
-def _rr_from_ecg(ecg_mv: NDArray[np.float64], fs: float) -> NDArray[np.float64]:
-    """RR intervals (s) between consecutive beats that both lie in usable ECG segments."""
-    if ecg_mv.size == 0:
-        return np.zeros(0)
-    peaks = ecg_peaks(ecg_mv, fs)
-    usable = ecg_beat_quality(peaks, ecg_segments(ecg_mv, fs)) >= USABLE
-    both = usable[1:] & usable[:-1]
-    return (np.diff(peaks) / fs)[both]
+    def _request_strips(self, flags: tuple[str, ...], end: float) -> None:
+        for flag in flags:
+            if flag in STRIP_FLAGS and flag not in self._last_flags:
+                self.strip_requests.append((end, f"rhythm:{flag}"))
+        self._last_flags = flags
+
+
+@dataclass(frozen=True)
+class _Rhythm:
+    rr: NDArray[np.float64]  # s, ECG-derived intervals inside the window between usable beats
+    episodes: list[Episode]
+    resp_rate: float | None
+
+
+def _last_run(t: NDArray[np.float64], x: NDArray[np.float64], fs: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The contiguous stretch of samples that ends with the newest one (a gap is never analysed across)."""
+    gaps = np.flatnonzero(np.diff(t) > 1.5 / fs)
+    first = int(gaps[-1]) + 1 if gaps.size else 0
+    return t[first:], x[first:]
+
+
+def _analyse(t: NDArray[np.float64], x: NDArray[np.float64], fs: float, start: float, end: float) -> _Rhythm:
+    peaks = ecg_peaks(x, fs)
+    usable = _usable_intervals(peaks, ecg_segments(x, fs))
+    beat_t = t[peaks]
+    episodes = [e for e in rhythm_episodes(beat_t, usable) if e.end >= start and e.start < end]
+    inside = (beat_t >= start) & (beat_t < end)
+    rr = np.diff(beat_t)[inside[1:] & inside[:-1] & usable[1:]]
+    resp = resp_rate_from_ecg(peaks[usable & (beat_t >= end - RESP_S)], x, fs)
+    return _Rhythm(rr, episodes, resp.rate if resp.rate is not None and 1 <= resp.rate <= 80 else None)
+
+
+def _usable_intervals(peaks: NDArray[np.int64], segments: list[SegmentQuality]) -> NDArray[np.bool_]:
+    """Per beat: the interval ending at it lies wholly in usable segments (the first beat: its own segment)."""
+    if peaks.size == 0 or not segments:
+        return np.zeros(peaks.size, dtype=bool)
+    starts = np.array([s.start for s in segments])
+    bad = np.concatenate([[0], np.cumsum([not s.usable for s in segments])])
+    seg = np.clip(np.searchsorted(starts, peaks, side="right") - 1, 0, len(segments) - 1)
+    prev = np.concatenate([[seg[0]], seg[:-1]])
+    return np.asarray(bad[seg + 1] - bad[prev] == 0, dtype=bool)
+
+
+def _flags(stats: RRStats, episodes: list[Episode], start: float, end: float) -> tuple[str, ...]:
+    """The window's RR flags and those of the rhythm episodes overlapping it.
+
+    A pause and an ectopic beat belong to the window in which they end (so
+    they are counted once); runs and AF flag every window they overlap.
+    """
+    flags = set(stats.flags)
+    for e in episodes:
+        if e.kind in ("pause", "ectopic") and not start <= e.end < end:
+            continue
+        flags.add(EPISODE_FLAGS[e.kind])
+    return tuple(sorted(flags))
+
+
+def _ectopic_count(stats: RRStats, episodes: list[Episode], start: float, end: float, from_ecg: bool) -> int | None:
+    if from_ecg:
+        return sum(1 for e in episodes if e.kind == "ectopic" and start <= e.start < end)
+    return stats.ectopic if stats.beats else None
 
 
 def _quality(ecg_mv: NDArray[np.float64], fs: float, contact: list[bool]) -> float:

@@ -10,20 +10,23 @@ from edge.dsp.qrs import EcgPeakStream, ecg_peaks
 from edge.dsp.resp import RespRate, resp_rate, resp_rate_from_ecg
 from edge.dsp.rhythm import Episode, RhythmStream, rhythm_episodes
 from edge.dsp.rr import RRStats, rr_stats
+from edge.dsp.strip import strip_decode, strip_encode
 
 __all__ = [
     "Activity",
-    "RespRate",
-    "accel_features",
-    "resp_rate",
-    "resp_rate_from_ecg",
     "EcgPeakStream",
     "Episode",
     "RRStats",
+    "RespRate",
     "RhythmStream",
     "accel_activity",
+    "accel_features",
     "ecg_peaks",
     "ecg_quality",
+    "resp_rate",
+    "resp_rate_from_ecg",
     "rhythm_episodes",
     "rr_stats",
+    "strip_decode",
+    "strip_encode",
 ]

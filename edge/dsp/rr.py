@@ -30,6 +30,9 @@ class RRStats:
         beats: usable RR intervals.
         hr_mean, hr_min, hr_max: bpm (None without usable intervals).
         rr_mean, sdnn, rmssd: ms (SDNN needs 2 intervals, RMSSD 3).
+        pnn50: % of successive differences above 50 ms (needs 3 intervals).
+        pause_max: s, the longest interval including artefact-length ones (None without intervals).
+        ectopic: premature beats (see :func:`ectopic_beats`).
         flags: subset of {"pause", "brady", "tachy", "irregular", "ectopic"}, sorted.
     """
 
@@ -41,6 +44,9 @@ class RRStats:
     sdnn: float | None = None
     rmssd: float | None = None
     flags: tuple[str, ...] = ()
+    pnn50: float | None = None
+    pause_max: float | None = None
+    ectopic: int = 0
 
 
 def rr_stats(rr_s: ArrayLike) -> RRStats:
@@ -56,16 +62,20 @@ def rr_stats(rr_s: ArrayLike) -> RRStats:
         shortest/longest interval.
     """
     rr = np.asarray(rr_s, dtype=float).ravel()
+    rr = rr[np.isfinite(rr) & (rr > 0)]
     pause = bool(np.any(rr >= PAUSE_S))
+    pause_max = round(float(rr.max()), 3) if rr.size else None
     good = rr[(rr >= RR_MIN_S) & (rr <= RR_MAX_S)]
     if good.size == 0:
-        return RRStats(0, flags=("pause",) if pause else ())
+        return RRStats(0, flags=("pause",) if pause else (), pause_max=pause_max)
     mean = float(good.mean())
     hr_mean = 60.0 / mean
     sdnn = float(good.std(ddof=1)) * 1000 if good.size >= 2 else None
     rmssd = float(np.sqrt(np.mean(np.diff(good) ** 2))) * 1000 if good.size >= 3 else None
     flags = {"pause"} if pause else set()
-    if ectopic_beats(good) > 0:
+    ectopic = ectopic_beats(good)
+    pnn50 = float(np.mean(np.abs(np.diff(good)) > 0.05)) * 100 if good.size >= 3 else None
+    if ectopic > 0:
         flags.add("ectopic")
     if hr_mean < BRADY_BPM:
         flags.add("brady")
@@ -82,6 +92,9 @@ def rr_stats(rr_s: ArrayLike) -> RRStats:
         sdnn=sdnn,
         rmssd=rmssd,
         flags=tuple(sorted(flags)),
+        pnn50=pnn50,
+        pause_max=pause_max,
+        ectopic=ectopic,
     )
 
 

@@ -130,3 +130,68 @@ def test_unusable_ecg_gives_no_invented_beats(kind: str) -> None:
     for w in windows:
         assert w.beats == 0 and w.hr_mean is None and w.flags == ()
         assert w.quality <= 0.2
+
+
+def _rhythm_record() -> tuple[np.ndarray, float, np.ndarray]:
+    """MIT-BIH beats at 130 Hz re-timed: 2 min sinus, a 3.5 s pause, 1 min sinus, 3 min AF-like, 1 min sinus."""
+    from tests.edge.dsp.records import load_record, resampled, spliced
+
+    rng = np.random.default_rng(9)
+    sinus = lambda n: 0.85 * (1 + 0.03 * np.sin(np.arange(n) / 1.1) + 0.01 * rng.standard_normal(n))  # noqa: E731
+    rr = np.concatenate([sinus(140), [3.5], sinus(70), 0.7 * np.exp(0.2 * rng.standard_normal(260)), sinus(70)])
+    rec = spliced(resampled(load_record("100", 300.0), 130.0), rr, seed=3)
+    return rec.signal_mv, rec.fs, rec.beats / rec.fs
+
+
+def test_rhythm_flags_counts_and_strip_requests_from_ecg() -> None:
+    x, fs, truth = _rhythm_record()
+    s = Summarizer(30.0, ecg_fs=fs)
+    windows = []
+    for a in range(0, x.size, 130):
+        windows += s.feed_ecg(START + a / fs, x[a : a + 130])
+    windows += s.finish()
+    pause_end = START + truth[141]
+    with_pause = [w for w in windows if "pause" in w.flags]
+    assert [w.start <= pause_end < w.end for w in with_pause] == [True]
+    assert with_pause[0].pause_max == pytest.approx(3.5, abs=0.05)
+    af_start, af_end = START + truth[211], START + truth[471]
+    af = [w for w in windows if "af_suspected" in w.flags]
+    assert af and all(af_start - 30 <= w.start and w.end <= af_end + 60 for w in af)
+    assert sum(w.end - w.start for w in af) >= 0.7 * (af_end - af_start)
+    calm = [w for w in windows if w.end < pause_end - 30]
+    assert calm and all("af_suspected" not in w.flags and w.ectopic == 0 for w in calm)
+    assert all(w.resp_rate is None or 4 <= w.resp_rate <= 40 for w in windows)
+    assert all(w.pnn50 is not None for w in windows if w.beats >= 3)
+    reasons = [r for _, r in s.take_strip_requests()]
+    assert "rhythm:pause" in reasons and "rhythm:af_suspected" in reasons
+    assert s.take_strip_requests() == []
+
+
+def test_rhythm_summaries_equal_for_any_chunking() -> None:
+    x, fs, _ = _rhythm_record()
+    x = x[: int(200 * fs)]
+
+    def run(cuts: list[int]) -> list[SummaryWindow]:
+        s, out, edges = Summarizer(20.0, ecg_fs=fs), [], [0, *cuts, x.size]
+        for a, b in zip(edges[:-1], edges[1:]):
+            out += s.feed_ecg(START + a / fs, x[a:b])
+        return out + s.finish()
+
+    batch = run([])
+    rng = np.random.default_rng(2)
+    for _ in range(3):
+        assert run(sorted(set(rng.integers(1, x.size, 40).tolist()))) == batch
+
+
+def test_activity_steps_posture_and_fall_in_windows() -> None:
+    fs, rng = 25.0, np.random.default_rng(4)
+    t = np.arange(0, 60, 1 / fs)
+    walk = np.tile([0.0, 1.0, 0.0], (t.size, 1)) + 0.01 * rng.standard_normal((t.size, 3))
+    walk[:, 1] += 0.25 * np.sin(2 * np.pi * 1.8 * t)
+    lying = np.tile([0.0, 0.05, 1.0], (t.size, 1)) + 0.005 * rng.standard_normal((t.size, 3))
+    s, t0 = Summarizer(30.0, acc_fs=fs), 1_700_000_010.0  # on a window border
+    windows = s.feed_acc(t0, walk) + s.feed_acc(t0 + 60, lying) + s.finish()
+    assert [w.activity for w in windows] == ["walk", "walk", "lying", "lying"]
+    assert all(abs(w.steps - 54) <= 3 for w in windows[:2]) and windows[2].steps == 0
+    assert [w.posture_changes for w in windows] == [0, 0, 1, 0]
+    assert not any(w.fall for w in windows)
