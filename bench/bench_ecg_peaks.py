@@ -6,7 +6,8 @@ and its ``pantompkins1985`` method (each on its own ``ecg_clean`` for that
 method, as NeuroKit2 documents). Scoring: +-150 ms one-to-one matching, first
 and last 10 s not scored, AAMI beat labels. Speed: seconds of ECG processed per
 second of one core (best of ``--repeat`` runs). ``--variants`` adds resampled
-(128, 130, 250, 1000 Hz) and noisy (electrode motion, muscle, wander) versions.
+(128, 130, 250, 1000 Hz) and noisy (electrode motion: a mild and a harsh model ``em``,
+muscle, wander) versions.
 
     .venv/bin/python bench/bench_ecg_peaks.py [--variants] [--repeat 3]
 """
@@ -108,7 +109,7 @@ def main() -> None:
         return
     for fs in (128.0, 130.0, 250.0, 1000.0):
         run(f"resampled to {fs:g} Hz", [resampled(r, fs) for r in recs], 1)
-    for kind, snr in (("motion", 6.0), ("motion", 0.0), ("muscle", 0.0), ("wander", -6.0)):
+    for kind, snr in (("motion", 6.0), ("motion", 0.0), ("em", 6.0), ("em", 0.0), ("muscle", 0.0), ("wander", -6.0)):
         run(f"{kind} noise at {snr:g} dB SNR", [with_noise(r, kind, snr, seed=1) for r in recs], 1)
 
 

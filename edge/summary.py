@@ -32,9 +32,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from edge.dsp import accel_features, ecg_peaks, ecg_quality, resp_rate_from_ecg, rhythm_episodes, rr_stats
+from edge.dsp import accel_features, ecg_quality, resp_rate_from_ecg, rhythm_episodes, rr_stats
 from edge.dsp.ecg import SegmentQuality, ecg_segments
-from edge.dsp.rhythm import Episode
+from edge.dsp.qrs import ecg_peaks_and_artefacts
+from edge.dsp.rhythm import Episode, intervals_clear
 from edge.dsp.rr import RRStats
 from wire import HeartRateMeasurement, SummaryWindow
 
@@ -261,8 +262,8 @@ def _last_run(t: NDArray[np.float64], x: NDArray[np.float64], fs: float) -> tupl
 
 
 def _analyse(t: NDArray[np.float64], x: NDArray[np.float64], fs: float, start: float, end: float) -> _Rhythm:
-    peaks = ecg_peaks(x, fs)
-    usable = _usable_intervals(peaks, ecg_segments(x, fs))
+    peaks, artefacts = ecg_peaks_and_artefacts(x, fs)
+    usable = _usable_intervals(peaks, ecg_segments(x, fs)) & intervals_clear(peaks, artefacts)
     beat_t = t[peaks]
     episodes = [e for e in rhythm_episodes(beat_t, usable) if e.end >= start and e.start < end]
     inside = (beat_t >= start) & (beat_t < end)
@@ -272,7 +273,11 @@ def _analyse(t: NDArray[np.float64], x: NDArray[np.float64], fs: float, start: f
 
 
 def _usable_intervals(peaks: NDArray[np.int64], segments: list[SegmentQuality]) -> NDArray[np.bool_]:
-    """Per beat: the interval ending at it lies wholly in usable segments (the first beat: its own segment)."""
+    """Per beat: the interval ending at it lies wholly in usable segments (the first beat: its own segment).
+
+    Intervals holding a rejected electrode-motion step are cleared out too (by
+    the caller): a beat may hide under the artefact, so it is no pause.
+    """
     if peaks.size == 0 or not segments:
         return np.zeros(peaks.size, dtype=bool)
     starts = np.array([s.start for s in segments])

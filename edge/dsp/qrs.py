@@ -228,6 +228,17 @@ class EcgPeakStream:
         self._last_beat: _Candidate | None = None
         self._last_r = -1
         self._rr: deque[int] = deque(maxlen=8)
+        self._artefacts: list[int] = []  # samples of baseline steps rejected since the last take
+        self.artefacts_seen = 0
+
+    def take_artefacts(self) -> NDArray[np.int64]:
+        """Samples of the electrode-motion steps rejected since the last call (an interval holding
+        one is no evidence of a pause: a beat may hide under the artefact)."""
+        if not self.valid:
+            return np.zeros(0, dtype=np.int64)
+        out, self._artefacts = self._artefacts, []
+        self.artefacts_seen += len(out)
+        return np.asarray(out, dtype=np.int64)
 
     @property
     def buffered(self) -> int:
@@ -388,8 +399,10 @@ class EcgPeakStream:
     def _consider(self, c: _Candidate, beats: list[int]) -> None:
         assert self._thr is not None
         self._search_back(c.index, beats)
-        if c.step:
-            return  # an artefact: neither a beat nor a noise level
+        if c.step:  # neither a beat nor a noise level; one that would have passed as a beat is kept
+            if c.energy > self._thr.primary and c.energy > LOCAL_FACTOR * c.local:
+                self._artefacts.append(c.index)
+            return
         if c.energy > self._thr.primary and not self._is_t_wave(c) and c.energy > LOCAL_FACTOR * c.local:
             self._accept(c, 0.125, beats)
             return
@@ -475,8 +488,19 @@ def ecg_peaks(signal_mv: ArrayLike, fs: float) -> NDArray[np.int64]:
 
     Reference: see the module docstring (Pan & Tompkins 1985; Hamilton & Tompkins 1986).
     """
+    return ecg_peaks_and_artefacts(signal_mv, fs)[0]
+
+
+def ecg_peaks_and_artefacts(signal_mv: ArrayLike, fs: float) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """R peaks (as :func:`ecg_peaks`) and the samples of rejected electrode-motion steps.
+
+    Args:
+        signal_mv: samples in millivolts.
+        fs: sampling rate in Hz.
+    """
     stream = EcgPeakStream(fs)
     x = as_samples(signal_mv)
     # blocks that fit the CPU cache are faster than one pass over the whole record (same beats)
     beats = [stream.feed(x[a : a + BATCH_BLOCK]) for a in range(0, x.size, BATCH_BLOCK)]
-    return np.concatenate([*beats, stream.flush()]).astype(np.int64)
+    peaks = np.concatenate([*beats, stream.flush()]).astype(np.int64)
+    return peaks, stream.take_artefacts()

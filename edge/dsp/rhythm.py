@@ -2,9 +2,11 @@
 
 Input is the sequence of detected beats (times in s) with, for each, whether
 the interval that ends at it lies in usable signal (see ``edge.dsp.ecg``). An
-interval over unusable signal is unknown: it is never a pause, never part of a
-run or of an irregularity window, and it ends any episode in progress. So a
-lead-off or a noise burst never turns into a pause or an AF alarm.
+interval over unusable signal is unknown: it is never a pause, it ends a
+brady/tachy run, and it is left out of the irregularity windows (a long one,
+a lead-off, ends an AF episode). So a lead-off or a noise burst never turns
+into a pause or an AF alarm. ``intervals_clear`` adds the intervals that hold
+an electrode-motion step the R-peak detector rejected (a beat may hide there).
 
 Episodes, each with start and end time (s, the time base of the input):
 
@@ -13,7 +15,9 @@ Episodes, each with start and end time (s, the time base of the input):
 * ``brady`` / ``tachy``: at least ``RUN_MIN_BEATS`` intervals below 50 bpm /
   above 100 bpm, tolerating one odd interval in between (an ectopic beat);
   ``value`` is the mean heart rate of the run (bpm).
-* ``af``: irregularly irregular rhythm suspicious of atrial fibrillation:
+* ``af``: irregularly irregular rhythm suspicious of atrial fibrillation
+  (unusable intervals are left out of its windows; one longer than
+  ``AF_GAP_S`` ends the episode):
   each interval is judged from the ``AF_WINDOW`` (32) intervals centred on it,
   by the coefficient of sample entropy (COSEn; Lake & Moorman, Am. J. Physiol.
   Heart Circ. Physiol. 300, 2011: sample entropy with m = 1, r = 30 ms,
@@ -41,7 +45,7 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 PAUSE_S = 2.0
 LONG_PAUSE_S = 3.0
@@ -54,6 +58,8 @@ AF_TRIM = 4  # largest successive differences dropped from the RMSSD (isolated e
 AF_COSEN = -1.4  # COSEn above this ...
 AF_NRMSSD = 0.06  # ... and trimmed RMSSD / mean RR above this: irregular enough for AF
 AF_MIN_S = 30.0
+AF_VALID = 0.75  # share of a window's intervals that must be usable (the others are left out)
+AF_GAP_S = 5.0  # an unusable interval this long (lead off) ends an AF run
 AF_ALTERNATION = -0.35  # lag-1 correlation of RR below this: ectopy, not AF (AF's is about 0)
 AF_BRIDGE = 3  # an AF run survives this many windows in a row that are not suspicious
 SAMPEN_R_S = 0.030  # sample-entropy tolerance (s)
@@ -196,8 +202,8 @@ class RhythmStream:
         cosen = _af_cosen(self._window)
         if cosen is None:
             self._af_misses += 1
-            unusable = not all(w.valid for w in self._window)
-            if self._af and (unusable or self._af_misses > AF_BRIDGE):
+            gap = not iv.valid and iv.rr > AF_GAP_S
+            if self._af and (gap or self._af_misses > AF_BRIDGE):
                 done = self._close_af()
                 if done is not None:
                     out.append(done)
@@ -219,16 +225,20 @@ class RhythmStream:
 
 
 def _af_cosen(window: deque[_Interval]) -> float | None:
-    """COSEn of the window when it is AF-suspicious, else None (also for a window with unusable intervals).
+    """COSEn of the window when it is AF-suspicious, else None.
+
+    Unusable intervals are left out; a window with fewer than ``AF_VALID`` of
+    its intervals usable is not judged.
 
     Premature beats with their compensatory pause (a short and a long interval
     that add up to about two normal ones) are taken out first: frequent
     ectopy is irregular too, but it is not AF. A window left with fewer than
     half its intervals is ectopy, not AF.
     """
-    if not all(iv.valid for iv in window):
+    rr = np.array([iv.rr for iv in window if iv.valid])
+    if rr.size < AF_VALID * len(window):
         return None
-    rr = _without_ectopy(np.array([iv.rr for iv in window]))
+    rr = _without_ectopy(rr)
     if rr.size < AF_WINDOW // 2:
         return None
     if _lag1_correlation(rr) < AF_ALTERNATION:
@@ -284,6 +294,21 @@ def rr_cosen(rr_s: ArrayLike, r_s: float = SAMPEN_R_S) -> float:
     pairs = (n - 1) * (n - 2)
     sampen = float(np.log(max(b, 1) / a)) if a > 0 else float(np.log(pairs))
     return sampen + float(np.log(2 * r_s * 1000.0)) - float(np.log(rr.mean() * 1000.0))
+
+
+def intervals_clear(peaks: ArrayLike, artefacts: ArrayLike) -> NDArray[np.bool_]:
+    """Per beat: no artefact lies in the interval that ends at it (the first beat: True).
+
+    Args:
+        peaks: beat samples (or times), increasing.
+        artefacts: artefact samples (or times) in the same units.
+    """
+    p = np.asarray(peaks, dtype=float).ravel()
+    a = np.sort(np.asarray(artefacts, dtype=float).ravel())
+    if p.size == 0:
+        return np.zeros(0, dtype=bool)
+    count = np.searchsorted(a, p, side="left")
+    return np.concatenate([[True], count[1:] == np.searchsorted(a, p[:-1], side="right")])
 
 
 def rhythm_episodes(times_s: ArrayLike, usable: ArrayLike | None = None, af_min_s: float = AF_MIN_S) -> list[Episode]:

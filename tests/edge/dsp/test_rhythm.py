@@ -133,3 +133,25 @@ def test_streaming_equals_batch_for_any_chunking(rr: list[float], cuts: list[int
 def test_bad_times_never_raise(times: list[float]) -> None:
     episodes = rhythm_episodes(np.asarray(times, dtype=float))
     assert all(e.end >= e.start for e in episodes)
+
+
+def test_no_pause_where_a_rejected_artefact_may_hide_a_beat() -> None:
+    """101 at 856 s: an electrode-motion burst hides a beat; the detector rejects the step, and the
+    2 s interval around it is not a pause (nor anywhere else in the three records)."""
+    from edge.dsp.qrs import ecg_peaks_and_artefacts
+    from edge.dsp.rhythm import intervals_clear
+
+    for name in RECORDS:
+        rec = load_record(name)
+        peaks, artefacts = ecg_peaks_and_artefacts(rec.signal_mv, rec.fs)
+        clear = intervals_clear(peaks, artefacts)
+        assert _kind(rhythm_episodes(peaks / rec.fs, clear), "pause") == [], name
+        if name == "101":
+            assert artefacts.size >= 2 and _kind(rhythm_episodes(peaks / rec.fs), "pause") != []
+
+
+def test_intervals_clear() -> None:
+    from edge.dsp.rhythm import intervals_clear
+
+    assert intervals_clear([10, 20, 30, 40], [25, 40]).tolist() == [True, True, False, True]
+    assert intervals_clear([], [1]).size == 0
