@@ -150,23 +150,26 @@ def noise(kind: str, n: int, fs: float, rng: np.random.Generator) -> NDArray[np.
 
 
 def _electrode_motion(n: int, fs: float, rng: np.random.Generator) -> NDArray[np.float64]:
-    from scipy.signal import butter, sosfiltfilt
+    """Bursty 1-25 Hz noise, decaying baseline steps and QRS-like blips, each part scaled on its own,
+    so the mix is the same over a 5 min excerpt and a 30 min record."""
+    from scipy.signal import butter, sosfilt, sosfiltfilt
+
+    def unit(v: NDArray[np.float64]) -> NDArray[np.float64]:
+        return v / max(float(np.sqrt(np.mean(v**2))), 1e-12)
 
     envelope = sosfiltfilt(butter(1, 0.2, fs=fs, output="sos"), rng.standard_normal(n)) ** 2
-    envelope /= max(float(np.mean(envelope)), 1e-12)
+    envelope = envelope / max(float(np.mean(envelope)), 1e-12)
     band = sosfiltfilt(butter(2, [1.0, min(25.0, 0.45 * fs)], btype="bandpass", fs=fs, output="sos"), rng.standard_normal(n))
-    x = band / max(float(np.std(band)), 1e-12) * envelope
-    jumps = np.where(rng.random(n) < 0.2 / fs, rng.normal(0, 3, n), 0.0)
-    steps = np.cumsum(jumps)
-    steps = sosfiltfilt(butter(1, 8.0, fs=fs, output="sos"), steps - np.linspace(steps[0], steps[-1], n))
-    x += steps / max(float(np.std(steps)), 1e-12)
+    jumps = np.where(rng.random(n) < 0.2 / fs, rng.normal(0, 1, n), 0.0)
+    steps = sosfilt(butter(1, 0.5, btype="highpass", fs=fs, output="sos"), np.cumsum(jumps))  # the amplifier recovers
+    steps = sosfiltfilt(butter(1, 15.0, fs=fs, output="sos"), steps)  # edges of ~10 ms
     blips = np.zeros(n)
-    for at in np.flatnonzero(rng.random(n) < 0.5 / fs * envelope / max(float(envelope.max()), 1e-12) * 4):
+    for at in np.flatnonzero(rng.random(n) < 0.5 / fs * np.minimum(envelope, 3.0)):
         width = rng.uniform(0.03, 0.08) * fs
         t = np.arange(-int(2 * width), int(2 * width) + 1)
         lo, hi = max(at + t[0], 0), min(at + t[-1] + 1, n)
-        blips[lo:hi] += rng.normal(0, 2) * np.exp(-0.5 * (t[lo - at - t[0] : hi - at - t[0]] / (0.4 * width)) ** 2)
-    return x + blips
+        blips[lo:hi] += rng.normal(0, 1) * np.exp(-0.5 * (t[lo - at - t[0] : hi - at - t[0]] / (0.4 * width)) ** 2)
+    return unit(band) * np.sqrt(envelope) + 0.5 * unit(steps) + 0.5 * unit(blips)
 
 
 def with_noise(rec: Record, kind: str, snr_db: float, seed: int = 0) -> Record:
