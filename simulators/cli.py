@@ -23,10 +23,10 @@ if TYPE_CHECKING:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    """Add the ``patient`` and ``list`` subcommands to ``parser``."""
+    """Add the ``list``, ``patient``, ``fleet``, ``record`` and ``weather`` subcommands to ``parser``."""
     sub = parser.add_subparsers(metavar="ACTION")
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
-    sub.add_parser("list", help="list the shipped scenarios").set_defaults(func=_list)
+    sub.add_parser("list", help="list the shipped scenarios and profiles").set_defaults(func=_list)
     p = sub.add_parser("patient", help="play a scenario through a real edge agent")
     p.add_argument("--scenario", required=True, help="scenario name (see `list`) or a JSON file")
     p.add_argument("--device", required=True, help="device id of the simulated phone")
@@ -71,14 +71,21 @@ def _configure_fleet(f: argparse.ArgumentParser) -> None:
     f.add_argument("--scenarios", default=None, help="comma-separated scenario names to draw from")
     f.add_argument("--device-prefix", default="sim")
     f.add_argument("--outbox-dir", help="directory for the outboxes (default: a fresh temporary one)")
+    f.add_argument("--drain-timeout", type=float, default=60.0, help="real s to wait for acks at the end (summary)")
     f.set_defaults(func=_fleet)
 
 
 def _list(args: argparse.Namespace) -> int:
     from simulators.scenarios import list_scenarios, load_scenario
 
+    from simulators.profiles import list_profiles, load_profile
+
     for name in list_scenarios():
         print(f"{name:16s} {load_scenario(name).description}")
+    print("\nprofiles:")
+    for name in list_profiles():
+        p = load_profile(name)
+        print(f"{name:16s} {p.age} y, {p.sex}, resting {p.resting_hr:g} bpm, fitness {p.fitness:g}, {p.condition}")
     return 0
 
 
@@ -129,7 +136,9 @@ def _fleet(args: argparse.Namespace) -> int:
     if args.mode == "agent":
         report = asyncio.run(run_agent_fleet(patients, args.mqtt_url, outbox_dir, **common))  # type: ignore[arg-type]
     else:
-        report = run_summary_fleet(patients, args.mqtt_url, outbox_dir, **common)  # type: ignore[arg-type]
+        report = run_summary_fleet(
+            patients, args.mqtt_url, outbox_dir, drain_timeout_s=args.drain_timeout, **common  # type: ignore[arg-type]
+        )
     print(f"patients {report.patients}  windows {report.windows}  messages {report.messages}  "
           f"published {report.published}  acked {report.acked}  pending {report.pending}")
     return 0 if report.drained else 1

@@ -20,6 +20,7 @@ with a resting heart rate varied by up to +-8 bpm.
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -37,6 +38,12 @@ from wire import BrokerAddress, Summary, SummaryWindow
 
 DEFAULT_SCENARIOS = ("baseline", "tachy_episode", "deterioration", "baseline", "baseline")
 HR_JITTER_BPM = 8.0
+CONNECT_WAVE = 50  # uplinks started together; a broker's listen backlog is often ~100
+CONNECT_WAVE_WAIT_S = 5.0
+# Patients per process at summary level: each costs ~6 file descriptors (MQTT socket and wake-up
+# pair, SQLite file, WAL and shared memory), and paho's select() loop cannot watch descriptors
+# from 1024 up (such connections drop silently), so larger fleets are split across processes.
+PATIENTS_PER_PROCESS = 150
 
 
 @dataclass(frozen=True)
@@ -149,25 +156,66 @@ class _SummaryPhone:
             self.uplink.pump()
 
 
+def _connect_in_waves(uplinks: Sequence[Uplink]) -> None:
+    """Start the uplinks ``CONNECT_WAVE`` at a time, each wave waiting (a while) for its connections.
+
+    Phones in the field do not all connect in the same millisecond; starting
+    hundreds at once overflows the broker's listen backlog, and the dropped
+    SYNs then wait out TCP's retransmission back-off.
+    """
+    for i in range(0, len(uplinks), CONNECT_WAVE):
+        wave = uplinks[i : i + CONNECT_WAVE]
+        for u in wave:
+            u.start()
+        deadline = time.monotonic() + CONNECT_WAVE_WAIT_S
+        for u in wave:
+            u.wait_connected(max(0.0, deadline - time.monotonic()))
+
+
 def run_summary_fleet(
     patients: Sequence[FleetPatient], mqtt_url: str, outbox_dir: Path, *, start_time: float, duration_s: float,
     speed: float, window_seconds: float, batch_windows: int, drain_timeout_s: float = 60.0,
 ) -> FleetReport:
     """Every patient at summary level through real outboxes and uplinks (blocking).
 
+    Fleets above :data:`PATIENTS_PER_PROCESS` run in that many patients per
+    worker process, all started together, and their reports are summed.
+
     Args:
         speed: simulated s per real s; 0 or inf: as fast as possible.
         drain_timeout_s: real seconds to wait for acks after the last window.
     """
+    kwargs = dict(start_time=start_time, duration_s=duration_s, speed=speed, window_seconds=window_seconds,
+                  batch_windows=batch_windows, drain_timeout_s=drain_timeout_s)
+    if len(patients) <= PATIENTS_PER_PROCESS:
+        return _run_summary_shard(list(patients), mqtt_url, outbox_dir, **kwargs)  # type: ignore[arg-type]
+    shards = [list(patients[i : i + PATIENTS_PER_PROCESS]) for i in range(0, len(patients), PATIENTS_PER_PROCESS)]
+    with multiprocessing.get_context("spawn").Pool(len(shards)) as pool:
+        reports = pool.starmap(_shard_entry, [(shard, mqtt_url, outbox_dir, kwargs) for shard in shards])
+    return FleetReport(
+        patients=sum(r.patients for r in reports), windows=sum(r.windows for r in reports),
+        messages=sum(r.messages for r in reports), published=sum(r.published for r in reports),
+        acked=sum(r.acked for r in reports), pending=sum(r.pending for r in reports),
+        drained=all(r.drained for r in reports),
+    )
+
+
+def _shard_entry(patients: list[FleetPatient], mqtt_url: str, outbox_dir: Path, kwargs: dict[str, float]) -> FleetReport:
+    return _run_summary_shard(patients, mqtt_url, outbox_dir, **kwargs)  # type: ignore[arg-type]
+
+
+def _run_summary_shard(
+    patients: Sequence[FleetPatient], mqtt_url: str, outbox_dir: Path, *, start_time: float, duration_s: float,
+    speed: float, window_seconds: float, batch_windows: int, drain_timeout_s: float,
+) -> FleetReport:
     address = BrokerAddress.parse(mqtt_url)
     phones = [
         _SummaryPhone(p, address, outbox_dir / f"{p.device_id}.sqlite3", start_time, duration_s, window_seconds,
                       batch_windows)
         for p in patients
     ]
-    for phone in phones:
-        phone.uplink.start()
     try:
+        _connect_in_waves([ph.uplink for ph in phones])
         real0 = time.monotonic()
         paced = 0 < speed < float("inf")
         for t in np.arange(window_seconds, duration_s + window_seconds, window_seconds):

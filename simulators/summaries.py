@@ -4,10 +4,11 @@ For fleets too large to synthesise ECG for, :class:`SummaryStream` walks the
 same beat generator and breathing as the full simulation
 (:mod:`simulators.rhythm`, :mod:`simulators.resp`) and turns each window's true
 beats into a :class:`wire.SummaryWindow`: heart rate mean/min/max, RR mean,
-SDNN and RMSSD from the true RR intervals, rhythm flags from the truth (what a
-perfect detector would raise), breathing rate, activity and its intensity, a
-quality from skin contact, the strap battery and, when the patient shares it,
-the GPS position. Deterministic from the scenario's seed.
+SDNN, RMSSD, pNN50, the longest RR and the ectopic count from the true beats,
+rhythm flags from the truth (what a perfect detector would raise), breathing
+rate, activity, its intensity and steps, posture changes and falls from the
+script, a quality from skin contact, the strap battery and, when the patient
+shares it, the GPS position. Deterministic from the scenario's seed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from simulators.gps import gps_track
 from simulators.resp import Respiration
 from simulators.rhythm import BeatGenerator
 from simulators.scenarios import Scenario
-from simulators.signals import battery_level
+from simulators.signals import STEPS, battery_level
 from wire import SummaryWindow
 
 PAUSE_S = 2.5
@@ -71,9 +72,14 @@ class SummaryStream:
         s = self.scenario
         beats = self._take_beats(end)
         mid = (start + end) / 2
-        contact = [s.contact_at(x) for x in np.arange(start, end, 1.0)]
+        contact = [s.contact_at(float(x)) for x in np.arange(start, end, 1.0)]
         quality = sum(contact) / len(contact) * (0.6 if s.strap_at(mid) == "loose" else 1.0)
         activity = s.activity_at(mid)
+        seconds = np.arange(start, end, 1.0)
+        acts = [s.activity_at(float(x)) for x in seconds]
+        steps = int(sum(STEPS.get(a, (0.0, 0.0))[0] for a in acts))
+        lying = [a == "lying" for a in [s.activity_at(start - 1.0) if start >= 1 else acts[0], *acts]]
+        falls = any(i.type == "fall" and start <= i.at < end for i in s.incidents)
         ph = self.resp.phase(np.array([start, end]))
         stats = _beat_stats(np.array([b.rr for b in beats]), [b.label for b in beats], [b.rhythm for b in beats])
         if quality == 0:
@@ -89,6 +95,7 @@ class SummaryStream:
             intensity=round(INTENSITY_G[activity] * float(self.rng.uniform(0.8, 1.2)), 4),
             quality=round(quality, 3),
             battery=battery_level(start, 100.0, BATTERY_DRAIN_PER_HOUR),
+            steps=steps, posture_changes=sum(a != b for a, b in zip(lying, lying[1:])), fall=falls,
             lat=lat, lon=lon,
         )
 
@@ -118,5 +125,8 @@ def _beat_stats(rr: np.ndarray, labels: list[str], rhythms: list[str]) -> dict: 
         "rr_mean": round(float(min(max(rr.mean() * 1000, 150), 6000)), 1),
         "sdnn": round(float(rr.std() * 1000), 1),
         "rmssd": round(float(np.sqrt(np.mean(np.diff(rr) ** 2)) * 1000), 1),
+        "pnn50": round(float(np.mean(np.abs(np.diff(rr)) > 0.05) * 100), 1),
+        "pause_max": round(float(rr.max()), 3),
+        "ectopic": sum(lab != "N" and rh == "sinus" for lab, rh in zip(labels, rhythms)),
         "flags": tuple(sorted(flags)),
     }

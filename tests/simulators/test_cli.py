@@ -52,3 +52,9 @@ def test_fleet_command_reports_sent_and_acked(mqtt_url: str, tmp_path: Path, cap
     acked = int(out.split("acked ")[1].split()[0])
     assert sent == acked > 0
     assert _run("fleet", "--patients", "0") == 2
+
+
+def test_list_names_scenarios_and_profiles(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run("list") == 0
+    out = capsys.readouterr().out
+    assert "day_routine" in out and "arrhythmia_tour" in out and "hf_elderly" in out and "heart_failure" in out

@@ -36,6 +36,18 @@ def test_summary_stream_reflects_the_scenario() -> None:
     assert "pause" in windows[200].flags and "ectopic" in windows[100].flags
     assert windows[1090].quality == 0 and windows[1090].hr_mean is None
     assert windows[20].flags == () and abs(windows[20].hr_mean - 70) < 10  # type: ignore[operator]
+    assert windows[200].pause_max == pytest.approx(3.5) and windows[100].ectopic
+    assert windows[20].steps == 0 and windows[20].ectopic == 0
+
+
+def test_summary_stream_counts_steps_posture_changes_and_falls() -> None:
+    from simulators.scenarios import Incident
+
+    base = load_scenario("baseline")  # walks from 300 s for 240 s
+    s = replace(base, incidents=(Incident(at=125, type="fall", duration=60),))
+    w = {int(x.start - START): x for x in SummaryStream(s, 10, 600, START).windows_until(600)}
+    assert w[400].steps == 19 and w[400].activity == "walk" and w[100].steps == 0
+    assert w[120].fall and w[120].posture_changes == 1 and w[180].posture_changes == 1 and not w[150].fall
 
 
 @pytest.mark.mqtt
@@ -83,3 +95,17 @@ def test_an_offline_phone_keeps_its_messages(mqtt_url: str, tmp_path: Path) -> N
         batch_windows=3, drain_timeout_s=1,
     )
     assert report.published == 0 and report.pending == report.messages == 4 and not report.drained
+
+
+@pytest.mark.mqtt
+def test_large_fleets_are_split_across_processes(mqtt_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import simulators.fleet as fleet
+
+    monkeypatch.setattr(fleet, "PATIENTS_PER_PROCESS", 2)
+    patients = fleet_roster(5, 6, device_prefix=f"tshard{int(time.time() * 1000) % 10**8}")
+    report = run_summary_fleet(
+        patients, mqtt_url, tmp_path, start_time=START, duration_s=60, speed=0, window_seconds=10,
+        batch_windows=2, drain_timeout_s=30,
+    )
+    assert report.patients == 5 and report.windows == 30 and report.drained and report.acked == report.messages
+    assert len(list(tmp_path.glob("*.sqlite3"))) == 5
