@@ -1,0 +1,352 @@
+"""Ingest throughput and latency: ours against the two ceilings, measured side by side in one run.
+
+Ceilings (no work of ours):
+  - MQTT: a private Mosquitto -> one paho subscriber (MQTT 5, QoS 1) that only counts, msgs/s;
+  - PostgreSQL: binary COPY of summary rows into a table with a primary key, 1,000 rows a commit, rows/s.
+Ours: summary windows/s from MQTT to committed rows (decode, dedup by (device, seq), COPY staging,
+rollups, threshold evaluation) with 1 and 2 worker processes on one shared subscription; then
+publish-to-commit latency (p50/p99) at half the 2-worker rate. Everything runs on loopback:
+a Mosquitto of the benchmark's own on a free port, and a scratch database (dropped afterwards) on
+``PISCES_BENCH_DATABASE_URL``, else ``PISCES_TEST_DATABASE_URL``, else an embedded PostgreSQL.
+
+    .venv/bin/python bench/bench_ingest.py [--messages 20000] [--windows 5] [--devices 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import multiprocessing
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import paho.mqtt.client as mqtt  # noqa: E402
+import psycopg  # noqa: E402
+from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+
+from server.embedded import free_port, wait_for_port  # noqa: E402
+from server.ingest import supervise  # noqa: E402
+from server.records import SUMMARY_COLUMNS, SUMMARY_TYPES, ts  # noqa: E402
+from server.settings import ServerSettings  # noqa: E402
+from server.store import migrate  # noqa: E402
+from wire import Kind, Summary, SummaryWindow, encode, topic_for  # noqa: E402
+
+T0 = 1_763_900_000.0
+DUPLICATE_EVERY = 20  # every 20th message is sent twice (5 % redelivery): dedup is on the path
+TIMEOUT_S = 120.0  # no phase runs longer
+
+
+def window(start: float, hr: float) -> SummaryWindow:
+    return SummaryWindow(
+        start=start, end=start + 10, beats=int(hr / 6), hr_mean=hr, hr_min=hr - 6, hr_max=hr + 9, rr_mean=60_000 / hr,
+        sdnn=41.2, rmssd=30.3, flags=(), resp_rate=14.2, activity="rest", intensity=0.012, quality=0.97, battery=80,
+    )  # fmt: skip
+
+
+def payloads(n: int, windows: int, devices: int, first_seq: int = 1) -> list[tuple[str, bytes]]:
+    """``n`` summary messages round-robin over ``devices`` devices, 10-s windows, ordinary values."""
+    out = []
+    for k in range(n):
+        dev, seq = f"b{k % devices:05d}", first_seq + k // devices
+        start = T0 + (seq * windows) * 10
+        msg = Summary(dev, seq, tuple(window(start + 10 * i, 70 + (k + i) % 9) for i in range(windows)))
+        out.append((topic_for(dev, Kind.SUMMARY), encode(msg)))
+    return out
+
+
+# --- services -------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def mosquitto() -> Iterator[str]:
+    """A private Mosquitto on a free loopback port (anonymous, in memory), yielding its URL."""
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="pisces-bench-") as tmp:
+        conf = Path(tmp) / "mosquitto.conf"
+        conf.write_text(
+            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n"
+            "max_inflight_messages 2000\nmax_queued_messages 1000000\nmax_queued_bytes 0\n"
+        )
+        proc = subprocess.Popen([exe, "-c", str(conf)])
+        try:
+            wait_for_port("127.0.0.1", port, 10)
+            yield f"mqtt://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+@contextlib.contextmanager
+def database() -> Iterator[str]:
+    server = os.environ.get("PISCES_BENCH_DATABASE_URL") or os.environ.get("PISCES_TEST_DATABASE_URL")
+    from tests.fix_db import scratch_database
+
+    if server:
+        with scratch_database(server, "pisces_bench") as url:
+            yield url
+        return
+    from server.embedded import embedded_postgres
+
+    with embedded_postgres() as embedded, scratch_database(embedded, "pisces_bench") as url:
+        yield url
+
+
+# --- publishing -------------------------------------------------------------------------------
+
+
+def _publish_all(url: str, messages: list[tuple[str, bytes]]) -> None:
+    """Publish at QoS 1 as fast as the broker acknowledges (up to 1,000 in flight)."""
+    port = int(url.rsplit(":", 1)[1])
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    infos = [client.publish(t, p, qos=1) for t, p in messages]
+    for info in infos:
+        info.wait_for_publish(TIMEOUT_S)
+    client.disconnect()
+    client.loop_stop()
+
+
+def publish_in_background(url: str, messages: list[tuple[str, bytes]]) -> Any:
+    """Start a publisher process; returns it (join it to wait)."""
+    ctx = multiprocessing.get_context("spawn")
+    proc = ctx.Process(target=_publish_all, args=(url, messages))
+    proc.start()
+    return proc
+
+
+# --- ceilings -------------------------------------------------------------------------------
+
+
+def ceiling_mqtt(url: str, messages: list[tuple[str, bytes]]) -> float:
+    """Messages/s one paho subscriber receives (MQTT 5, QoS 1, counting only)."""
+    port = int(url.rsplit(":", 1)[1])
+    got = {"n": 0, "first": 0.0, "last": 0.0}
+    done, ready = threading.Event(), threading.Event()
+
+    def on_message(_c: Any, _u: Any, _m: Any) -> None:
+        now = time.perf_counter()
+        if got["n"] == 0:
+            got["first"] = now
+        got["n"] += 1
+        got["last"] = now
+        if got["n"] == len(messages):
+            done.set()
+
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    sub.on_message = on_message
+    sub.on_subscribe = lambda *_a: ready.set()
+    sub.connect("127.0.0.1", port)
+    sub.subscribe("pisces/v1/+/+", qos=1)
+    sub.loop_start()
+    ready.wait(10)
+    proc = publish_in_background(url, messages)
+    done.wait(TIMEOUT_S)
+    proc.join(TIMEOUT_S)
+    sub.disconnect()
+    sub.loop_stop()
+    return (got["n"] - 1) / (got["last"] - got["first"])
+
+
+def ceiling_copy(db_url: str, rows: int, windows: int) -> float:
+    """Rows/s of binary COPY into a summaries-shaped table with a primary key, 1,000 rows a commit."""
+    msgs = [Summary(f"c{k % 1000:04d}", k, tuple(window(T0 + 10 * i, 72) for i in range(windows)))
+            for k in range(rows // windows)]  # fmt: skip
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "CREATE TABLE copy_ceiling (LIKE summaries INCLUDING DEFAULTS, PRIMARY KEY (device_id, seq, idx, start_at))"
+        )
+        conn.commit()
+        start = time.perf_counter()
+        per_commit = max(1, 1000 // windows)
+        for first in range(0, len(msgs), per_commit):
+            with conn.cursor().copy(f"COPY copy_ceiling ({SUMMARY_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(SUMMARY_TYPES)
+                for m in msgs[first : first + per_commit]:
+                    for idx, w in enumerate(m.windows):
+                        copy.write_row((
+                            1, m.device, m.seq, idx, ts(w.start), ts(w.end), w.beats, w.hr_mean, w.hr_min, w.hr_max,
+                            w.rr_mean, w.sdnn, w.rmssd, list(w.flags), w.resp_rate, w.activity, w.intensity,
+                            w.quality, w.battery, w.lat, w.lon,
+                        ))  # fmt: skip
+            conn.commit()
+        elapsed = time.perf_counter() - start
+    return len(msgs) * windows / elapsed
+
+
+# --- ours -------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def workers(db_url: str, mqtt_url: str, n: int, tag: str) -> Iterator[None]:
+    """``n`` ingest worker processes on one shared subscription (as ``pisces ingest --workers n``)."""
+    settings = ServerSettings(
+        database_url=db_url, mqtt_url=mqtt_url, mqtt_client_id=f"bench-{tag}", mqtt_shared_group=f"bench-{tag}",
+        ingest_in_server=False,
+    )  # a group per run: the sessions of an earlier run's workers would take a share
+    stop = threading.Event()
+    thread = threading.Thread(target=supervise, args=(settings, n, stop), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(30)
+
+
+def stored(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("SELECT count(*) FROM uplink_messages").fetchone()
+    return int(row[0]) if row else 0
+
+
+def warm_up(conn: psycopg.Connection[Any], mqtt_url: str, devices: int, phase: int) -> None:
+    """Publish one new message per device until stored: the workers are subscribed, partitions exist."""
+    warm = payloads(devices, 1, devices, first_seq=10**6 + phase)
+    target = stored(conn) + devices
+    deadline = time.monotonic() + 60
+    while stored(conn) < target:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the ingest workers did not come up")
+        publish_in_background(mqtt_url, warm).join(30)
+        time.sleep(0.5)
+
+
+def ours_throughput(
+    db_url: str, mqtt_url: str, n_workers: int, messages: list[tuple[str, bytes]], windows: int, devices: int
+) -> float:
+    """Summary windows/s from the first publish to the commit of the last message."""
+    with workers(db_url, mqtt_url, n_workers, f"t{n_workers}"), psycopg.connect(db_url, autocommit=True) as conn:
+        warm_up(conn, mqtt_url, devices, n_workers)
+        base = stored(conn)
+        target = base + len(set(messages))
+        start = time.perf_counter()
+        proc = publish_in_background(mqtt_url, messages)
+        deadline = time.monotonic() + TIMEOUT_S
+        while stored(conn) < target and time.monotonic() < deadline:
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - start
+        proc.join(TIMEOUT_S)
+        got = stored(conn) - base
+    return got * windows / elapsed
+
+
+LISTEN_TRIGGER = """
+CREATE FUNCTION bench_committed() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE keys text;
+BEGIN
+  FOR keys IN SELECT string_agg(device_id || ':' || seq, ',') FROM
+      (SELECT device_id, seq, row_number() OVER () / 300 AS part FROM fresh) f GROUP BY part LOOP
+    PERFORM pg_notify('bench_committed', keys);
+  END LOOP;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER bench_committed AFTER INSERT ON uplink_messages
+REFERENCING NEW TABLE AS fresh FOR EACH STATEMENT EXECUTE FUNCTION bench_committed();
+"""
+
+
+def ours_latency(
+    db_url: str, mqtt_url: str, n_workers: int, rate: float, seconds: float, windows: int, devices: int
+) -> tuple[float, float, int]:
+    """p50, p99 (s) of publish -> commit at ``rate`` messages/s; commit seen by LISTEN (NOTIFY fires at commit)."""
+    n = int(rate * seconds)
+    messages = payloads(n, windows, devices, first_seq=2 * 10**6)
+    sent: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    with workers(db_url, mqtt_url, n_workers, f"l{n_workers}"), psycopg.connect(db_url, autocommit=True) as conn:
+        warm_up(conn, mqtt_url, devices, 10 + n_workers)
+        conn.execute(LISTEN_TRIGGER)
+        listener = psycopg.connect(db_url, autocommit=True)
+        listener.execute("LISTEN bench_committed")
+        stop = threading.Event()
+
+        def listen() -> None:
+            while not stop.is_set():
+                for note in listener.notifies(timeout=0.2):
+                    now = time.perf_counter()
+                    for key in note.payload.split(","):
+                        seen.setdefault(key, now)
+
+        thread = threading.Thread(target=listen, daemon=True)
+        thread.start()
+        port = int(mqtt_url.rsplit(":", 1)[1])
+        pub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        pub.max_inflight_messages_set(1000)
+        pub.connect("127.0.0.1", port)
+        pub.loop_start()
+        start = time.perf_counter()
+        for k, (topic, payload) in enumerate(messages):
+            due = start + k / rate
+            while (now := time.perf_counter()) < due:
+                time.sleep(min(0.001, due - now))
+            dev = topic.split("/")[2]
+            seq = 2 * 10**6 + k // devices
+            sent[f"{dev}:{seq}"] = time.perf_counter()
+            pub.publish(topic, payload, qos=1)
+        deadline = time.monotonic() + 30
+        while len(seen) < len(sent) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop.set()
+        thread.join(5)
+        pub.disconnect()
+        pub.loop_stop()
+        listener.close()
+    lat = sorted(seen[k] - t for k, t in sent.items() if k in seen)
+    return lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))], len(sent) - len(lat)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=20_000, help="messages per throughput run")
+    parser.add_argument("--windows", type=int, default=5, help="summary windows per message (edge default 5)")
+    parser.add_argument("--devices", type=int, default=2_000, help="distinct devices (patients)")
+    parser.add_argument("--latency-seconds", type=float, default=10.0)
+    args = parser.parse_args()
+
+    messages = payloads(args.messages, args.windows, args.devices)
+    n_dups = len(range(0, args.messages, DUPLICATE_EVERY))
+    print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores; "
+          f"{args.messages:,} messages x {args.windows} windows, {args.devices:,} devices, "
+          f"{n_dups} sent twice in our runs")  # fmt: skip
+    with database() as db_url, mosquitto() as mqtt_url:
+        migrate(db_url)
+        with psycopg.connect(db_url) as conn:
+            conn.cursor().executemany(
+                "INSERT INTO patients (name, device_id) VALUES (%s, %s)",
+                [(f"Bench {i}", f"b{i:05d}") for i in range(args.devices)],
+            )
+        mqtt_ceiling = ceiling_mqtt(mqtt_url, messages)
+        copy_ceiling = ceiling_copy(db_url, args.messages * args.windows, args.windows)
+        lower = min(mqtt_ceiling * args.windows, copy_ceiling)
+        print(f"ceiling  MQTT -> one paho subscriber: {mqtt_ceiling:10,.0f} msgs/s = {mqtt_ceiling * args.windows:10,.0f} windows/s")
+        print(f"ceiling  PostgreSQL binary COPY:      {copy_ceiling:10,.0f} rows/s")
+        rates = {}
+        for n in (1, 2):
+            fresh = payloads(args.messages, args.windows, args.devices, first_seq=n * 100_000)
+            with_dups = [m for k, m in enumerate(fresh) for _ in range(2 if k % DUPLICATE_EVERY == 0 else 1)]
+            rates[n] = ours_throughput(db_url, mqtt_url, n, with_dups, args.windows, args.devices)
+            print(f"ours     {n} worker{'s' if n > 1 else ' '} MQTT -> committed:   {rates[n]:10,.0f} windows/s"
+                  f"  = {rates[n] / lower:.2f} x the lower ceiling")  # fmt: skip
+        half = rates[2] / args.windows / 2
+        p50, p99, missing = ours_latency(db_url, mqtt_url, 2, half, args.latency_seconds, args.windows, args.devices)
+        print(f"latency  2 workers at {half:,.0f} msgs/s ({half * args.windows:,.0f} windows/s, half load): "
+              f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms publish -> commit"
+              + (f" ({missing} not seen)" if missing else ""))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
