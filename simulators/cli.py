@@ -71,6 +71,7 @@ def _configure_fleet(f: argparse.ArgumentParser) -> None:
     f.add_argument("--scenarios", default=None, help="comma-separated scenario names to draw from")
     f.add_argument("--device-prefix", default="sim")
     f.add_argument("--outbox-dir", help="directory for the outboxes (default: a fresh temporary one)")
+    f.add_argument("--ground-truth-dir", help="write each patient's ground truth JSON here")
     f.add_argument("--drain-timeout", type=float, default=60.0, help="real s to wait for acks at the end (summary)")
     f.set_defaults(func=_fleet)
 
@@ -132,7 +133,8 @@ def _fleet(args: argparse.Namespace) -> int:
     outbox_dir.mkdir(parents=True, exist_ok=True)
     start = time.time() - (args.duration if args.past else 0.0)
     common = dict(start_time=start, duration_s=args.duration, speed=args.speed,
-                  window_seconds=args.window_seconds, batch_windows=args.batch_windows)
+                  window_seconds=args.window_seconds, batch_windows=args.batch_windows,
+                  truth_dir=Path(args.ground_truth_dir) if args.ground_truth_dir else None)
     if args.mode == "agent":
         report = asyncio.run(run_agent_fleet(patients, args.mqtt_url, outbox_dir, **common))  # type: ignore[arg-type]
     else:
@@ -165,7 +167,8 @@ def _record(args: argparse.Namespace) -> int:
             t = i / args.fs + np.arange(m) / args.fs
             ecg, resp = body.ecg(i / args.fs, m), body.resp.band(t)
             f.writelines(f"{args.start + a:.4f},{b:.4f},{c:.4f}\n" for a, b, c in zip(t, ecg, resp))
-    write_ground_truth(ground_truth(scenario, body, args.start, args.duration, strap="lead"), out / "truth.json")
+    truth = ground_truth(scenario, body.beats_until(args.duration), args.start, args.duration, strap="lead")
+    write_ground_truth(truth, out / "truth.json")
     print(f"wrote {out / 'ecg.csv'} ({n} samples at {args.fs:g} Hz) and {out / 'truth.json'}")
     return 0
 

@@ -34,6 +34,7 @@ from simulators.patient import PatientRunReport, perform_action, run_patient
 from simulators.profiles import list_profiles, load_profile
 from simulators.scenarios import Action, Scenario, load_scenario
 from simulators.summaries import SummaryStream
+from simulators.truth import ground_truth, write_ground_truth
 from wire import BrokerAddress, Summary, SummaryWindow
 
 DEFAULT_SCENARIOS = ("baseline", "tachy_episode", "deterioration", "baseline", "baseline")
@@ -89,14 +90,19 @@ def fleet_roster(
 
 async def run_agent_fleet(
     patients: Sequence[FleetPatient], mqtt_url: str, outbox_dir: Path, *, start_time: float, duration_s: float,
-    speed: float, window_seconds: float, batch_windows: int,
+    speed: float, window_seconds: float, batch_windows: int, truth_dir: Path | None = None,
 ) -> FleetReport:
-    """Every patient through the full simulation and the real edge agent, concurrently."""
+    """Every patient through the full simulation and the real edge agent, concurrently.
+
+    Args:
+        truth_dir: where to write ``<device id>.json`` ground truth per patient, if anywhere.
+    """
     reports: list[PatientRunReport] = await asyncio.gather(
         *(
             run_patient(
                 p.scenario, p.device_id, mqtt_url, outbox_dir / f"{p.device_id}.sqlite3", start_time=start_time,
                 duration_s=duration_s, speed=speed, window_seconds=window_seconds, batch_windows=batch_windows,
+                ground_truth_path=truth_dir / f"{p.device_id}.json" if truth_dir else None,
             )
             for p in patients
         )
@@ -113,9 +119,9 @@ class _SummaryPhone:
     """One summary-level patient: stream, batching, actions, outbox and uplink."""
 
     def __init__(self, p: FleetPatient, address: BrokerAddress, outbox_path: Path, start_time: float,
-                 duration_s: float, window_s: float, batch: int) -> None:
-        self.p, self.start_time, self.batch_size = p, start_time, batch
-        self.stream = SummaryStream(p.scenario, window_s, duration_s, start_time)
+                 duration_s: float, window_s: float, batch: int, keep_beats: bool = False) -> None:
+        self.p, self.start_time, self.batch_size, self.duration_s = p, start_time, batch, duration_s
+        self.stream = SummaryStream(p.scenario, window_s, duration_s, start_time, keep_beats=keep_beats)
         self.outbox = Outbox(outbox_path)
         self.uplink = Uplink(p.device_id, address, self.outbox)
         self.todo = [a for a in p.scenario.actions if a.at < duration_s]
@@ -150,6 +156,11 @@ class _SummaryPhone:
             self.outbox.put(lambda seq: Summary(self.p.device_id, seq, batch), created=batch[-1].end)
             self.messages += 1
 
+    def write_truth(self, truth_dir: Path) -> None:
+        """Write this patient's ground truth (beats as generated, episodes, events, actions)."""
+        truth = ground_truth(self.p.scenario, self.stream.beats_taken, self.start_time, self.duration_s, strap="summary")
+        write_ground_truth(truth, truth_dir / f"{self.p.device_id}.json")
+
     def pump(self) -> None:
         """Let the uplink publish and ack, unless the phone is offline."""
         if self.p.scenario.phone_online_at(self.sim_t):
@@ -175,6 +186,7 @@ def _connect_in_waves(uplinks: Sequence[Uplink]) -> None:
 def run_summary_fleet(
     patients: Sequence[FleetPatient], mqtt_url: str, outbox_dir: Path, *, start_time: float, duration_s: float,
     speed: float, window_seconds: float, batch_windows: int, drain_timeout_s: float = 60.0,
+    truth_dir: Path | None = None,
 ) -> FleetReport:
     """Every patient at summary level through real outboxes and uplinks (blocking).
 
@@ -184,9 +196,10 @@ def run_summary_fleet(
     Args:
         speed: simulated s per real s; 0 or inf: as fast as possible.
         drain_timeout_s: real seconds to wait for acks after the last window.
+        truth_dir: where to write ``<device id>.json`` ground truth per patient, if anywhere.
     """
     kwargs = dict(start_time=start_time, duration_s=duration_s, speed=speed, window_seconds=window_seconds,
-                  batch_windows=batch_windows, drain_timeout_s=drain_timeout_s)
+                  batch_windows=batch_windows, drain_timeout_s=drain_timeout_s, truth_dir=truth_dir)
     if len(patients) <= PATIENTS_PER_PROCESS:
         return _run_summary_shard(list(patients), mqtt_url, outbox_dir, **kwargs)  # type: ignore[arg-type]
     shards = [list(patients[i : i + PATIENTS_PER_PROCESS]) for i in range(0, len(patients), PATIENTS_PER_PROCESS)]
@@ -200,18 +213,18 @@ def run_summary_fleet(
     )
 
 
-def _shard_entry(patients: list[FleetPatient], mqtt_url: str, outbox_dir: Path, kwargs: dict[str, float]) -> FleetReport:
+def _shard_entry(patients: list[FleetPatient], mqtt_url: str, outbox_dir: Path, kwargs: dict[str, object]) -> FleetReport:
     return _run_summary_shard(patients, mqtt_url, outbox_dir, **kwargs)  # type: ignore[arg-type]
 
 
 def _run_summary_shard(
     patients: Sequence[FleetPatient], mqtt_url: str, outbox_dir: Path, *, start_time: float, duration_s: float,
-    speed: float, window_seconds: float, batch_windows: int, drain_timeout_s: float,
+    speed: float, window_seconds: float, batch_windows: int, drain_timeout_s: float, truth_dir: Path | None,
 ) -> FleetReport:
     address = BrokerAddress.parse(mqtt_url)
     phones = [
         _SummaryPhone(p, address, outbox_dir / f"{p.device_id}.sqlite3", start_time, duration_s, window_seconds,
-                      batch_windows)
+                      batch_windows, keep_beats=truth_dir is not None)
         for p in patients
     ]
     try:
@@ -226,6 +239,8 @@ def _run_summary_shard(
                 phone.advance(t)
         for phone in phones:
             phone.flush()
+            if truth_dir is not None:
+                phone.write_truth(truth_dir)
         deadline = time.monotonic() + drain_timeout_s
         while any(ph.outbox.pending_count() for ph in phones) and time.monotonic() < deadline:
             for phone in phones:

@@ -20,7 +20,7 @@ import numpy as np
 from simulators.body import RESP_FACTOR
 from simulators.gps import gps_track
 from simulators.resp import Respiration
-from simulators.rhythm import BeatGenerator
+from simulators.rhythm import Beat, BeatGenerator
 from simulators.scenarios import Scenario
 from simulators.signals import STEPS, battery_level
 from wire import SummaryWindow
@@ -39,10 +39,15 @@ class SummaryStream:
         window_s: window length, s.
         duration_s: how long the stream will run (for the GPS track), s.
         start_time: s since epoch of simulated second 0.
+        keep_beats: keep every beat in :attr:`beats_taken` (for the ground truth).
     """
 
-    def __init__(self, scenario: Scenario, window_s: float, duration_s: float, start_time: float) -> None:
+    def __init__(
+        self, scenario: Scenario, window_s: float, duration_s: float, start_time: float, *, keep_beats: bool = False
+    ) -> None:
         self.scenario, self.window_s, self.start_time = scenario, window_s, start_time
+        self.keep_beats = keep_beats
+        self.beats_taken: list[Beat] = []
         seq = np.random.SeedSequence(scenario.seed)
         beat_rng, resp_rng, misc_rng, gps_rng = (np.random.default_rng(s) for s in seq.spawn(4))
         p = scenario.patient
@@ -61,11 +66,13 @@ class SummaryStream:
             self.k += 1
         return out
 
-    def _take_beats(self, end: float) -> list:  # type: ignore[type-arg]
+    def _take_beats(self, end: float) -> list[Beat]:
         beats = []
         while self._pending.time <= end:
             beats.append(self._pending)
             self._pending = self.beats.next_beat()
+        if self.keep_beats:
+            self.beats_taken.extend(beats)
         return beats
 
     def _window(self, start: float, end: float) -> SummaryWindow:

@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from simulators.body import SimulatedBody
 from simulators.gps import gps_track
+from simulators.rhythm import Beat
 from simulators.scenarios import Scenario, Segment
 from simulators.weather import weather_hourly
 
@@ -57,10 +58,15 @@ def segment_episodes(segment: Segment, resting_hr: float) -> list[dict[str, Any]
 
 
 def ground_truth(
-    scenario: Scenario, body: SimulatedBody, start_time: float, duration_s: float, *, strap: str = "h10"
+    scenario: Scenario, beats: Sequence[Beat], start_time: float, duration_s: float, *, strap: str = "h10"
 ) -> dict[str, Any]:
-    """The ground truth of ``body`` playing ``scenario`` from ``start_time`` for ``duration_s`` s."""
-    beats = [b for b in body.beats_until(duration_s) if b.time <= duration_s]
+    """The ground truth of ``scenario`` played from ``start_time`` for ``duration_s`` s with ``beats``.
+
+    Args:
+        beats: the simulated beats (s from the start); those after ``duration_s`` are left out.
+        strap: what carried the signals (``h10``, ``hrs``, ``lead`` for a recording, ``summary``).
+    """
+    beats = [b for b in beats if b.time <= duration_s]
     times = [round(start_time + b.time, 4) for b in beats]
     episodes = [
         {**e, "start": start_time + e["start"], "end": start_time + min(e["end"], duration_s)}
@@ -91,7 +97,7 @@ def ground_truth(
     }
 
 
-def _events(scenario: Scenario, beats: list[Any], start_time: float, duration_s: float) -> list[dict[str, Any]]:
+def _events(scenario: Scenario, beats: list[Beat], start_time: float, duration_s: float) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for i in scenario.incidents:
         if i.at >= duration_s:

@@ -162,7 +162,8 @@ class VirtualWearable:
 
     def ground_truth(self) -> dict[str, Any]:
         """What was simulated: beats, episodes, events and actions, in s since epoch."""
-        return ground_truth(self.scenario, self.body, self.start_time, self.duration_s, strap=self.strap)
+        beats = self.body.beats_until(self.duration_s)
+        return ground_truth(self.scenario, beats, self.start_time, self.duration_s, strap=self.strap)
 
     def write_ground_truth(self, path: str | Path) -> None:
         """Write :meth:`ground_truth` as JSON to ``path``."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import queue
 import time
 from dataclasses import replace
@@ -10,7 +12,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from simulators.fleet import fleet_roster, run_summary_fleet
+from simulators.fleet import fleet_roster, run_agent_fleet, run_summary_fleet
+from simulators.patient import run_patient
 from simulators.scenarios import Segment, load_scenario
 from simulators.summaries import SummaryStream
 from wire import BrokerAddress, Summary, decode_uplink, uplink_filter
@@ -67,11 +70,12 @@ def test_summary_fleet_sends_every_window_and_all_are_acked(mqtt_url: str, tmp_p
         ready.get(timeout=10)
         report = run_summary_fleet(
             patients, mqtt_url, tmp_path, start_time=START, duration_s=300, speed=0, window_seconds=10,
-            batch_windows=5, drain_timeout_s=30,
+            batch_windows=5, drain_timeout_s=30, truth_dir=tmp_path,
         )
         assert report.drained and report.pending == 0 and report.patients == 6
         assert report.windows == 6 * 30 and report.acked == report.messages
         windows: dict[str, int] = {}
+        received = []
         deadline = time.monotonic() + 10
         while sum(windows.values()) < report.windows and time.monotonic() < deadline:
             try:
@@ -80,10 +84,40 @@ def test_summary_fleet_sends_every_window_and_all_are_acked(mqtt_url: str, tmp_p
                 continue
             assert isinstance(msg, Summary)
             windows[msg.device] = windows.get(msg.device, 0) + len(msg.windows)
+            received.extend((msg.device, w) for w in msg.windows)
     finally:
         client.disconnect()
         client.loop_stop()
     assert windows == {p.device_id: 30 for p in patients}
+    for device, w in received:  # every window's beat count is the truth's
+        beats = json.loads((tmp_path / f"{device}.json").read_text())["beats"]["time"]
+        assert w.beats == sum(w.start < t <= w.end for t in beats)
+
+
+@pytest.mark.mqtt
+def test_agent_fleet_runs_the_real_edge_agent_with_ground_truth(mqtt_url: str, tmp_path: Path) -> None:
+    patients = fleet_roster(2, 5, device_prefix=f"tagent{int(time.time() * 1000) % 10**8}")
+    report = asyncio.run(
+        run_agent_fleet(patients, mqtt_url, tmp_path, start_time=START, duration_s=60, speed=0, window_seconds=10,
+                        batch_windows=3, truth_dir=tmp_path)
+    )
+    assert report.patients == 2 and report.drained and report.pending == 0 and report.windows >= 12
+    assert report.acked >= report.messages > 0
+    for p in patients:
+        truth = json.loads((tmp_path / f"{p.device_id}.json").read_text())
+        assert truth["seed"] == p.scenario.seed and len(truth["beat_times"]) > 40
+
+
+@pytest.mark.mqtt
+def test_run_patient_holds_messages_while_the_phone_is_offline(mqtt_url: str, tmp_path: Path) -> None:
+    base = fleet_roster(1, 9, device_prefix=f"tpoff{int(time.time() * 1000) % 10**8}")[0]
+    scenario = replace(base.scenario, segments=(Segment(at=0, duration=1000, phone="offline"),), actions=())
+    report = asyncio.run(
+        run_patient(scenario, base.device_id, mqtt_url, tmp_path / "o.sqlite3", start_time=START, duration_s=60,
+                    speed=0, window_seconds=10, batch_windows=2, drain_timeout_s=1.0)
+    )
+    assert report.published == 0 and report.acked == 0 and not report.drained
+    assert report.pending == report.summaries > 0
 
 
 @pytest.mark.mqtt
