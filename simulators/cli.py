@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the ``list``, ``patient``, ``fleet``, ``record`` and ``weather`` subcommands to ``parser``."""
     sub = parser.add_subparsers(metavar="ACTION")
-    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+    parser.set_defaults(func=lambda args: _usage(parser))
     sub.add_parser("list", help="list the shipped scenarios and profiles").set_defaults(func=_list)
     p = sub.add_parser("patient", help="play a scenario through a real edge agent")
     p.add_argument("--scenario", required=True, help="scenario name (see `list`) or a JSON file")
@@ -74,6 +74,11 @@ def _configure_fleet(f: argparse.ArgumentParser) -> None:
     f.add_argument("--ground-truth-dir", help="write each patient's ground truth JSON here")
     f.add_argument("--drain-timeout", type=float, default=60.0, help="real s to wait for acks at the end (summary)")
     f.set_defaults(func=_fleet)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -136,10 +141,10 @@ def _fleet(args: argparse.Namespace) -> int:
                   window_seconds=args.window_seconds, batch_windows=args.batch_windows,
                   truth_dir=Path(args.ground_truth_dir) if args.ground_truth_dir else None)
     if args.mode == "agent":
-        report = asyncio.run(run_agent_fleet(patients, args.mqtt_url, outbox_dir, **common))  # type: ignore[arg-type]
+        report = asyncio.run(run_agent_fleet(patients, args.mqtt_url, outbox_dir, **common))
     else:
         report = run_summary_fleet(
-            patients, args.mqtt_url, outbox_dir, drain_timeout_s=args.drain_timeout, **common  # type: ignore[arg-type]
+            patients, args.mqtt_url, outbox_dir, drain_timeout_s=args.drain_timeout, **common
         )
     print(f"patients {report.patients}  windows {report.windows}  messages {report.messages}  "
           f"published {report.published}  acked {report.acked}  pending {report.pending}")

@@ -61,7 +61,7 @@ class Respiration:
         self._extend(float(t.max(initial=0.0)) + 1.0)
         if t.size and t.min() < self._t[0]:
             raise ValueError(f"breathing before {self._t[0]:.1f} s is no longer kept")
-        return np.interp(t, self._t, self._phase)
+        return np.asarray(np.interp(t, self._t, self._phase), dtype=float)
 
     def band(self, t: NDArray[np.float64]) -> NDArray[np.float64]:
         """Respiration band signal (chest expansion, -1 .. 1 a.u.) at times ``t`` (s)."""

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulators.resp import Respiration
-from simulators.scenarios import Scenario
+from simulators.scenarios import Incident, Scenario
 
 LF_HZ = 0.1
 LF_POLE = 0.94  # AR(2) pole radius at 1 Hz: ~0.02 Hz bandwidth
@@ -139,7 +139,7 @@ class BeatGenerator:
             return self._premature("A", rr, PAC_COUPLING, compensatory=False, rhythm=rhythm)
         return self._beat(rr, "N", rhythm, base)
 
-    def _incident_due(self, until: float):  # type: ignore[no-untyped-def]
+    def _incident_due(self, until: float) -> Incident | None:
         if self.incidents and self.incidents[0].at <= until:
             return self.incidents.pop(0)
         return None

@@ -14,6 +14,7 @@ shares it, the GPS position. Deterministic from the scenario's seed.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -107,11 +108,11 @@ class SummaryStream:
         )
 
 
-def _beat_stats(rr: np.ndarray, labels: list[str], rhythms: list[str]) -> dict:  # type: ignore[type-arg]
+def _beat_stats(rr: np.ndarray, labels: list[str], rhythms: list[str]) -> dict[str, Any]:
     if rr.size < 2:
         return {"beats": int(rr.size)}
     hr = 60.0 / rr
-    flags = set()
+    flags: set[str] = set()
     if hr.mean() > 100:
         flags.add("tachy")
     if hr.mean() < 50:

@@ -16,7 +16,7 @@ from simulators.fleet import fleet_roster, run_agent_fleet, run_summary_fleet
 from simulators.patient import run_patient
 from simulators.scenarios import Segment, load_scenario
 from simulators.summaries import SummaryStream
-from wire import BrokerAddress, Summary, decode_uplink, uplink_filter
+from wire import BrokerAddress, Summary, SummaryWindow, decode_uplink, uplink_filter
 
 START = 1_700_000_000.0
 
@@ -75,7 +75,7 @@ def test_summary_fleet_sends_every_window_and_all_are_acked(mqtt_url: str, tmp_p
         assert report.drained and report.pending == 0 and report.patients == 6
         assert report.windows == 6 * 30 and report.acked == report.messages
         windows: dict[str, int] = {}
-        received = []
+        received: list[tuple[str, SummaryWindow]] = []
         deadline = time.monotonic() + 10
         while sum(windows.values()) < report.windows and time.monotonic() < deadline:
             try:

@@ -7,7 +7,7 @@ import pytest
 
 from simulators.body import SimulatedBody
 from simulators.gps import gps_track
-from simulators.profiles import load_profile
+from simulators.profiles import Profile, load_profile
 from simulators.scenarios import Incident, Segment, activity_hr
 from simulators.weather import weather_hourly
 
@@ -31,7 +31,10 @@ def test_postures_and_gaits() -> None:
         spec = np.abs(np.fft.rfft(a[:, 1] - a[:, 1].mean()))
         f = np.fft.rfftfreq(a.shape[0], 1 / 25)
         assert f[np.argmax(spec)] == pytest.approx(step_hz, abs=0.1)
-    mad = lambda a: float(np.mean(np.abs(np.linalg.norm(a, axis=1) - 1)))  # noqa: E731
+
+    def mad(a: np.ndarray) -> float:
+        return float(np.mean(np.abs(np.linalg.norm(a, axis=1) - 1)))
+
     assert mad(lying) < 0.03 < mad(walk) < mad(run)
 
 
@@ -44,7 +47,10 @@ def test_heart_rate_follows_activity_and_fitness() -> None:
     walking = [60 / b.rr for b in beats if 200 < b.time < 400]
     assert np.mean(walking) == pytest.approx(activity_hr(fit, "walk"), rel=0.05)
     assert np.mean(walking) > np.mean(rest) + 20
-    reserve = lambda p, a: (activity_hr(p, a) - p.resting_hr) / (p.peak_hr - p.resting_hr)  # noqa: E731
+
+    def reserve(p: Profile, a: str) -> float:
+        return (activity_hr(p, a) - p.resting_hr) / (p.peak_hr - p.resting_hr)
+
     assert reserve(fit, "walk") < reserve(unfit, "walk") and activity_hr(fit, "run") > activity_hr(fit, "walk")
 
 

@@ -60,8 +60,13 @@ def test_af_is_irregularly_irregular_and_has_no_p_waves() -> None:
     _, beats = _beats(s, 600)
     sinus = np.array([b.rr for b in beats if 20 < b.time < 300])
     af = np.array([b.rr for b in beats if 310 < b.time < 600])
-    cv = lambda rr: float(np.std(rr) / np.mean(rr))  # noqa: E731
-    nrmssd = lambda rr: float(np.sqrt(np.mean(np.diff(rr) ** 2)) / np.mean(rr))  # noqa: E731
+
+    def cv(rr: np.ndarray) -> float:
+        return float(np.std(rr) / np.mean(rr))
+
+    def nrmssd(rr: np.ndarray) -> float:
+        return float(np.sqrt(np.mean(np.diff(rr) ** 2)) / np.mean(rr))
+
     assert cv(af) > 0.12 and nrmssd(af) > 0.15  # irregular beat to beat
     assert cv(sinus) < 0.07 and nrmssd(sinus) < 0.06
     assert abs(np.corrcoef(af[:-1], af[1:])[0, 1]) < 0.2  # and unpredictable from the last one

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,10 +54,12 @@ def test_day_routine_is_a_full_day_with_every_kind_of_event() -> None:
 
 
 def test_times_as_clock_strings() -> None:
-    assert Segment(at="01:30", duration="00:00:45").at == 5400
-    assert Segment(at="01:30", duration="00:00:45").duration == 45
+    good: dict[str, Any] = {"at": "01:30", "duration": "00:00:45"}  # as from a JSON file
+    seg = Segment(**good)
+    assert seg.at == 5400 and seg.duration == 45
+    bad: dict[str, Any] = {"at": "90", "duration": 10}
     with pytest.raises(ValueError):
-        Segment(at="90", duration=10)
+        Segment(**bad)
 
 
 def test_profiles_load_and_validate() -> None:
