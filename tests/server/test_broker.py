@@ -182,3 +182,19 @@ def test_devices_are_authenticated_and_kept_under_their_own_topics(broker: Priva
     c, rc = client(broker.port, "dev-a", mine)
     close(c)
     assert rc.is_failure
+
+
+def test_the_devices_command_provisions_and_revokes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from server.cli import main
+
+    path = tmp_path / "passwd"
+    assert main(["devices", "--password-file", str(path), "add", "dev-cli"]) == 0
+    password = capsys.readouterr().out.strip().rsplit(" ", 1)[1]
+    assert verify_password(password, read_users(path)["dev-cli"])
+    assert main(["devices", "--password-file", str(path), "add", SERVER_USERNAME]) == 2
+    assert main(["devices", "--password-file", str(path), "revoke", "dev-cli"]) == 0
+    assert main(["devices", "--password-file", str(path), "revoke", "dev-cli"]) == 2
+    assert read_users(path) == {}
+    assert main(["broker", "init", str(tmp_path / "b"), "--port", "18830"]) == 0
+    conf = (tmp_path / "b" / "mosquitto.conf").read_text()
+    assert "allow_anonymous false" in conf and "listener 18830 127.0.0.1" in conf
