@@ -8,6 +8,8 @@ way). That is what makes the streaming detectors equal to the batch ones.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.signal import butter, lfilter, lfilter_zi
@@ -75,8 +77,14 @@ def bandpass_sos(low_hz: float, high_hz: float, fs: float, order: int = 2) -> ND
         fs: sampling rate in Hz.
         order: order per edge.
     """
-    high = min(high_hz, 0.45 * fs)
-    return np.asarray(butter(order, [low_hz, high], btype="bandpass", fs=fs, output="sos"), dtype=float)
+    return _bandpass_sos(float(low_hz), float(min(high_hz, 0.45 * fs)), float(fs), int(order)).copy()
+
+
+@lru_cache(maxsize=64)
+def _bandpass_sos(low_hz: float, high_hz: float, fs: float, order: int) -> NDArray[np.float64]:
+    """Designed once per (band, rate, order): the design costs far more than filtering a segment
+    (callers get a copy, so the cached design cannot be changed)."""
+    return np.asarray(butter(order, [low_hz, high_hz], btype="bandpass", fs=fs, output="sos"), dtype=float)
 
 
 def rate_from_peaks(peaks: ArrayLike, fs: float) -> NDArray[np.float64]:
