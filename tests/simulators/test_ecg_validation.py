@@ -8,21 +8,18 @@ import pytest
 
 from simulators.body import SimulatedBody
 from simulators.noise import noise_snr_db
+from simulators.scoring import score_beats
 from simulators.scenarios import Segment
 
 from .conftest import beat_times, render, scenario_with
 
 
 def _match(detected_s: np.ndarray, truth_s: np.ndarray, tol: float) -> tuple[float, float, float]:
-    """(sensitivity, positive predictivity, median |timing error| s) of detections against the truth.
-
-    Detections are scored within the span of the true beats given (edges excluded).
-    """
+    """(sensitivity, positive predictivity, median |timing error| s), edges excluded."""
     detected_s = detected_s[(detected_s > truth_s[0] - tol) & (detected_s < truth_s[-1] + tol)]
-    gap = np.abs(detected_s[:, None] - truth_s[None, :])
-    hit_truth = gap.min(axis=0) <= tol
-    hit_det = gap.min(axis=1) <= tol
-    return float(hit_truth.mean()), float(hit_det.mean()), float(np.median(gap.min(axis=0)[hit_truth]))
+    score = score_beats(detected_s, truth_s, tol)
+    assert score.median_error_s is not None
+    return score.sensitivity, score.ppv, score.median_error_s
 
 
 def _neurokit_peaks(x: np.ndarray, fs: float) -> np.ndarray:
