@@ -143,3 +143,25 @@ def test_large_fleets_are_split_across_processes(mqtt_url: str, tmp_path: Path, 
     )
     assert report.patients == 5 and report.windows == 30 and report.drained and report.acked == report.messages
     assert len(list(tmp_path.glob("*.sqlite3"))) == 5
+
+
+def test_a_whole_day_at_summary_level_shows_its_routine() -> None:
+    s = load_scenario("day_routine")
+    windows = SummaryStream(s, 60, 86400, START).windows_until(86400)
+    assert len(windows) == 1440
+
+    def minutes_with(flag: str) -> list[int]:
+        return [int(w.start - START) // 60 for w in windows if flag in w.flags]
+
+    assert minutes_with("af_suspected") == list(range(13 * 60, 13 * 60 + 20))  # AF for 20 minutes
+    assert 11 * 60 + 30 in minutes_with("vt") and 10 * 60 + 20 in minutes_with("tachy")
+    assert minutes_with("pause") == [23 * 60 + 40]
+    falls = [int(w.start - START) // 60 for w in windows if w.fall]
+    assert falls == [15 * 60]
+    walking = [w for w in windows if w.activity == "walk"]
+    assert 60 <= len(walking) <= 75 and all(w.steps and w.steps > 100 for w in walking)
+    sleeping = [w.hr_mean for w in windows if START + 3600 <= w.start < START + 6 * 3600]
+    day = [w.hr_mean for w in windows if START + 12 * 3600 <= w.start < START + 12.9 * 3600]
+    assert max(sleeping) < min(day) + 5  # type: ignore[type-var,operator]
+    loose = [w.quality for w in windows if START + 20 * 3600 <= w.start < START + 20.5 * 3600]
+    assert max(loose) <= 0.6 and all(w.quality == 1.0 for w in windows[: 6 * 60])
