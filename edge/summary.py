@@ -21,7 +21,10 @@ from the last battery level.
 
 Windows whose flags include a rhythm event (``STRIP_FLAGS``) that the window
 before did not have also leave a strip request ``(time, "rhythm:<flag>")`` in
-:attr:`Summarizer.strip_requests` for the agent's ECG ring buffer.
+:attr:`Summarizer.strip_requests` for the agent's ECG ring buffer; ``time`` is
+where the strip should end so that it shows the event (up to a window plus
+the lateness before the window closes: the ring must hold that much more than
+a strip).
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ RESYNC_S = 0.5  # a sample stream this far off its expected time is re-anchored
 CONTEXT_S = 90.0  # ECG of the windows before that rhythm and respiration analysis may use
 RESP_S = 60.0  # ECG-derived respiration over this much signal ending at the window's end
 STRIP_FLAGS = ("af_suspected", "pause", "vt", "brady", "tachy")
+STRIP_AFTER_S = 3.0  # a pause's strip ends this long after the pause
+STRIP_ONSET_S = 20.0  # a run's or AF's strip ends this long after its onset
 EPISODE_FLAGS = {"pause": "pause", "af": "af_suspected", "brady": "brady", "tachy": "tachy", "ectopic": "ectopic"}
 
 
@@ -204,7 +209,7 @@ class Summarizer:
         if act is not None:
             self._posture = act.posture
         flags = _flags(stats, rhythm.episodes, start, end)
-        self._request_strips(flags, end)
+        self._request_strips(flags, rhythm.episodes, end)
         return SummaryWindow(
             start=start,
             end=end,
@@ -240,11 +245,25 @@ class Summarizer:
         times, ecg = _last_run(np.concatenate([c[0] for c in self._context]), np.concatenate([c[1] for c in self._context]), self.ecg_fs)
         return _analyse(times, ecg, self.ecg_fs, start, end)
 
-    def _request_strips(self, flags: tuple[str, ...], end: float) -> None:
+    def _request_strips(self, flags: tuple[str, ...], episodes: list[Episode], end: float) -> None:
+        """A strip request per rhythm flag the window gains, timed so the strip shows the event.
+
+        The request time is the end of the strip: a pause's end plus ``STRIP_AFTER_S``; a run's or
+        AF's start plus ``STRIP_ONSET_S`` (the onset inside the strip); else the window's end.
+        """
         for flag in flags:
             if flag in STRIP_FLAGS and flag not in self._last_flags:
-                self.strip_requests.append((end, f"rhythm:{flag}"))
+                self.strip_requests.append((min(end, _strip_time(flag, episodes, end)), f"rhythm:{flag}"))
         self._last_flags = flags
+
+
+def _strip_time(flag: str, episodes: list[Episode], end: float) -> float:
+    kinds = [k for k, f in EPISODE_FLAGS.items() if f == flag]
+    found = [e for e in episodes if e.kind in kinds]
+    if not found:
+        return end
+    e = found[-1]
+    return e.end + STRIP_AFTER_S if e.kind == "pause" else e.start + STRIP_ONSET_S
 
 
 @dataclass(frozen=True)

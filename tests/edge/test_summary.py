@@ -162,8 +162,9 @@ def test_rhythm_flags_counts_and_strip_requests_from_ecg() -> None:
     assert calm and all("af_suspected" not in w.flags and w.ectopic == 0 for w in calm)
     assert all(w.resp_rate is None or 4 <= w.resp_rate <= 40 for w in windows)
     assert all(w.pnn50 is not None for w in windows if w.beats >= 3)
-    reasons = [r for _, r in s.take_strip_requests()]
-    assert "rhythm:pause" in reasons and "rhythm:af_suspected" in reasons
+    requests = dict((r, t) for t, r in s.take_strip_requests())
+    assert pause_end < requests["rhythm:pause"] <= pause_end + 3.1  # the strip ends just after the pause
+    assert af_start < requests["rhythm:af_suspected"] < af_start + 30  # ... and shows the onset of AF
     assert s.take_strip_requests() == []
 
 
