@@ -131,3 +131,17 @@ def test_tachycardia_keeps_every_beat(rr_s: float) -> None:
         rec = spliced(load_record(name, FIVE_MIN), np.full(300, rr_s), seed=1)
         s = _score(rec)
         assert s.f1 >= (0.98 if name == "106" else 0.99), (name, rr_s, s)
+
+
+@pytest.mark.parametrize("fs", [360.0, 128.0])
+def test_atrial_flutter_waves_are_not_beats(fs: float) -> None:
+    """Flutter at 300/min (0.2 mV sawtooth) with variable 2:1-4:1 conduction."""
+    from scipy.signal import sawtooth
+
+    rng = np.random.default_rng(3)
+    for name in ("100", "101"):
+        base = load_record(name, FIVE_MIN)
+        rec = spliced(base if fs == base.fs else resampled(base, fs), 0.2 * rng.choice([2, 3, 4], 300, p=[0.5, 0.3, 0.2]), seed=1)
+        t = np.arange(rec.signal_mv.size) / rec.fs
+        s = _score(rec, rec.signal_mv + 0.2 * sawtooth(2 * np.pi * 5.0 * t, 0.8))
+        assert s.f1 >= 0.99, (name, fs, s)
