@@ -1,13 +1,17 @@
 """The server's composition root: ``create_app(settings)`` builds the FastAPI application.
 
-Its lifespan owns the database pool and, with ``settings.ingest_in_server``, one
-ingest worker; it mounts the API under ``/api`` and the clinician portal at ``/``.
+Its lifespan owns the database pool, with ``settings.ingest_in_server`` one ingest
+worker, and with ``settings.escalation_in_server`` the time-driven alert loop
+(no-signal alerts, escalation, config pushes; several instances are safe). It
+mounts the API under ``/api``, Prometheus metrics at ``/metrics`` and the
+clinician portal at ``/``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -16,12 +20,15 @@ from psycopg_pool import ConnectionPool
 
 from clinician_portal.routes import mount_portal
 from server.api import api_router
+from server.escalation import run_escalation
 from server.ingest import Ingestor
+from server.metrics import IngestMetrics, metrics_app
 from server.settings import ServerSettings
 
 POOL_OPEN_TIMEOUT_S = 10.0
 # Live alert streams never end by themselves: on shutdown, uvicorn closes them after this long.
 GRACEFUL_SHUTDOWN_S = 2.0
+ESCALATION_STOP_S = 10.0
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
@@ -38,20 +45,23 @@ def create_app(settings: ServerSettings) -> FastAPI:
             kwargs={"autocommit": True}, check=ConnectionPool.check_connection, name="pisces-api",
         )  # fmt: skip
         await run_in_threadpool(pool.open, True, POOL_OPEN_TIMEOUT_S)
-        ingestor = Ingestor(settings) if settings.ingest_in_server else None
+        ingestor = Ingestor(settings, metrics) if settings.ingest_in_server else None
         try:
             if ingestor is not None:
                 await run_in_threadpool(ingestor.start)
             app.state.pool, app.state.ingestor = pool, ingestor
-            yield
+            with _escalation_loop(settings):
+                yield
         finally:
             if ingestor is not None:
                 await run_in_threadpool(ingestor.stop)
             await run_in_threadpool(pool.close)
 
+    metrics = IngestMetrics()
     app = FastAPI(title="pisces", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.include_router(api_router)
+    app.mount("/metrics", metrics_app(metrics))
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, Any]:
@@ -61,3 +71,19 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     mount_portal(app)
     return app
+
+
+@contextmanager
+def _escalation_loop(settings: ServerSettings) -> Iterator[None]:
+    """Run the escalation loop in a thread while the app serves (when enabled and a broker is set)."""
+    if not (settings.escalation_in_server and settings.mqtt_url):
+        yield
+        return
+    stop = threading.Event()
+    thread = threading.Thread(target=run_escalation, args=(settings, stop), name="pisces-escalation", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=ESCALATION_STOP_S)

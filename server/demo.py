@@ -58,11 +58,15 @@ def run_demo(options: DemoOptions) -> int:
     base = ServerSettings(mode="demo")
     with contextlib.ExitStack() as stack:
         db_url = base.database_url or _start(stack, "PostgreSQL (embedded)", embedded_postgres())
-        mqtt_url = base.mqtt_url or _start(stack, "MQTT broker (embedded)", embedded_broker()).url
+        broker = None if base.mqtt_url else _start(stack, "MQTT broker (embedded)", embedded_broker())
+        mqtt_url = base.mqtt_url or broker.url
+        # MQTT 5 (shared subscriptions, session expiry) unless the fallback broker only speaks 3.1.1
+        protocol = "3.1.1" if broker is not None and broker.engine == "amqtt" else "5"
         settings = base.model_copy(
             update={
                 "database_url": db_url,
                 "mqtt_url": mqtt_url,
+                "mqtt_protocol": protocol,
                 "http_port": _choose_port(options.port, base.http_host),
                 "alert_hold_seconds": min(base.alert_hold_seconds, 30.0),
             }

@@ -85,7 +85,8 @@ def _mosquitto_command(port: int, workdir: Path) -> list[str] | None:
         return None
     conf = workdir / "mosquitto.conf"
     conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+        f"persistence true\npersistence_location {workdir}/\nautosave_interval 1\n"
         "max_queued_messages 100000\nlog_dest none\n"
     )
     return [exe, "-c", str(conf)]

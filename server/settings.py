@@ -28,6 +28,9 @@ class ServerSettings(BaseSettings):
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
     session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
     ingest_in_server: bool = Field(default=True, description="run one ingest worker inside `pisces server`")
+    escalation_in_server: bool = Field(
+        default=True, description="run the no-signal/escalation/config-push loop inside `pisces server`"
+    )
     mqtt_client_id: str = "pisces-server"
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None

@@ -30,7 +30,7 @@ def store_windows(db_url: str, patient: int, device: str, hours: float, hr: floa
                               hr_mean=hr + (i % 5) - 2, activity="rest", quality=0.9)
                 for i in range(60)))  # fmt: skip
             records.ensure_partitions(conn, records.summary_days(msg))
-            records.store_summaries(conn, [(patient, msg)], rollups=True)
+            records.store_summaries(conn, [(patient, msg)])
 
 
 def test_a_proposal_comes_from_the_stored_baseline(db_url: str, device_id: str, world: tuple[int, int]) -> None:
