@@ -7,7 +7,7 @@ edge ``Summarizer`` (windows of ``--window`` s, batched ``--batch`` to a
 and ``--strips`` symptom/panic strips of 30 s, all encoded with the wire
 codec and framed as MQTT 5 PUBLISH packets (QoS 1). Strips are counted twice:
 as the wire sends them today (int16 base64 in JSON) and with the proposed
-lossless delta/varint/DEFLATE encoding (``edge.dsp.strip``).
+lossless delta/varint/DEFLATE encoding (``wire.dvz``).
 Reference, same hour: the raw stream sent as it comes from the strap (PMD
 frames of 73 ECG samples at 3 bytes and of 36 accelerometer samples at 3x2
 bytes, each frame one MQTT PUBLISH). TCP/TLS overhead is left out of both.
@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge.dsp.strip import strip_encode  # noqa: E402
+from wire.dvz import strip_encode  # noqa: E402
 from edge.summary import Summarizer  # noqa: E402
 from tests.edge.dsp.records import load_record, resampled  # noqa: E402
 from wire import Kind, Strip, Summary, encode  # noqa: E402

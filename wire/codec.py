@@ -3,8 +3,11 @@
 Every payload is one JSON object with ``"v": 1`` and ``"kind": <kind>``
 (the topic's last level, repeated so that a payload can be checked against its topic).
 Unknown fields are rejected, so that a typo in a field name is an error and
-never a silently missing value. ECG strip samples travel as base64 of
-little-endian int16 microvolts (``"data"``), a third of their JSON size.
+never a silently missing value. ECG strip samples travel as base64 (``"samples"``)
+of either little-endian int16 microvolts (``"encoding":"i16"``, or no
+``encoding``: the original form) or of the compact lossless ``dvz`` format
+(``"encoding":"dvz"``, :mod:`wire.dvz`), which the decoder inflates under a
+bound (``MAX_STRIP_SAMPLES``), so a small payload cannot blow up.
 Decoding never raises anything but :class:`WireDecodeError` (or
 :class:`TopicError` for a bad topic).
 """
@@ -19,9 +22,12 @@ import struct
 from dataclasses import MISSING, asdict, fields
 from typing import Any, Callable
 
+from wire.dvz import strip_decode, strip_encode
 from wire.errors import WireDecodeError
 from wire.messages import (
+    MAX_STRIP_SAMPLES,
     SCHEMA_VERSION,
+    STRIP_ENCODINGS,
     Config,
     Event,
     Limits,
@@ -44,13 +50,16 @@ def encode(message: Message) -> bytes:
     for f in fields(message):
         if f.name == "kind" or getattr(message, f.name) is None:
             continue  # absent optional fields are left out rather than sent as null
+        if f.name == "encoding" and isinstance(message, Strip) and message.encoding == "i16":
+            continue  # absent means i16: the payload stays what it was before "encoding" existed
         body[f.name] = _encode_value(message, f.name, getattr(message, f.name))
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def _encode_value(message: Message, name: str, value: Any) -> Any:
     if isinstance(message, Strip) and name == "samples":
-        return base64.b64encode(struct.pack(f"<{len(value)}h", *value)).decode("ascii")
+        raw = strip_encode(value) if message.encoding == "dvz" else struct.pack(f"<{len(value)}h", *value)
+        return base64.b64encode(raw).decode("ascii")
     if isinstance(message, Summary) and name == "windows":
         return [_window_dict(w) for w in value]
     if isinstance(message, Config) and name == "limits":
@@ -193,17 +202,35 @@ def _build_event(body: dict[str, Any]) -> Event:
 
 def _build_strip(body: dict[str, Any]) -> Strip:
     data = _fields_of(Strip, body)
+    encoding = data.setdefault("encoding", "i16")
+    if not isinstance(encoding, str) or encoding not in STRIP_ENCODINGS:
+        raise WireDecodeError("range", "encoding", f"one of {sorted(STRIP_ENCODINGS)}")
     encoded = data["samples"]
     if not isinstance(encoded, str):
-        raise WireDecodeError("type", "samples", "expected base64 of int16 little-endian")
+        raise WireDecodeError("type", "samples", f"expected base64 of {encoding} samples")
     try:
         raw = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise WireDecodeError("not_base64", "samples", str(exc)) from exc
+    data["samples"] = _dvz_samples(raw) if encoding == "dvz" else _i16_samples(raw)
+    return Strip(**data)
+
+
+def _i16_samples(raw: bytes) -> tuple[int, ...]:
     if len(raw) % 2:
         raise WireDecodeError("range", "samples", "odd number of bytes for int16 samples")
-    data["samples"] = struct.unpack(f"<{len(raw) // 2}h", raw)
-    return Strip(**data)
+    return struct.unpack(f"<{len(raw) // 2}h", raw)
+
+
+def _dvz_samples(raw: bytes) -> tuple[int, ...]:
+    """Samples of a dvz payload; corrupt or oversized data is a ``corrupt`` error, out-of-int16 a ``range`` one."""
+    try:
+        samples = strip_decode(raw, max_samples=MAX_STRIP_SAMPLES)
+    except ValueError as exc:
+        raise WireDecodeError("corrupt", "samples", str(exc)) from exc
+    if samples.size and (samples.min() < -32768 or samples.max() > 32767):
+        raise WireDecodeError("range", "samples", "each sample must fit int16 (µV)")
+    return tuple(samples.tolist())
 
 
 def _build_status(body: dict[str, Any]) -> Status:

@@ -10,7 +10,6 @@ from edge.dsp.qrs import EcgPeakStream, ecg_peaks
 from edge.dsp.resp import RespRate, resp_rate, resp_rate_from_ecg
 from edge.dsp.rhythm import Episode, RhythmStream, rhythm_episodes
 from edge.dsp.rr import RRStats, rr_stats
-from edge.dsp.strip import strip_decode, strip_encode
 
 __all__ = [
     "Activity",
@@ -27,6 +26,4 @@ __all__ = [
     "resp_rate_from_ecg",
     "rhythm_episodes",
     "rr_stats",
-    "strip_decode",
-    "strip_encode",
 ]

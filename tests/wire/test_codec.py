@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
+import zlib
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -25,6 +29,7 @@ from wire import (
     decode_uplink,
     encode,
 )
+from wire.dvz import strip_encode
 
 T0 = 1_763_000_000.0
 
@@ -124,7 +129,10 @@ def test_summary_validation(path: list[object], value: object, reason: str, fiel
         (MESSAGES[1], ["note"], "x" * 5000, "range"),
         (MESSAGES[1], ["type"], "sneeze", "range"),
         (MESSAGES[3], ["samples"], "***", "not_base64"),
-        (MESSAGES[3], ["samples"], "AA==", "range"),
+        (MESSAGES[3], ["samples"], "AA==", "corrupt"),
+        (MESSAGES[3], ["encoding"], "gzip", "range"),
+        (MESSAGES[3], ["encoding"], 1, "range"),
+        (replace(MESSAGES[3], encoding="i16"), ["samples"], "AA==", "range"),  # type: ignore[type-var]
         (MESSAGES[3], ["fs"], 0, "range"),
         (MESSAGES[4], ["online"], "yes", "type"),
     ],
@@ -169,8 +177,41 @@ def test_decode_never_raises_anything_else(payload: bytes) -> None:
     st.floats(50, 2000, allow_nan=False),
 )
 def test_strip_samples_survive(samples: list[int], fs: float) -> None:
-    strip = Strip("d1", 9, T0, fs, "rhythm:pause", tuple(samples))
-    assert decode(encode(strip)) == strip
+    for encoding in ("dvz", "i16"):
+        strip = Strip("d1", 9, T0, fs, "rhythm:pause", tuple(samples), encoding=encoding)
+        assert decode(encode(strip)) == strip
+
+
+def _strip_body(strip: Strip) -> dict[str, object]:
+    return json.loads(encode(strip))  # type: ignore[no-any-return]
+
+
+def test_a_strip_without_encoding_is_int16_as_before() -> None:
+    i16 = replace(MESSAGES[3], encoding="i16")  # type: ignore[type-var]
+    body = _strip_body(i16)
+    assert "encoding" not in body
+    assert base64.b64decode(str(body["samples"])) == struct.pack("<1000h", *range(-500, 500))
+    assert decode(json.dumps(body).encode()) == i16
+
+
+def test_dvz_strips_are_smaller_and_decode_to_the_same_samples() -> None:
+    dvz = MESSAGES[3]
+    i16 = replace(dvz, encoding="i16")  # type: ignore[type-var]
+    assert _strip_body(dvz)["encoding"] == "dvz"
+    assert len(encode(dvz)) < 0.2 * len(encode(i16))  # a ramp is nearly free after delta + DEFLATE
+    assert decode(encode(dvz)).samples == decode(encode(i16)).samples  # type: ignore[union-attr]
+
+
+def test_a_dvz_bomb_is_refused_and_out_of_range_samples_are_a_range_error() -> None:
+    body = _strip_body(MESSAGES[3])
+    body["samples"] = base64.b64encode(b"\x01" + zlib.compress(bytes(2_000_000), 9)).decode()
+    with pytest.raises(WireDecodeError) as info:
+        decode(json.dumps(body).encode())
+    assert (info.value.reason, info.value.field) == ("corrupt", "samples")
+    body["samples"] = base64.b64encode(strip_encode([0, 40_000])).decode()
+    with pytest.raises(WireDecodeError) as info:
+        decode(json.dumps(body).encode())
+    assert (info.value.reason, info.value.field) == ("range", "samples")
 
 
 def test_rhythm_and_activity_details_round_trip() -> None:
