@@ -43,14 +43,21 @@ def judge(conn: psycopg.Connection[Any], patient_id: int, message: Summary | Eve
 
 
 def judge_state(
-    conn: psycopg.Connection[Any], patient_id: int, state: RuleState, message: Summary | Event, config: RuleConfig
-) -> tuple[RuleState, list[AlertChange]]:
+    conn: psycopg.Connection[Any], patient_id: int, state: RuleState, message: Summary | Event, config: RuleConfig,
+    in_force: thresholds.InForce | None = None,
+) -> tuple[RuleState, list[AlertChange]]:  # fmt: skip
     """Judge one message from a locked, synced state; write the alert changes; return the next state.
 
     The caller holds the patient's rule-state row lock and saves the returned state.
+
+    Args:
+        in_force: the patient's limits in force if the caller already read them
+            (the ingest reads them once per batch for all its patients); else read here.
     """
-    in_force = thresholds.limits_in_force(conn, patient_id)
-    config = replace(config, limits=in_force.limits, version=in_force.version)
+    if in_force is None:
+        in_force = thresholds.limits_in_force(conn, patient_id)
+    if config.limits is not in_force.limits or config.version != in_force.version:
+        config = replace(config, limits=in_force.limits, version=in_force.version)
     if isinstance(message, Summary):
         before = state.param(NO_SIGNAL).level
         state, actions = evaluate_windows(state, message.windows, config)

@@ -38,7 +38,7 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Literal
 
@@ -49,7 +49,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from server import records
+from server import records, thresholds
 from server.alerting import judge_state
 from server.metrics import IngestMetrics, serve_metrics
 from server.notify import Notifier
@@ -189,6 +189,7 @@ def _write(
     if not judged:
         return {}
     active = records.active_levels_many(conn, judged)
+    in_force = thresholds.limits_in_force_many(conn, judged)  # one query per batch, fresh each batch
     by_patient: dict[int, list[tuple[int, Uplink]]] = {}
     for patient_id, i, msg in fresh:
         if isinstance(msg, (Summary, Event)):
@@ -196,8 +197,10 @@ def _write(
     changes: dict[int, list[AlertChange]] = {}
     for patient_id in judged:
         state = sync_levels(states[patient_id], active.get(patient_id, {}))
+        limits = in_force[patient_id]
+        patient_config = replace(config, limits=limits.limits, version=limits.version)
         for i, msg in sorted(by_patient[patient_id], key=lambda e: e[1].seq):
-            state, found = judge_state(conn, patient_id, state, msg, config)  # type: ignore[arg-type]
+            state, found = judge_state(conn, patient_id, state, msg, patient_config, limits)  # type: ignore[arg-type]
             if found:
                 changes[i] = found
         states[patient_id] = state

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
 from typing import Any, Literal
 
 from wire import Limits, SummaryWindow
@@ -68,6 +69,8 @@ RHYTHM_CRITERIA = {
     "vt": "sustained ventricular tachycardia red at once",
     "af": f"AF with mean rate > {AF_FAST_BPM:g} bpm red; AF at a normal rate yellow",
 }
+
+_RHYTHM_BASIS = {name: {"criterion": text} for name, text in RHYTHM_CRITERIA.items()}  # shared: read only
 
 ActionKind = Literal["open", "escalate", "resolve"]
 
@@ -118,8 +121,13 @@ class RuleState:
     last_end: float | None = None  # newest window end seen: older windows are not judged again
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict; :meth:`from_json` reads it back."""
-        return {"params": {k: asdict(v) for k, v in self.params.items()}, "last_end": self.last_end}
+        """A JSON-ready dict; :meth:`from_json` reads it back (field by field: this runs per patient per batch)."""
+        params = {
+            k: {"level": v.level, "yellow_since": v.yellow_since, "red_since": v.red_since,
+                "within_since": v.within_since, "last_end": v.last_end}
+            for k, v in self.params.items()
+        }  # fmt: skip
+        return {"params": params, "last_end": self.last_end}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> RuleState:
@@ -195,6 +203,15 @@ def limits_for(limits: Mapping[str, Limits], name: str, activity: str) -> Limits
     return limits.get(f"{name}@{context_of(activity)}") or limits.get(name)
 
 
+@lru_cache(maxsize=4096)
+def limits_basis(limits: Limits) -> dict[str, Any]:
+    """The trigger's record of ``limits`` (every side, None where unset), built once per distinct limits.
+
+    The dict is shared between judgements: read it, never change it (:func:`_trigger` copies it).
+    """
+    return asdict(limits)
+
+
 def judge_vital(name: str, window: SummaryWindow, limits: Limits) -> Judgement | None:
     """Judge heart rate (``hr_mean``) or ``resp_rate`` of a window; None without a value."""
     value = window.hr_mean if name == "hr" else window.resp_rate
@@ -203,7 +220,7 @@ def judge_vital(name: str, window: SummaryWindow, limits: Limits) -> Judgement |
     hard = HARD_LIMITS.get(name)
     at_once = hard is not None and classify(value, hard) == "red"
     level = "red" if at_once else classify(value, limits)
-    return Judgement(level, value, at_once, asdict(limits))
+    return Judgement(level, value, at_once, limits_basis(limits))
 
 
 def judge_rhythm(name: str, window: SummaryWindow) -> Judgement:
@@ -212,7 +229,7 @@ def judge_rhythm(name: str, window: SummaryWindow) -> Judgement:
     ``pause_max`` (s, the longest RR gap) is read if the wire window carries it;
     without it a ``pause`` flag cannot prove a 3 s pause and counts as yellow.
     """
-    basis = {"criterion": RHYTHM_CRITERIA[name]}
+    basis = _RHYTHM_BASIS[name]
     flags = window.flags
     if name == "vt":
         return Judgement("red" if "vt" in flags else "ok", float("vt" in flags), "vt" in flags, basis)
@@ -241,33 +258,88 @@ def sync_levels(state: RuleState, active: Mapping[str, str]) -> RuleState:
     return replace(state, params=params)
 
 
-def _judgements(window: SummaryWindow, config: RuleConfig) -> Iterable[tuple[str, Judgement]]:
-    for name in sorted({key.split("@", 1)[0] for key in config.limits}):
-        limits = limits_for(config.limits, name, window.activity)
-        judged = judge_vital(name, window, limits) if limits is not None and name in VITALS else None
-        if judged is not None:
-            yield name, judged
-    if config.rhythm:
-        for name in RHYTHMS:
-            yield name, judge_rhythm(name, window)
+def vitals_of(limits: Mapping[str, Limits]) -> list[str]:
+    """The vital parameters ``limits`` has entries for (plain or per context), sorted."""
+    return sorted({key.split("@", 1)[0] for key in limits} & set(VITALS))
+
+
+def judge_window(name: str, window: SummaryWindow, config: RuleConfig) -> Judgement | None:
+    """Judge one parameter of one window: a rhythm by the Holter criteria, a vital by its limits in force."""
+    if name in RHYTHMS:
+        return judge_rhythm(name, window)
+    limits = limits_for(config.limits, name, window.activity)
+    return None if limits is None else judge_vital(name, window, limits)
 
 
 def evaluate_windows(
     state: RuleState, windows: Iterable[SummaryWindow], config: RuleConfig
 ) -> tuple[RuleState, list[AlertAction]]:
-    """Judge new summary windows; return the next state and the alert actions, in time order."""
-    actions: list[AlertAction] = []
+    """Judge new summary windows; return the next state and the alert actions, in time order.
+
+    Parameters do not influence each other, so each is run over all the new
+    windows in turn; the actions are then put back in window order (and, within
+    a window, in parameter order: vitals sorted, then pause, VT, AF).
+    """
+    todo = _unjudged(state.last_end, windows)
+    if not todo:
+        return state, []
+    usable = [w for w in todo if w.quality >= config.min_quality]
+    names = vitals_of(config.limits) + (list(RHYTHMS) if config.rhythm else [])
+    params = dict(state.params)
+    found: list[tuple[int, int, AlertAction]] = []
+    for order, name in enumerate(names):
+        ps = _evaluate_param(state.params.get(name), name, usable, config, order, found)
+        if ps is not None:
+            params[name] = ps
+    found.sort(key=lambda f: (f[0], f[1]))
+    return RuleState(params=params, last_end=todo[-1].end), [action for _, _, action in found]
+
+
+def _unjudged(last_end: float | None, windows: Iterable[SummaryWindow]) -> list[SummaryWindow]:
+    """The windows in start order that end after the newest one already judged (late or re-sent ones drop)."""
+    todo = []
     for window in sorted(windows, key=lambda w: w.start):
-        if state.last_end is not None and window.end <= state.last_end:
-            continue  # already judged (a late or re-sent window)
-        params = dict(state.params)
-        if window.quality >= config.min_quality:
-            for name, judged in _judgements(window, config):
-                params[name], action = _step(state.param(name), name, window, judged, config)
-                if action is not None:
-                    actions.append(action)
-        state = RuleState(params=params, last_end=window.end)
-    return state, actions
+        if last_end is None or window.end > last_end:
+            todo.append(window)
+            last_end = window.end
+    return todo
+
+
+def _evaluate_param(
+    ps: ParamState | None, name: str, windows: list[SummaryWindow], config: RuleConfig, order: int,
+    found: list[tuple[int, int, AlertAction]],
+) -> ParamState | None:  # fmt: skip
+    """Run one parameter over usable windows; append ``(window index, order, action)``; None if never judged.
+
+    Steady state (no alert, no run beyond a limit, a run within limits already
+    started, no gap) is the common case: a window within limits then only moves
+    ``last_end``, so no state object is built for it.
+    """
+    judged_any = False
+    current = ps or ParamState()
+    last_end = current.last_end
+    for index, window in enumerate(windows):
+        judged = judge_window(name, window, config)
+        if judged is None:
+            continue
+        judged_any = True
+        steady = current.level == "ok" and current.yellow_since is None and current.red_since is None
+        gap = last_end is not None and window.start - last_end > config.max_gap_seconds
+        if steady and judged.level == "ok" and current.within_since is not None and not gap:
+            last_end = window.end
+            continue
+        current, action = _step(_ended(current, last_end), name, window, judged, config)
+        last_end = current.last_end
+        if action is not None:
+            found.append((index, order, action))
+    return _ended(current, last_end) if judged_any else ps
+
+
+def _ended(ps: ParamState, last_end: float | None) -> ParamState:
+    """``ps`` with ``last_end`` moved (built directly: ``dataclasses.replace`` is slow on this path)."""
+    if ps.last_end == last_end:
+        return ps
+    return ParamState(ps.level, ps.yellow_since, ps.red_since, ps.within_since, last_end)
 
 
 def _runs(ps: ParamState, level: str, window: SummaryWindow, max_gap: float) -> ParamState:
@@ -277,9 +349,9 @@ def _runs(ps: ParamState, level: str, window: SummaryWindow, max_gap: float) -> 
     def run(since: float | None, inside: bool) -> float | None:
         return (window.start if since is None else since) if inside else None
 
-    return replace(
-        ps,
-        yellow_since=run(ps.yellow_since, RANK[level] >= RANK["yellow"]),
+    return ParamState(  # not dataclasses.replace: this runs per window and parameter
+        level=ps.level,
+        yellow_since=run(ps.yellow_since, level != "ok"),
         red_since=run(ps.red_since, level == "red"),
         within_since=run(ps.within_since, level == "ok"),
         last_end=window.end,
@@ -316,7 +388,7 @@ def _trigger(window: SummaryWindow, judged: Judgement, since: float, config: Rul
         "value_level": judged.level,
         "since": since,
         "held_seconds": round(window.end - since, 3),
-        "limits": judged.basis,
+        "limits": dict(judged.basis),  # a copy: the basis is shared between windows
         "source": source,
         "threshold_version": config.version,
     }  # fmt: skip

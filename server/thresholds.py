@@ -89,6 +89,25 @@ def limits_in_force(conn: psycopg.Connection[Any], patient_id: int) -> InForce:
     return InForce(int(row[0]), limits_from_json(row[1]))
 
 
+DEFAULTS = InForce(None, dict(NEWS2_LIMITS))  # shared by every patient on the defaults: read only
+
+
+def limits_in_force_many(conn: psycopg.Connection[Any], patient_ids: list[int]) -> dict[int, InForce]:
+    """The limits in force of each patient in one query (the ingest asks once per batch).
+
+    Reading them afresh per batch is what keeps a batch current: a version
+    approved while a batch runs applies from the next batch on, never halfway
+    through a patient's messages.
+    """
+    rows = conn.execute(
+        "SELECT DISTINCT ON (patient_id) patient_id, version, limits FROM threshold_versions"
+        " WHERE patient_id = ANY(%s) AND status = 'approved' ORDER BY patient_id, version DESC",
+        (patient_ids,),
+    ).fetchall()
+    found = {int(pid): InForce(int(version), limits_from_json(lim)) for pid, version, lim in rows}
+    return {pid: found.get(pid, DEFAULTS) for pid in patient_ids}
+
+
 def list_versions(conn: psycopg.Connection[Any], patient_id: int) -> list[VersionRow]:
     """Every proposal and version of the patient, newest first."""
     cur = conn.cursor(row_factory=class_row(VersionRow))

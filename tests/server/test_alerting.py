@@ -7,11 +7,11 @@ import threading
 import psycopg
 import pytest
 
-from server import alerting, thresholds
+from server import alerting, ingest, records, thresholds
 from server.records import AlertChange
 from server.rules import RuleConfig
 from server.store import add_patient, add_user
-from wire import Limits, Summary, SummaryWindow
+from wire import Kind, Limits, Summary, SummaryWindow, encode, topic_for
 
 T0 = 1_700_000_000.0
 CONFIG = RuleConfig(hold_seconds=60, clear_seconds=120)
@@ -83,3 +83,57 @@ def test_data_arriving_resolves_a_no_signal_alert(db_url: str, device_id: str, p
     changes = judge(db_url, patient, summary(device_id, 1, [70]))
     assert [(c.kind, c.parameter) for c in changes] == [("resolve", "no_signal")]
     assert judge(db_url, patient, summary(device_id, 2, [70], t0=T0 + 30)) == []
+
+
+def store(db_url: str, messages: list[Summary]) -> list[list[AlertChange]]:
+    """Store the messages as one ingest batch (the real write path: one limits query for the batch)."""
+    batch = [ingest.decode_one(topic_for(m.device, Kind.SUMMARY), encode(m)) for m in messages]
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        records.ensure_partitions(conn, set().union(*(records.summary_days(m) for m in messages)))
+        return [o.changes for o in ingest.store_batch(conn, batch, CONFIG, rollups=True)]
+
+
+def other_patient(db_url: str, device: str, *versions: Limits) -> int:
+    """A second patient (phone ``device``) with ``versions`` of hr limits approved in turn."""
+    with psycopg.connect(db_url) as conn:
+        other = add_patient(conn, f"P {device}", device)
+        user = add_user(conn, f"dr-{device}", "pw-123456789")
+        for n, limits in enumerate(versions, 1):
+            thresholds.approve(conn, other, user, {"hr": limits}, f"version {n}")
+    return other
+
+
+def test_limits_in_force_are_read_per_patient_in_one_query(db_url: str, device_id: str, patient: int) -> None:
+    other = other_patient(db_url, f"{device_id}-b", Limits(60, 100, 40, 131), Limits(60, 95, 40, 131))
+    with psycopg.connect(db_url) as conn:
+        many = thresholds.limits_in_force_many(conn, [patient, other])
+        assert many[other] == thresholds.limits_in_force(conn, other)
+        assert many[patient] == thresholds.limits_in_force(conn, patient)
+    assert many[other].version == 2 and many[other].limits["hr"].yellow_high == 95
+    assert many[patient].version is None and many[patient].limits["hr"].yellow_high == 111
+
+
+def test_one_batch_judges_each_patient_by_its_own_limits(db_url: str, device_id: str, patient: int) -> None:
+    other_device = f"{device_id}-b"
+    other_patient(db_url, other_device, Limits(60, 100, 40, 131))
+    # 105 bpm held: yellow under the other patient's version 1, nothing under NEWS2 (yellow from 111).
+    changes = store(db_url, [summary(device_id, 1, [105] * 4), summary(other_device, 1, [105] * 4)])
+    assert changes[0] == []
+    assert [(c.level, c.trigger["threshold_version"], c.trigger["limits"]["yellow_high"]) for c in changes[1]] == [
+        ("yellow", 1, 100)]  # fmt: skip
+
+
+def test_a_version_approved_between_batches_applies_from_the_next_batch(
+    db_url: str, device_id: str, patient: int
+) -> None:
+    assert store(db_url, [summary(device_id, 1, [105] * 4)]) == [[]]  # NEWS2: 105 bpm is within
+    with psycopg.connect(db_url) as conn:
+        user = add_user(conn, f"dr-{device_id}", "pw-123456789")
+        thresholds.approve(conn, patient, user, {"hr": Limits(60, 100, 40, 131)}, "105 is high for her")
+    [changes] = store(db_url, [summary(device_id, 2, [105] * 4, t0=T0 + 120)])
+    assert [(c.parameter, c.level, c.trigger["source"], c.trigger["threshold_version"]) for c in changes] == [
+        ("hr", "yellow", "personalised", 1)]  # fmt: skip
+    with psycopg.connect(db_url) as conn:
+        thresholds.approve(conn, patient, user, {"hr": Limits(60, 140, 40, 150)}, "tachycardic at rest, known")
+        conn.execute("UPDATE alerts SET state = 'resolved' WHERE patient_id = %s", (patient,))
+    assert store(db_url, [summary(device_id, 3, [105] * 4, t0=T0 + 240)]) == [[]]  # version 2: 105 within again
