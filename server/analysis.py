@@ -165,9 +165,7 @@ def _rank_test(x: np.ndarray, y: np.ndarray, covariates: np.ndarray | None, auto
         return None
     rho = float(np.clip(np.corrcoef(rx, ry)[0, 1], -0.999999, 0.999999))
     n_eff = effective_n(rx, ry) if autocorr else float(n)
-    df = n_eff - 2 - k
-    if df < 2:
-        return None
+    df = max(1.0, n_eff - 2 - k)  # so few independent hours that the test is (rightly) very conservative
     t = rho * math.sqrt(df / (1 - rho * rho))
     p = float(2 * stats.t.sf(abs(t), df))
     se_z = math.sqrt(1.06 / max(df - 1, 1.0))
@@ -184,6 +182,13 @@ def _covariates(factor: str, activity: np.ndarray, hour_of_day: np.ndarray) -> n
     if factor == "activity":
         return tod
     return np.column_stack([stats.rankdata(activity), tod])
+
+
+def _pair_counts(columns: Mapping[str, np.ndarray]) -> dict[tuple[str, str, str], int]:
+    """Hours with the vital, the factor, activity and time of day all present, per test."""
+    base = np.isfinite(columns["activity"]) & np.isfinite(columns["hour_of_day"])
+    return {(v, f, m): int(np.sum(base & np.isfinite(columns[v]) & np.isfinite(columns[f])))
+            for v in VITALS for f in FACTORS for m in METHODS}
 
 
 def _pair_tests(columns: Mapping[str, np.ndarray], autocorr: bool) -> dict[tuple[str, str, str], _Test | None]:
@@ -219,7 +224,8 @@ def _ci(rho: float, se_z: float, alpha: float) -> tuple[float, float]:
     return math.tanh(z - q * se_z), math.tanh(z + q * se_z)
 
 
-def _report(scope: str, hours: int, tests: Mapping[tuple[str, str, str], _Test | None], alpha: float) -> Report:
+def _report(scope: str, hours: int, tests: Mapping[tuple[str, str, str], _Test | None], alpha: float,
+            counts: Mapping[tuple[str, str, str], int]) -> Report:
     keys = list(tests)
     tested = [k for k in keys if tests[k] is not None]
     adjusted = dict(zip(tested, holm([tests[k].p for k in tested]))) if tested else {}  # type: ignore[union-attr]
@@ -227,7 +233,7 @@ def _report(scope: str, hours: int, tests: Mapping[tuple[str, str, str], _Test |
     for key in keys:
         t = tests[key]
         if t is None:
-            rows.append(Association(*key, 0, 0.0, None, None, None, None, None, False, "untested"))
+            rows.append(Association(*key, counts.get(key, 0), 0.0, None, None, None, None, None, False, "untested"))
             continue
         lo, hi = _ci(t.rho, t.se_z, alpha)
         p_adj = float(adjusted[key])
@@ -268,7 +274,7 @@ def analyse_patient(hours: Mapping[str, Sequence[float | None]], alpha: float = 
     """
     cols = _columns(hours)
     n = next(iter(cols.values())).size
-    return _report("patient", n, _pair_tests(cols, autocorr), alpha)
+    return _report("patient", n, _pair_tests(cols, autocorr), alpha, _pair_counts(cols))
 
 
 def analyse_cohort(patients: Sequence[Mapping[str, Sequence[float | None]]], alpha: float = ALPHA) -> Report:
@@ -278,13 +284,15 @@ def analyse_cohort(patients: Sequence[Mapping[str, Sequence[float | None]]], alp
         patients: one ``hours`` mapping per patient, as for :func:`analyse_patient`.
         alpha: family-wise error rate, 0..1.
     """
-    per = [_pair_tests(_columns(h), True) for h in patients]
-    total = sum(next(iter(_columns(h).values())).size for h in patients)
+    cols = [_columns(h) for h in patients]
+    per = [_pair_tests(c, True) for c in cols]
+    total = sum(next(iter(c.values())).size for c in cols)
+    counts = {k: sum(_pair_counts(c)[k] for c in cols) for k in _pair_counts(cols[0])} if cols else {}
     pooled: dict[tuple[str, str, str], _Test | None] = {}
     for key in (k for v in VITALS for f in FACTORS for k in ((v, f, m) for m in METHODS)):
         tests = [t for p in per if (t := p.get(key)) is not None]
         pooled[key] = _random_effects(tests) if len(tests) >= 2 else (tests[0] if tests else None)
-    return _report("cohort", total, pooled, alpha)
+    return _report("cohort", total, pooled, alpha, counts)
 
 
 def _random_effects(tests: Sequence[_Test]) -> _Test:

@@ -2,10 +2,10 @@
 
 from fastapi import APIRouter
 
-from server.api import admin, alerts, auth, exports, patients, stream, strips, symptoms, thresholds
+from server.api import admin, alerts, analysis, auth, exports, patients, stream, strips, symptoms, thresholds, weather
 
 __all__ = ["api_router"]
 
 api_router = APIRouter()
-for _module in (auth, patients, strips, exports, stream, alerts, symptoms, admin, thresholds):
+for _module in (auth, patients, strips, exports, stream, alerts, symptoms, admin, thresholds, analysis, weather):
     api_router.include_router(_module.router)

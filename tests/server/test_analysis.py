@@ -146,7 +146,7 @@ def test_effective_n_shrinks_for_autocorrelated_series_only() -> None:
 
 def test_too_few_hours_are_untested_and_said_so() -> None:
     report = analysis.analyse_patient(simulated_hours(1, n=10))
-    assert all(a.effect == "untested" and a.rho is None for a in report.associations)
+    assert all(a.effect == "untested" and a.rho is None and a.n == 10 for a in report.associations)
     assert report.verdict.startswith("not enough data")
 
 
@@ -154,7 +154,7 @@ def test_missing_values_are_skipped_pairwise() -> None:
     hours = simulated_hours(2)
     hours["resp"] = [None] * HOURS  # type: ignore[list-item]
     report = analysis.analyse_patient(hours)
-    assert all(a.rho is None for a in report.associations if a.vital == "resp")
+    assert all(a.rho is None and a.n == 0 for a in report.associations if a.vital == "resp")
     assert all(a.n == HOURS for a in report.associations if a.vital == "hr")
 
 
