@@ -30,6 +30,7 @@ ID_NAMESPACE = uuid.UUID("6f1b7f0e-3c59-4d0e-9a8e-5a2b7d1c0f42")
 CSV_COLUMNS = (
     "start", "end", "beats", "hr_mean_bpm", "hr_min_bpm", "hr_max_bpm", "rr_mean_ms", "sdnn_ms", "rmssd_ms",
     "flags", "resp_rate_per_min", "activity", "intensity_g", "quality", "battery_pct",
+    "pnn50_pct", "pause_max_s", "ectopic_beats", "steps", "posture_changes", "fall",
 )  # fmt: skip
 VITALS = (("hr_mean", "8867-4", "Heart rate"), ("resp_rate", "9279-1", "Respiratory rate"))
 
@@ -43,6 +44,8 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, datetime):
         return _iso(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, list):
         return ";".join(value)
     if isinstance(value, float):
@@ -62,6 +65,7 @@ def summaries_csv(rows: Iterable[SummaryRow]) -> Iterator[str]:
         writer.writerow(_cell(v) for v in (
             r.start, r.end, r.beats, r.hr_mean, r.hr_min, r.hr_max, r.rr_mean, r.sdnn, r.rmssd, r.flags,
             r.resp_rate, r.activity, r.intensity, r.quality, r.battery,
+            r.pnn50, r.pause_max, r.ectopic, r.steps, r.posture_changes, r.fall,
         ))  # fmt: skip
         yield buf.getvalue()
 

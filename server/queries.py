@@ -72,6 +72,12 @@ class SummaryRow:
     intensity: float | None
     quality: float
     battery: int | None
+    pnn50: float | None = None  # %
+    pause_max: float | None = None  # s, longest RR interval
+    ectopic: int | None = None  # beats
+    steps: int | None = None
+    posture_changes: int | None = None
+    fall: bool = False
 
 
 @dataclass(frozen=True)
@@ -178,7 +184,8 @@ def list_summaries(
     cur = conn.cursor(row_factory=class_row(SummaryRow))
     return cur.execute(
         "SELECT start_at AS start, end_at AS end, beats, hr_mean, hr_min, hr_max, rr_mean, sdnn, rmssd,"
-        " flags, resp_rate, activity, intensity, quality, battery FROM summaries"
+        " flags, resp_rate, activity, intensity, quality, battery, pnn50, pause_max, ectopic, steps,"
+        " posture_changes, fall FROM summaries"
         " WHERE patient_id = %s AND (%s::timestamptz IS NULL OR end_at > %s)"
         " AND (%s::timestamptz IS NULL OR start_at < %s) ORDER BY start_at LIMIT %s",
         (patient_id, start, start, end, end, limit),

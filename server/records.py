@@ -26,28 +26,58 @@ ALERT_CHANNEL = "pisces_alerts"  # PostgreSQL NOTIFY channel; payload: the alert
 
 SUMMARY_COLUMNS = (
     "patient_id, device_id, seq, idx, start_at, end_at, beats, hr_mean, hr_min, hr_max, rr_mean,"
-    " sdnn, rmssd, flags, resp_rate, activity, intensity, quality, battery, lat, lon"
+    " sdnn, rmssd, flags, resp_rate, activity, intensity, quality, battery, lat, lon,"
+    " pnn50, pause_max, ectopic, steps, posture_changes, fall"
 )
 # PostgreSQL types of SUMMARY_COLUMNS, for binary COPY.
 SUMMARY_TYPES = (
     "int8", "text", "int8", "int4", "timestamptz", "timestamptz", "int4", "float4", "float4", "float4",
     "float4", "float4", "float4", "text[]", "float4", "text", "float4", "float4", "int2", "float8", "float8",
+    "float4", "float4", "int4", "int4", "int4", "bool",
 )  # fmt: skip
 STAGE = "pisces_stage_summaries"  # per-connection temporary staging table
 ROLLUPS = (("summary_1m", "1 minute"), ("summary_1h", "1 hour"))
+ROLLUP_QUALITY = 0.5  # the rollups' u_* columns count windows of at least this quality (store_info)
+_U = "FILTER (WHERE quality >= 0.5)"
+# Flags that mark a rhythm episode (isolated ectopic beats do not); server.trends.ARRHYTHMIA_FLAGS.
+RHYTHM_FLAGS_SQL = "'{af_suspected,brady,irregular,pause,tachy,vt}'::text[]"
+# Rollup columns after (patient_id, bucket): (name, aggregate over summary rows, how two buckets merge).
+# Sums and counts only, so that means over any span stay exact (mean = sum / n).
+ROLLUP_PARTS: tuple[tuple[str, str, str], ...] = (
+    ("windows", "count(*)", "sum"), ("beats", "sum(beats)::bigint", "sum"),
+    ("hr_n", "count(hr_mean)", "sum"), ("hr_sum", "sum(hr_mean::float8)", "sum"),
+    ("hr_min", "min(hr_min)", "min"), ("hr_max", "max(hr_max)", "max"),
+    ("resp_n", "count(resp_rate)", "sum"), ("resp_sum", "sum(resp_rate::float8)", "sum"),
+    ("quality_sum", "sum(quality::float8)", "sum"),
+    ("usable", f"count(*) {_U}", "sum"),
+    ("u_hr_n", f"count(hr_mean) {_U}", "sum"), ("u_hr_sum", f"sum(hr_mean::float8) {_U}", "sum"),
+    ("u_hr_min", f"min(hr_min) {_U}", "min"), ("u_hr_max", f"max(hr_max) {_U}", "max"),
+    ("u_sdnn_n", f"count(sdnn) {_U}", "sum"), ("u_sdnn_sum", f"sum(sdnn::float8) {_U}", "sum"),
+    ("u_rmssd_n", f"count(rmssd) {_U}", "sum"), ("u_rmssd_sum", f"sum(rmssd::float8) {_U}", "sum"),
+    ("u_resp_n", f"count(resp_rate) {_U}", "sum"), ("u_resp_sum", f"sum(resp_rate::float8) {_U}", "sum"),
+    ("u_pause_max", f"max(pause_max) {_U}", "max"),
+    ("rhythm", f"count(*) FILTER (WHERE quality >= 0.5 AND flags && {RHYTHM_FLAGS_SQL})", "sum"),
+    ("intensity_n", "count(intensity)", "sum"), ("intensity_sum", "sum(intensity::float8)", "sum"),
+    ("steps_n", "count(steps)", "sum"), ("steps_sum", "sum(steps)::bigint", "sum"),
+    ("falls", "count(*) FILTER (WHERE fall)", "sum"),
+    *((f"act_{a}", f"count(*) FILTER (WHERE activity = '{a}')", "sum")
+      for a in ("lying", "rest", "run", "unknown", "walk")),
+)  # fmt: skip
+ROLLUP_MERGE_SQL = {
+    "sum": "COALESCE({a} + {b}, {a}, {b})", "min": "LEAST({a}, {b})", "max": "GREATEST({a}, {b})",
+}
 _ROLLUP_SELECT = (
-    "SELECT patient_id, date_bin(INTERVAL '{step}', start_at, 'epoch'), count(*), sum(beats), count(hr_mean),"
-    " sum(hr_mean::float8), min(hr_min), max(hr_max), count(resp_rate), sum(resp_rate::float8),"
-    " sum(quality::float8) FROM ins GROUP BY 1, 2 ORDER BY 1, 2"
+    "SELECT patient_id, date_bin(INTERVAL '{step}', start_at, 'epoch'), "
+    + ", ".join(expr for _, expr, _ in ROLLUP_PARTS)
+    + " FROM ins GROUP BY 1, 2 ORDER BY 1, 2"
 )
-_ROLLUP_MERGE = (
-    " ON CONFLICT (patient_id, bucket) DO UPDATE SET windows = {t}.windows + EXCLUDED.windows,"
-    " beats = {t}.beats + EXCLUDED.beats, hr_n = {t}.hr_n + EXCLUDED.hr_n,"
-    " hr_sum = COALESCE({t}.hr_sum + EXCLUDED.hr_sum, {t}.hr_sum, EXCLUDED.hr_sum),"
-    " hr_min = LEAST({t}.hr_min, EXCLUDED.hr_min), hr_max = GREATEST({t}.hr_max, EXCLUDED.hr_max),"
-    " resp_n = {t}.resp_n + EXCLUDED.resp_n,"
-    " resp_sum = COALESCE({t}.resp_sum + EXCLUDED.resp_sum, {t}.resp_sum, EXCLUDED.resp_sum),"
-    " quality_sum = {t}.quality_sum + EXCLUDED.quality_sum"
+_ROLLUP_MERGE = " ON CONFLICT (patient_id, bucket) DO UPDATE SET " + ", ".join(
+    f"{name} = " + ROLLUP_MERGE_SQL[how].format(a="{t}." + name, b="EXCLUDED." + name)
+    for name, _, how in ROLLUP_PARTS
+)
+_ROLLUP_INPUTS = (
+    "patient_id, start_at, beats, hr_mean, hr_min, hr_max, sdnn, rmssd, flags, resp_rate, activity,"
+    " intensity, quality, pause_max, steps, fall"
 )
 
 
@@ -145,14 +175,15 @@ def store_summaries(
                     patient_id, msg.device, msg.seq, idx, ts(w.start), ts(w.end), w.beats,
                     w.hr_mean, w.hr_min, w.hr_max, w.rr_mean, w.sdnn, w.rmssd, list(w.flags),
                     w.resp_rate, w.activity, w.intensity, w.quality, w.battery, w.lat, w.lon,
+                    w.pnn50, w.pause_max, w.ectopic, w.steps, w.posture_changes, w.fall,
                 ))  # fmt: skip
     insert = (
         f"INSERT INTO summaries ({SUMMARY_COLUMNS}) SELECT {SUMMARY_COLUMNS} FROM {STAGE}"
-        " ON CONFLICT DO NOTHING RETURNING patient_id, start_at, beats, hr_mean, hr_min, hr_max, resp_rate, quality"
+        f" ON CONFLICT DO NOTHING RETURNING {_ROLLUP_INPUTS}"
     )
     if rollups:
         ctes = ", ".join(
-            f"r{i} AS (INSERT INTO {table} {_ROLLUP_SELECT.format(step=step)}{_ROLLUP_MERGE.format(t=table)})"
+            f"r{i} AS (INSERT INTO {table} {_ROLLUP_SELECT.replace('{step}', step)}{_ROLLUP_MERGE.format(t=table)})"
             for i, (table, step) in enumerate(ROLLUPS)
         )
         statement = f"WITH ins AS ({insert}), {ctes} SELECT count(*) FROM ins"

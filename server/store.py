@@ -24,6 +24,7 @@ MIGRATION_LOCK_KEY = 0x50_15_CE_5  # pg_advisory_lock key: one migrator at a tim
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1  # ~16 MiB, ~50 ms: OWASP's scrypt minimum
 ROLES = ("clinician", "admin")
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+ROLLUPS_REBUILT_BY = 3  # the migration that recreates the TimescaleDB continuous aggregates
 
 
 class StoreError(Exception):
@@ -105,9 +106,48 @@ def migrate(url: str, timescale: bool | None = None) -> list[int]:
                         "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (number, name)
                     )
                 applied.append(number)
+            if timescale and ROLLUPS_REBUILT_BY in applied:
+                refresh_rollups(conn)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
     return applied
+
+
+def refresh_rollups(
+    conn: psycopg.Connection[Any], start: datetime | None = None, end: datetime | None = None
+) -> None:
+    """Recompute the 1-minute and 1-hour rollup buckets overlapping [start, end) (None: unbounded).
+
+    For windows written around the ingest (bulk loads, repairs): the ingest keeps
+    the rollups itself. Buckets without stored windows (retention dropped them)
+    keep their rollup rows. TimescaleDB refreshes its continuous aggregates,
+    which needs ``conn`` in autocommit mode; plain PostgreSQL upserts the
+    recomputed buckets in the caller's transaction.
+    """
+    from server.records import ROLLUP_PARTS, ROLLUPS  # records imports the rule engine; keep store light
+
+    if store_engine(conn) == "timescaledb":
+        # TimescaleDB refreshes only whole buckets inside the window: widen it to whole hours.
+        lo = None if start is None else datetime.fromtimestamp(start.timestamp() // 3600 * 3600, timezone.utc)
+        hi = None if end is None else datetime.fromtimestamp(-(-end.timestamp() // 3600) * 3600, timezone.utc)
+        for table, _ in ROLLUPS:
+            conn.execute(
+                "CALL refresh_continuous_aggregate(%s::regclass, %s::timestamptz, %s::timestamptz)", (table, lo, hi)
+            )
+        return
+    names = ", ".join(name for name, _, _ in ROLLUP_PARTS)
+    exprs = ", ".join(expr for _, expr, _ in ROLLUP_PARTS)
+    updates = ", ".join(f"{name} = EXCLUDED.{name}" for name, _, _ in ROLLUP_PARTS)
+    for table, step in ROLLUPS:
+        conn.execute(
+            f"INSERT INTO {table} (patient_id, bucket, {names})"
+            f" SELECT patient_id, date_bin(INTERVAL '{step}', start_at, 'epoch'), {exprs} FROM summaries"
+            f" WHERE (%(start)s::timestamptz IS NULL OR start_at >= date_bin(INTERVAL '{step}', %(start)s, 'epoch'))"
+            f" AND (%(end)s::timestamptz IS NULL OR start_at < date_bin(INTERVAL '{step}',"
+            f" %(end)s - INTERVAL '1 microsecond', 'epoch') + INTERVAL '{step}') GROUP BY 1, 2"
+            f" ON CONFLICT (patient_id, bucket) DO UPDATE SET {updates}",
+            {"start": start, "end": end},
+        )
 
 
 def apply_retention(conn: psycopg.Connection[Any], days: float) -> list[str]:

@@ -2,8 +2,8 @@
 
 Series are served in buckets (1 min .. 1 day) chosen so a chart gets at most
 about :data:`MAX_POINTS` points whatever the zoom. They are read from the
-table :func:`series_source` names: today the raw summary windows; when rollup
-tables (1 min, 1 h) exist, that one function points at them.
+relation :func:`series_source` names: the 1-minute or 1-hour rollups for
+spans of days to months, the raw summary windows for hours (identical points).
 
 A *rhythm episode* is a run of usable windows carrying an arrhythmia flag
 (:data:`ARRHYTHMIA_FLAGS`) with gaps of at most :data:`EPISODE_GAP_S` between
@@ -15,7 +15,7 @@ computed once and kept in ``patient_baselines``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import psycopg
@@ -23,6 +23,7 @@ from psycopg.rows import class_row
 
 from server import thresholds
 from server.queries import BASELINE_DAYS, StripInfo, list_strips
+from server.records import ROLLUP_PARTS, ROLLUP_QUALITY, ROLLUPS
 
 # Isolated ectopic beats are common in healthy hearts: they mark no episode.
 ARRHYTHMIA_FLAGS = ("af_suspected", "brady", "irregular", "pause", "tachy", "vt")
@@ -40,17 +41,28 @@ def series_bucket(span_s: float) -> int:
     return BUCKETS_S[-1]
 
 
-def series_source(bucket_s: int) -> str:
-    """The relation series of this bucket width are aggregated from (the one place to switch to rollups)."""
-    return "summaries"
+def series_source(bucket_s: int, q: float) -> str:
+    """The relation series of ``bucket_s``-second buckets at usable quality ``q`` are read from.
+
+    A rollup when it has fewer rows than the raw windows and was built for this
+    quality (:data:`~server.records.ROLLUP_QUALITY`): ``summary_1h`` for buckets
+    of whole hours, ``summary_1m`` for 5 and 15 min; else the raw ``summaries``.
+    Both give identical points (see :func:`series`).
+    """
+    if q != ROLLUP_QUALITY or bucket_s < 300:
+        return "summaries"
+    return "summary_1h" if bucket_s % 3600 == 0 else "summary_1m"
 
 
 @dataclass(frozen=True)
 class SeriesPoint:
     """One bucket of a patient's trends; vitals over usable windows only (None without any).
 
-    Units: bpm, ms, breaths/min, g; ``quality`` 0..1 over all windows; ``rhythm``
-    counts windows with an arrhythmia flag; ``activity`` is the commonest class.
+    Units: bpm, ms, breaths/min, g, s; ``quality`` 0..1 over all windows; ``rhythm``
+    counts usable windows with an arrhythmia flag; ``activity`` is the commonest
+    class (ties: the first by name); ``steps`` is None when no window counted
+    steps; ``falls`` counts windows with a fall candidate; ``pause_max`` is the
+    longest RR interval of the usable windows.
     """
 
     t: datetime
@@ -65,27 +77,78 @@ class SeriesPoint:
     quality: float | None
     activity: str | None
     rhythm: int
+    steps: int | None = None
+    falls: int = 0
+    pause_max: float | None = None
+
+
+_RAW_SERIES = (
+    "SELECT date_bin(make_interval(secs => %(b)s), start_at, TIMESTAMPTZ '2000-01-01') AS t,"
+    " count(*)::int AS windows,"
+    " round(avg(hr_mean) {u})::real AS hr_mean, min(hr_min) {u} AS hr_min,"
+    " max(hr_max) {u} AS hr_max, round(avg(sdnn) {u})::real AS sdnn,"
+    " round(avg(rmssd) {u})::real AS rmssd, (round((avg(resp_rate) {u})::numeric, 1))::real"
+    " AS resp_rate, avg(intensity)::real AS intensity, avg(quality)::real AS quality,"
+    " mode() WITHIN GROUP (ORDER BY activity) AS activity,"
+    " (count(*) FILTER (WHERE quality >= %(q)s AND flags && %(flags)s))::int AS rhythm,"
+    " sum(steps)::bigint AS steps, (count(*) FILTER (WHERE fall))::int AS falls, max(pause_max) {u} AS pause_max"
+    " FROM summaries WHERE patient_id = %(pid)s AND start_at >= %(start)s AND start_at < %(end)s"
+    " GROUP BY 1 ORDER BY 1"
+).format(u="FILTER (WHERE quality >= %(q)s)")
+ACTIVITIES = ("lying", "rest", "run", "unknown", "walk")  # the rollups' act_* columns, in name order
+# The same points from rollup partials (a CTE ``parts`` with the columns of ROLLUP_PARTS and ``bucket``).
+_ROLLUP_SERIES = (
+    "SELECT date_bin(make_interval(secs => %(b)s), bucket, TIMESTAMPTZ '2000-01-01') AS t,"
+    " sum(windows)::int AS windows,"
+    " round(sum(u_hr_sum) / sum(u_hr_n)::float8)::real AS hr_mean, min(u_hr_min) AS hr_min,"
+    " max(u_hr_max) AS hr_max, round(sum(u_sdnn_sum) / sum(u_sdnn_n)::float8)::real AS sdnn,"
+    " round(sum(u_rmssd_sum) / sum(u_rmssd_n)::float8)::real AS rmssd,"
+    " (round((sum(u_resp_sum) / sum(u_resp_n)::float8)::numeric, 1))::real AS resp_rate,"
+    " (sum(intensity_sum) / sum(intensity_n)::float8)::real AS intensity,"
+    " (sum(quality_sum) / sum(windows)::float8)::real AS quality,"
+    f" (SELECT a FROM unnest(ARRAY{list(ACTIVITIES)}::text[],"
+    f" ARRAY[{', '.join(f'sum(act_{a})' for a in ACTIVITIES)}]) AS x(a, n) ORDER BY n DESC, a LIMIT 1) AS activity,"
+    " sum(rhythm)::int AS rhythm, sum(steps_sum)::bigint AS steps, sum(falls)::int AS falls,"
+    " max(u_pause_max) AS pause_max"
+    " FROM parts GROUP BY 1 ORDER BY 1"
+)
 
 
 def series(
     conn: psycopg.Connection[Any], patient_id: int, start: datetime, end: datetime, bucket_s: int, q: float
 ) -> list[SeriesPoint]:
-    """A patient's trends over [start, end) in ``bucket_s`` buckets (access is checked by the caller)."""
-    usable = "FILTER (WHERE quality >= %(q)s)"
+    """A patient's trends over [start, end) in ``bucket_s`` buckets (access is checked by the caller).
+
+    Read from :func:`series_source`: from a rollup, whole rollup buckets inside
+    the range come from it and the windows of the partial buckets at either end
+    from the raw table, so the points equal those computed from the raw windows.
+    Means are sums over counts in double precision, which is exact for the
+    wire's float4 values in their ranges whatever the summation order.
+    """
+    params = {"b": bucket_s, "q": q, "pid": patient_id, "start": start, "end": end, "flags": list(ARRHYTHMIA_FLAGS)}
     cur = conn.cursor(row_factory=class_row(SeriesPoint))
-    return cur.execute(
-        "SELECT date_bin(make_interval(secs => %(b)s), start_at, TIMESTAMPTZ '2000-01-01') AS t,"
-        " count(*)::int AS windows,"
-        f" round(avg(hr_mean) {usable})::real AS hr_mean, min(hr_min) {usable} AS hr_min,"
-        f" max(hr_max) {usable} AS hr_max, round(avg(sdnn) {usable})::real AS sdnn,"
-        f" round(avg(rmssd) {usable})::real AS rmssd, (round((avg(resp_rate) {usable})::numeric, 1))::real"
-        " AS resp_rate, avg(intensity)::real AS intensity, avg(quality)::real AS quality,"
-        " mode() WITHIN GROUP (ORDER BY activity) AS activity,"
-        f" (count(*) FILTER (WHERE quality >= %(q)s AND flags && %(flags)s))::int AS rhythm"
-        f" FROM {series_source(bucket_s)} WHERE patient_id = %(pid)s AND start_at >= %(start)s"
-        " AND start_at < %(end)s GROUP BY 1 ORDER BY 1",
-        {"b": bucket_s, "q": q, "pid": patient_id, "start": start, "end": end, "flags": list(ARRHYTHMIA_FLAGS)},
-    ).fetchall()
+    source = series_source(bucket_s, q)
+    step = dict(ROLLUPS).get(source)
+    lo, hi = _whole_buckets(start, end, 3600 if source == "summary_1h" else 60)
+    if step is None or lo >= hi:
+        return cur.execute(_RAW_SERIES, params).fetchall()
+    names = ", ".join(name for name, _, _ in ROLLUP_PARTS)
+    exprs = ", ".join(expr for _, expr, _ in ROLLUP_PARTS)
+    parts = (
+        f"WITH parts AS (SELECT bucket, {names} FROM {source}"
+        " WHERE patient_id = %(pid)s AND bucket >= %(lo)s AND bucket < %(hi)s"
+        f" UNION ALL SELECT date_bin(INTERVAL '{step}', start_at, 'epoch'), {exprs} FROM summaries"
+        " WHERE patient_id = %(pid)s AND ((start_at >= %(start)s AND start_at < %(lo)s)"
+        " OR (start_at >= %(hi)s AND start_at < %(end)s)) GROUP BY 1) "
+    )
+    return cur.execute((parts + _ROLLUP_SERIES).encode(), params | {"lo": lo, "hi": hi}).fetchall()
+
+
+def _whole_buckets(start: datetime, end: datetime, step_s: int) -> tuple[datetime, datetime]:
+    """[lo, hi): the part of [start, end) covered by whole ``step_s`` buckets (lo >= hi: none)."""
+    first = -(-start.timestamp() // step_s) * step_s
+    last = end.timestamp() // step_s * step_s
+    return datetime.fromtimestamp(first, timezone.utc), datetime.fromtimestamp(last, timezone.utc)
 
 
 # Rhythm episodes of the patients in a CTE ``pts(id)``; binds start, end, q, flags, gap.

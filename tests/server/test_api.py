@@ -7,6 +7,7 @@ import secrets
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import httpx
@@ -171,6 +172,23 @@ def test_symptom_periods_carry_hr_stats(world: World) -> None:
     (period,) = [r for r in rows if r["period"] == "s1"]
     assert period["tags"] == ["dizzy"] and period["severity"] == 2 and period["patient_name"].startswith("Ann")
     assert period["hr"] == {"mean": 95.0, "min": 80.0, "max": 110.0, "windows": 2}
+
+
+def test_summaries_carry_every_field_the_phone_measured(world: World) -> None:
+    t0 = T0 + 90_000
+    d = world.mine_device
+    window = SummaryWindow(start=t0, end=t0 + 30, beats=35, hr_mean=70.0, pnn50=12.5, pause_max=2.25, ectopic=3,
+                           steps=41, posture_changes=2, fall=True)  # fmt: skip
+    ingest(world, d, Summary(d, 200, (window,)))
+    span = {"start": iso_utc(t0), "end": iso_utc(t0 + 30)}
+    with client(world, world.nurse) as c:
+        (row,) = c.get(f"/api/patients/{world.mine}/summaries", params=span).json()
+    got = {k: row[k] for k in ("pnn50", "pause_max", "ectopic", "steps", "posture_changes", "fall")}
+    assert got == {"pnn50": 12.5, "pause_max": 2.25, "ectopic": 3, "steps": 41, "posture_changes": 2, "fall": True}
+
+
+def iso_utc(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).isoformat()
 
 
 def test_bad_input_gets_a_4xx_naming_the_field(world: World) -> None:

@@ -84,3 +84,16 @@ def test_exports_over_http(data: World) -> None:  # noqa: F811
     kinds = [e.resource.code.coding[0].code for e in bundle.entry if e.resource.__resource_type__ == "Observation"]
     assert kinds.count("8867-4") == 10 + 5 + 5 + 3 and kinds.count("131328") == 1  # noisy windows left out
     assert too_long.status_code == 422 and "31 days" in too_long.json()["detail"]
+
+
+def test_csv_keeps_every_measured_field() -> None:
+    row = SummaryRow(*window(T, 72.0, 14.0).__dict__.values())
+    full = SummaryRow(**(row.__dict__ | {"pnn50": 12.5, "pause_max": 2.25, "ectopic": 3, "steps": 41,
+                                          "posture_changes": 2, "fall": True}))  # fmt: skip
+    lines = list(csv.reader(io.StringIO("".join(summaries_csv([full, row])))))
+    named = [dict(zip(lines[0], line)) for line in lines[1:]]
+    assert {k: named[0][k] for k in ("pnn50_pct", "pause_max_s", "ectopic_beats", "steps", "posture_changes", "fall")} == {
+        "pnn50_pct": "12.5", "pause_max_s": "2.25", "ectopic_beats": "3", "steps": "41", "posture_changes": "2",
+        "fall": "true",
+    }  # fmt: skip
+    assert (named[1]["pnn50_pct"], named[1]["steps"], named[1]["fall"]) == ("", "", "false")
