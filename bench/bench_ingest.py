@@ -68,6 +68,9 @@ def payloads(n: int, windows: int, devices: int, first_seq: int = 1) -> list[tup
 # --- services -------------------------------------------------------------------------------
 
 
+BROKER_PIDS: dict[str, int] = {}  # broker URL -> pid of the benchmark's own Mosquitto
+
+
 @contextlib.contextmanager
 def mosquitto() -> Iterator[str]:
     """A private Mosquitto on a free loopback port (anonymous, in memory), yielding its URL."""
@@ -80,6 +83,7 @@ def mosquitto() -> Iterator[str]:
             "max_inflight_messages 2000\nmax_queued_messages 1000000\nmax_queued_bytes 0\n"
         )
         proc = subprocess.Popen([exe, "-c", str(conf)])
+        BROKER_PIDS[f"mqtt://127.0.0.1:{port}"] = proc.pid
         try:
             wait_for_port("127.0.0.1", port, 10)
             yield f"mqtt://127.0.0.1:{port}"
@@ -124,7 +128,7 @@ def _publish_all(url: str, messages: list[tuple[str, bytes]]) -> None:
 def publish_in_background(url: str, messages: list[tuple[str, bytes]]) -> Any:
     """Start a publisher process; returns it (join it to wait)."""
     ctx = multiprocessing.get_context("spawn")
-    proc = ctx.Process(target=_publish_all, args=(url, messages))
+    proc = ctx.Process(target=_publish_all, args=(url, messages), name="publisher")
     proc.start()
     return proc
 
@@ -162,6 +166,16 @@ def ceiling_mqtt(url: str, messages: list[tuple[str, bytes]]) -> float:
     return (got["n"] - 1) / (got["last"] - got["first"])
 
 
+COPY_COLUMNS = tuple(c.strip() for c in SUMMARY_COLUMNS.split(","))
+
+
+def copy_row(msg: Summary, idx: int, w: SummaryWindow) -> tuple[Any, ...]:
+    """The COPY row of one window in the store's own column list (window fields by name)."""
+    own = {"patient_id": 1, "device_id": msg.device, "seq": msg.seq, "idx": idx, "start_at": ts(w.start),
+           "end_at": ts(w.end), "flags": list(w.flags)}  # fmt: skip
+    return tuple(own[c] if c in own else getattr(w, c) for c in COPY_COLUMNS)
+
+
 def ceiling_copy(db_url: str, rows: int, windows: int) -> float:
     """Rows/s of binary COPY into a summaries-shaped table with a primary key, 1,000 rows a commit."""
     msgs = [Summary(f"c{k % 1000:04d}", k, tuple(window(T0 + 10 * i, 72) for i in range(windows)))
@@ -178,14 +192,100 @@ def ceiling_copy(db_url: str, rows: int, windows: int) -> float:
                 copy.set_types(SUMMARY_TYPES)
                 for m in msgs[first : first + per_commit]:
                     for idx, w in enumerate(m.windows):
-                        copy.write_row((
-                            1, m.device, m.seq, idx, ts(w.start), ts(w.end), w.beats, w.hr_mean, w.hr_min, w.hr_max,
-                            w.rr_mean, w.sdnn, w.rmssd, list(w.flags), w.resp_rate, w.activity, w.intensity,
-                            w.quality, w.battery, w.lat, w.lon,
-                        ))  # fmt: skip
+                        copy.write_row(copy_row(m, idx, w))
             conn.commit()
         elapsed = time.perf_counter() - start
     return len(msgs) * windows / elapsed
+
+
+# --- where the CPU goes -----------------------------------------------------------------------
+
+
+def _proc_cpu(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (None once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy() -> float:
+    """CPU seconds all cores spent busy since boot (everything but idle and iowait)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuSampler:
+    """CPU seconds per role over a run, sampled every 0.1 s (a process that exits keeps its last sample).
+
+    ``roles()`` names the pids of each role; it is asked again at each sample, so
+    processes that start during the run are counted from their first sample.
+    """
+
+    def __init__(self, roles: Any) -> None:
+        self._roles = roles
+        self._first: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+        self._role_of: dict[int, str] = {}
+        self._stop = threading.Event()
+        self._busy0 = _machine_busy()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(0.1)
+
+    def _sample(self) -> None:
+        for role, pids in self._roles().items():
+            for pid in pids:
+                cpu = _proc_cpu(pid)
+                if cpu is not None:
+                    self._first.setdefault(pid, cpu)
+                    self._last[pid], self._role_of[pid] = cpu, role
+
+    def stop(self) -> dict[str, float]:
+        """CPU seconds per role, plus ``machine`` (all cores busy, everyone's work on this machine)."""
+        self._sample()
+        self._stop.set()
+        self._thread.join(1)
+        out = {"machine": _machine_busy() - self._busy0}
+        for pid, last in self._last.items():
+            role = self._role_of[pid]
+            out[role] = out.get(role, 0.0) + last - self._first[pid]
+        return out
+
+
+def cpu_roles(db_url: str, mqtt_url: str, tag: str) -> Any:
+    """A function naming the pids of each role of a run: workers, their PostgreSQL backends, broker, publisher."""
+    watcher = psycopg.connect(db_url, autocommit=True)
+
+    def roles() -> dict[str, list[int]]:
+        children = multiprocessing.active_children()
+        backends = watcher.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name LIKE %s", (f"pisces-ingest:bench-{tag}-%",)
+        ).fetchall()
+        return {
+            "ingest workers": [p.pid for p in children if p.name.startswith("ingest-") and p.pid],
+            "PostgreSQL (their backends)": [int(r[0]) for r in backends],
+            "Mosquitto": [BROKER_PIDS[mqtt_url]],
+            "publisher": [p.pid for p in children if p.name == "publisher" and p.pid],
+            "benchmark's own poll": [os.getpid()],
+        }
+
+    return roles
+
+
+def print_cpu(cpu: dict[str, float], elapsed: float) -> None:
+    """One line: each role's share of the machine's cores over the run (1.00 = one core all the time)."""
+    cores = os.cpu_count() or 1
+    ours = sum(v for k, v in cpu.items() if k != "machine")
+    parts = [f"{k} {v / elapsed:.2f}" for k, v in cpu.items() if k != "machine"]
+    rest = max(0.0, cpu["machine"] - ours) / elapsed
+    parts.append(f"everything else (other users, PostgreSQL background work) {rest:.2f}")
+    print(f"         cores busy (of {cores}): " + ", ".join(parts) + f"; idle {cores - cpu['machine'] / elapsed:.2f}")
 
 
 # --- ours -------------------------------------------------------------------------------------
@@ -227,21 +327,23 @@ def warm_up(conn: psycopg.Connection[Any], mqtt_url: str, devices: int, phase: i
 
 def ours_throughput(
     db_url: str, mqtt_url: str, n_workers: int, messages: list[tuple[str, bytes]], windows: int, devices: int
-) -> float:
-    """Summary windows/s from the first publish to the commit of the last message."""
+) -> tuple[float, dict[str, float], float]:
+    """Summary windows/s from the first publish to the commit of the last message; CPU seconds per role; seconds."""
     with workers(db_url, mqtt_url, n_workers, f"t{n_workers}"), psycopg.connect(db_url, autocommit=True) as conn:
         warm_up(conn, mqtt_url, devices, n_workers)
         base = stored(conn)
         target = base + len(set(messages))
+        sampler = CpuSampler(cpu_roles(db_url, mqtt_url, f"t{n_workers}"))
         start = time.perf_counter()
         proc = publish_in_background(mqtt_url, messages)
         deadline = time.monotonic() + TIMEOUT_S
         while stored(conn) < target and time.monotonic() < deadline:
             time.sleep(0.05)
         elapsed = time.perf_counter() - start
+        cpu = sampler.stop()
         proc.join(TIMEOUT_S)
         got = stored(conn) - base
-    return got * windows / elapsed
+    return got * windows / elapsed, cpu, elapsed
 
 
 LISTEN_TRIGGER = """
@@ -338,9 +440,10 @@ def main() -> None:
         for n in (1, 2):
             fresh = payloads(args.messages, args.windows, args.devices, first_seq=n * 100_000)
             with_dups = [m for k, m in enumerate(fresh) for _ in range(2 if k % DUPLICATE_EVERY == 0 else 1)]
-            rates[n] = ours_throughput(db_url, mqtt_url, n, with_dups, args.windows, args.devices)
+            rates[n], cpu, elapsed = ours_throughput(db_url, mqtt_url, n, with_dups, args.windows, args.devices)
             print(f"ours     {n} worker{'s' if n > 1 else ' '} MQTT -> committed:   {rates[n]:10,.0f} windows/s"
                   f"  = {rates[n] / lower:.2f} x the lower ceiling")  # fmt: skip
+            print_cpu(cpu, elapsed)
         half = rates[2] / args.windows / 2
         p50, p99, missing = ours_latency(db_url, mqtt_url, 2, half, args.latency_seconds, args.windows, args.devices)
         print(f"latency  2 workers at {half:,.0f} msgs/s ({half * args.windows:,.0f} windows/s, half load): "

@@ -137,3 +137,16 @@ def test_a_version_approved_between_batches_applies_from_the_next_batch(
         thresholds.approve(conn, patient, user, {"hr": Limits(60, 140, 40, 150)}, "tachycardic at rest, known")
         conn.execute("UPDATE alerts SET state = 'resolved' WHERE patient_id = %s", (patient,))
     assert store(db_url, [summary(device_id, 3, [105] * 4, t0=T0 + 240)]) == [[]]  # version 2: 105 within again
+
+
+def test_a_summary_with_a_3_s_pause_opens_a_red_alert_in_the_database_at_once(
+    db_url: str, device_id: str, patient: int
+) -> None:
+    long_pause = SummaryWindow(start=T0, end=T0 + 30, beats=20, hr_mean=48, quality=0.9, flags=("pause",),
+                               pause_max=3.4)  # fmt: skip
+    [changes] = store(db_url, [Summary(device_id, 1, (long_pause,))])
+    assert [(c.kind, c.parameter, c.level) for c in changes] == [("open", "pause", "red")]
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute("SELECT level, state, trigger FROM alerts WHERE patient_id = %s", (patient,)).fetchone()
+    assert row is not None and row[:2] == ("red", "open")
+    assert row[2]["value"] == 3.4 and row[2]["window"]["flags"] == ["pause"] and row[2]["source"] == "Holter"

@@ -122,3 +122,25 @@ def test_each_channel_hears_a_red_alert_once_by_step(db_url: str, device_id: str
         conn.execute("UPDATE alerts SET escalation_step = 1 WHERE id = %s", (alert,))
         assert deliver() == ["email"] and deliver() == []  # step 1: the second contact
     assert [b["alert_id"] for b in hook.bodies] == [alert] and len(inbox.mails) == 1
+
+
+def test_a_channel_set_to_yellow_also_hears_yellow_alerts_and_a_red_only_one_does_not(
+    db_url: str, device_id: str, hook: Hook, smtp: tuple[Inbox, ChannelSettings]
+) -> None:
+    inbox, settings = smtp
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        patient = add_patient(conn, "P", device_id)
+        nurse = add_user(conn, f"n-{device_id}", "pw-123456789")
+        assign_patient(conn, f"n-{device_id}", patient)
+        channels.add_channel(conn, "webhook", hook.url, nurse, min_level="yellow")
+        channels.add_channel(conn, "email", f"n-{device_id}@example.org", nurse)  # default: red only
+        yellow = conn.execute("INSERT INTO alerts (patient_id, level, parameter, opened_at, trigger) VALUES"
+                              " (%s, 'yellow', 'resp_rate', now(), '{\"value\": 22}') RETURNING id",
+                              (patient,)).fetchone()[0]  # fmt: skip
+        claims = [c for c in channels.claim_due(conn) if c.alert_id == yellow]
+        for c in claims:
+            channels.record_result(conn, c, channels.send(c, settings))
+        again = [c for c in channels.claim_due(conn) if c.alert_id == yellow]
+    assert [c.kind for c in claims] == ["webhook"] and again == []
+    assert [(b["alert_id"], b["level"], b["parameter"]) for b in hook.bodies] == [(yellow, "yellow", "resp_rate")]
+    assert inbox.mails == []

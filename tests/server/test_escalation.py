@@ -7,15 +7,18 @@ import threading
 
 import psycopg
 
-from server import thresholds
+from server import records, thresholds
+from server.baseline import BaselinePolicy
 from server.channels import ChannelSettings
-from server.escalation import AlertView, EscalationPolicy, SignalView, Watch, apply_step, plan, run_escalation
+from server.escalation import AlertView, EscalationPolicy, SignalView, Step, Watch, apply_step, load_views, plan
+from server.escalation import propose_when_ready, run_escalation
 from server.settings import ServerSettings
 from server.store import add_patient, add_user
 from tests.server.helpers import mqtt_client
-from wire import Config, Kind, Limits, Notify, decode, topic_for
+from wire import Config, Kind, Limits, Notify, Summary, SummaryWindow, decode, topic_for
 
 NOW = 1_700_010_000.0
+T0 = 1_600_000_000.0  # the proposals test's data: older than any other test's
 POLICY = EscalationPolicy(no_signal_after_s=600, no_signal_red_after_s=1800, escalate_after_s=300,
                           all_on_call_after_s=600, promote_after_s=1800)  # fmt: skip
 
@@ -101,3 +104,62 @@ def test_the_loop_tells_a_silent_patients_phone_and_pushes_approved_limits(
     with psycopg.connect(db_url) as conn:
         pushed = conn.execute("SELECT pushed_at FROM threshold_versions WHERE patient_id = %s", (patient,)).fetchone()
     assert pushed is not None and pushed[0] is not None
+
+
+def steps_of(conn: psycopg.Connection, patient: int, now: float) -> list[Step]:  # type: ignore[type-arg]
+    """The planner's steps for one patient at ``now``, from the database's own views."""
+    alerts, signals = load_views(conn)
+    return [s for s in plan(alerts, signals, now, POLICY) if s.patient_id == patient]
+
+
+def test_a_silent_patient_gets_a_yellow_then_a_red_no_signal_alert_in_the_database(db_url: str, device_id: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        patient = add_patient(conn, "P", device_id)
+        conn.execute("UPDATE patients SET last_data_at = to_timestamp(%s) WHERE id = %s", (NOW - 700, patient))
+        assert steps_of(conn, patient, NOW - 200) == []  # silent 500 s: not yet
+        (step,) = steps_of(conn, patient, NOW)
+        (opened,) = apply_step(conn, step)
+        assert steps_of(conn, patient, NOW + 600) == []  # yellow already out; red only after 1800 s silent
+        (to_red,) = steps_of(conn, patient, NOW + 1200)
+        (escalated,) = apply_step(conn, to_red)
+        assert apply_step(conn, to_red) == [] and steps_of(conn, patient, NOW + 1300) == []
+        row = conn.execute("SELECT level, state, parameter FROM alerts WHERE patient_id = %s", (patient,)).fetchall()
+        history = conn.execute("SELECT kind FROM alert_history WHERE alert_id = %s ORDER BY id",
+                               (opened.alert_id,)).fetchall()  # fmt: skip
+    assert (opened.kind, opened.parameter, opened.level) == ("open", "no_signal", "yellow")
+    assert (escalated.kind, escalated.level, escalated.alert_id) == ("escalate", "red", opened.alert_id)
+    assert escalated.trigger["silent_s"] == 1900.0
+    assert row == [("red", "open", "no_signal")] and history == [("no_signal",), ("no_signal_red",)]
+
+
+BASELINE = BaselinePolicy(days=1, min_good_hours=2, min_context_hours=1)
+
+
+def store_hours(conn: psycopg.Connection, patient: int, device: str, hours: int, hr: float) -> None:  # type: ignore[type-arg]
+    """``hours`` of minute windows at rest from T0, through the ingest's write path."""
+    for hour in range(hours):
+        msg = Summary(device, hour, tuple(
+            SummaryWindow(start=T0 + 3600 * hour + 60 * i, end=T0 + 3600 * hour + 60 * (i + 1), beats=60,
+                          hr_mean=hr + (i % 5) - 2, resp_rate=15, activity="rest", quality=0.9)
+            for i in range(60)))  # fmt: skip
+        records.ensure_partitions(conn, records.summary_days(msg))
+        with conn.transaction():  # the staging table empties at each commit
+            records.store_summaries(conn, [(patient, msg)])
+
+
+def test_a_proposal_is_stored_when_the_initial_phase_ends_and_only_once(db_url: str, device_id: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        ready = add_patient(conn, "Ready", device_id)
+        short = add_patient(conn, "Short", f"{device_id}-s")
+        store_hours(conn, ready, device_id, 3, hr=92)
+        store_hours(conn, short, f"{device_id}-s", 1, hr=70)  # too little good data for the phase
+        propose_when_ready(conn, T0 + 3600 * 3, BASELINE)  # the phase (1 day) is not over yet
+        assert thresholds.list_versions(conn, ready) == []
+        propose_when_ready(conn, T0 + 86_400 + 60, BASELINE)
+        propose_when_ready(conn, T0 + 86_400 + 120, BASELINE)  # again: the patient has a proposal now
+        proposals = thresholds.list_versions(conn, ready)
+        assert thresholds.list_versions(conn, short) == []
+    (proposal,) = proposals
+    assert proposal.status == "proposed" and proposal.version is None
+    assert proposal.baseline["stats"]["hr@rest"]["windows"] == 180
+    assert proposal.limits["hr@rest"]["yellow_high"] > 92  # above this patient's own resting rate

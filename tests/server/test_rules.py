@@ -174,3 +174,31 @@ def test_context_limits_apply_to_windows_of_that_activity() -> None:
     _, actions = evaluate_windows(RuleState(), [replace(w, activity="rest") for w in windows([100] * 2)], config)
     assert actions[0].trigger["source"] == "personalised" and actions[0].trigger["threshold_version"] == 3
     assert actions[0].trigger["limits"]["yellow_high"] == 90
+
+
+def test_a_pause_of_3_s_or_more_is_red_at_once_and_names_its_length() -> None:
+    slow = replace(CONFIG, hold_seconds=3600)  # no hold could be met: only "at once" opens
+    _, actions = evaluate_windows(RuleState(), flagged([("pause",)], pause_max=3.0), slow)
+    assert kinds(actions) == [("open", "pause", "red", 30)]  # one window; the limit is inclusive
+    assert actions[0].trigger["value"] == 3.0 and actions[0].trigger["source"] == "Holter"
+    assert actions[0].trigger["limits"]["criterion"].startswith("pause >= 3 s")
+    _, actions = evaluate_windows(RuleState(), flagged([(), ()], pause_max=4.2), slow)  # the length alone suffices
+    assert kinds(actions) == [("open", "pause", "red", 30)]
+
+
+def test_a_pause_shorter_than_3_s_is_yellow_only_after_the_hold() -> None:
+    _, once = evaluate_windows(RuleState(), flagged([("pause",)], pause_max=2.9), CONFIG)
+    _, held = evaluate_windows(RuleState(), flagged([("pause",)] * 2, pause_max=2.9), CONFIG)
+    assert once == [] and kinds(held) == [("open", "pause", "yellow", 60)]
+    assert held[0].trigger["value"] == 2.9
+    _, ordinary = evaluate_windows(RuleState(), flagged([()] * 4, pause_max=1.4), CONFIG)  # longest RR of a slow beat
+    assert ordinary == []
+
+
+def test_a_long_pause_in_a_noisy_window_raises_nothing_and_a_yellow_pause_becomes_red() -> None:
+    noisy = [replace(w, quality=0.2) for w in flagged([("pause",)] * 3, pause_max=5.0)]
+    assert evaluate_windows(RuleState(), noisy, CONFIG)[1] == []
+    state, first = evaluate_windows(RuleState(), flagged([("pause",)] * 2, pause_max=2.5), CONFIG)
+    late = [replace(w, start=w.start + 60, end=w.end + 60, pause_max=3.6) for w in flagged([("pause",)])]
+    _, then = evaluate_windows(state, late, CONFIG)
+    assert kinds(first) == [("open", "pause", "yellow", 60)] and kinds(then) == [("escalate", "pause", "red", 90)]
