@@ -8,6 +8,8 @@
     pisces broker init DIR           a Mosquitto configuration with per-device auth and ACL
     pisces users add NAME            a clinician or admin account
     pisces patients add              a patient and their device
+    pisces weather import FILE       hourly weather (Open-Meteo JSON, CSV, simulator lines)
+    pisces weather home ID LAT LON   a patient's home location (their weather without GPS)
     pisces edge ...                  the phone agent (run, mark, panic, status, scan)
     pisces simulate ...              simulated patients
 """
@@ -56,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_patients(sub)
     _add_devices(sub)
     _add_broker(sub)
+    _add_weather(sub)
     _add_delegated(sub, "edge", "the phone agent: run, mark a symptom period, panic, status, scan", "edge.cli")
     _add_delegated(sub, "simulate", "simulated patients and wearables", "simulators.cli")
     return parser
@@ -162,6 +165,57 @@ def _run_migrate(args: argparse.Namespace) -> int:
 
     applied = migrate(_database_url(), {"auto": None, "on": True, "off": False}[args.timescale])
     print(f"applied migrations: {applied}" if applied else "schema is up to date")
+    return 0
+
+
+def _add_weather(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("weather", help="hourly weather per place and patients' home locations")
+    wsub = p.add_subparsers(metavar="ACTION")
+    i = wsub.add_parser("import", help="import hourly weather; bad lines are kept aside and counted")
+    i.add_argument("file", help="Open-Meteo hourly JSON, CSV, or `pisces simulate weather` output ('-': stdin)")
+    i.add_argument("--lat", type=float, help="degrees; for simulator lines and CSV without a lat column")
+    i.add_argument("--lon", type=float, help="degrees; for simulator lines and CSV without a lon column")
+    i.set_defaults(func=_run_weather_import)
+    h = wsub.add_parser("home", help="set a patient's home location")
+    h.add_argument("patient_id", type=int)
+    h.add_argument("lat", type=float)
+    h.add_argument("lon", type=float)
+    h.set_defaults(func=_run_weather_home)
+
+
+def _run_weather_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import psycopg
+
+    from server import weather
+
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
+        result = weather.parse_weather(text, args.file, args.lat, args.lon)
+    except (OSError, UnicodeDecodeError, weather.WeatherError) as exc:
+        raise CliError(f"weather import: {exc}") from exc
+    with psycopg.connect(_database_url()) as conn:
+        stored, rejected = weather.store_weather(conn, result)
+    print(f"stored {stored} hours, kept {rejected} rejected lines aside (table weather_rejects)")
+    for r in result.rejected[:10]:
+        print(f"  line {r.line}: {r.reason}")
+    return 0 if stored or not rejected else 1
+
+
+def _run_weather_home(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from server import weather
+
+    with psycopg.connect(_database_url()) as conn:
+        if conn.execute("SELECT 1 FROM patients WHERE id = %s", (args.patient_id,)).fetchone() is None:
+            raise CliError(f"weather home: no patient {args.patient_id}")
+        try:
+            weather.set_home(conn, args.patient_id, args.lat, args.lon)
+        except ValueError as exc:
+            raise CliError(f"weather home: {exc}") from exc
+    print(f"patient {args.patient_id}: home at {args.lat}, {args.lon}")
     return 0
 
 

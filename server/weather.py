@@ -77,9 +77,10 @@ class Rejected:
 
 @dataclass(frozen=True)
 class ImportResult:
-    """What an importer made of its input."""
+    """What an importer made of its input: ``kind`` is ``open-meteo``, ``csv`` or ``simulator``."""
 
     source: str
+    kind: str
     rows: tuple[WeatherRow, ...]
     rejected: tuple[Rejected, ...]
 
@@ -144,7 +145,7 @@ def parse_open_meteo(doc: Mapping[str, Any], source: str = "open-meteo") -> Impo
             rows.append(weather_row(lat, lon, _utc(str(t), offset), *values))
         except (ValueError, TypeError) as exc:
             rejected.append(Rejected(i + 1, str(exc), json.dumps([t, *values])))
-    return ImportResult(source, tuple(rows), tuple(rejected))
+    return ImportResult(source, "open-meteo", tuple(rows), tuple(rejected))
 
 
 def parse_csv(text: str, source: str = "csv", lat: float | None = None, lon: float | None = None) -> ImportResult:
@@ -162,7 +163,7 @@ def parse_csv(text: str, source: str = "csv", lat: float | None = None, lon: flo
                                     rec["humidity_pct"]))  # fmt: skip
         except (ValueError, TypeError) as exc:
             rejected.append(Rejected(reader.line_num, str(exc), ",".join(str(v) for v in rec.values())))
-    return ImportResult(source, tuple(rows), tuple(rejected))
+    return ImportResult(source, "csv", tuple(rows), tuple(rejected))
 
 
 def parse_simulator_lines(text: str, lat: float, lon: float, source: str = "simulator") -> ImportResult:
@@ -177,7 +178,7 @@ def parse_simulator_lines(text: str, lat: float, lon: float, source: str = "simu
                                     d.get("humidity_pct")))  # fmt: skip
         except (ValueError, TypeError, KeyError) as exc:
             rejected.append(Rejected(n, f"{type(exc).__name__}: {exc}", line[:500]))
-    return ImportResult(source, tuple(rows), tuple(rejected))
+    return ImportResult(source, "simulator", tuple(rows), tuple(rejected))
 
 
 def from_simulator(lat: float, lon: float, hours: Iterable[SimulatedHour]) -> ImportResult:
@@ -209,7 +210,7 @@ def parse_weather(text: str, source: str, lat: float | None = None, lon: float |
     return parse_csv(text, source, lat, lon)
 
 
-def store_weather(conn: psycopg.Connection[Any], result: ImportResult, kind: str) -> tuple[int, int]:
+def store_weather(conn: psycopg.Connection[Any], result: ImportResult) -> tuple[int, int]:
     """Upsert the rows (a later import of the same hour and place wins), keep the rejects.
 
     Returns:
@@ -221,7 +222,8 @@ def store_weather(conn: psycopg.Connection[Any], result: ImportResult, kind: str
             " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (hour, lat, lon) DO UPDATE SET"
             " temperature_c = EXCLUDED.temperature_c, pressure_hpa = EXCLUDED.pressure_hpa,"
             " humidity_pct = EXCLUDED.humidity_pct, source = EXCLUDED.source, imported_at = now()",
-            [(r.lat, r.lon, r.hour, r.temperature_c, r.pressure_hpa, r.humidity_pct, kind) for r in result.rows],
+            [(r.lat, r.lon, r.hour, r.temperature_c, r.pressure_hpa, r.humidity_pct, result.kind)
+             for r in result.rows],
         )
         cur.executemany(
             "INSERT INTO weather_rejects (source, line, reason, raw) VALUES (%s, %s, %s, %s)",

@@ -68,14 +68,9 @@ def import_weather(
     except weather.WeatherError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
     with conn.transaction():
-        stored, rejected = weather.store_weather(conn, result, _kind(body))
+        stored, rejected = weather.store_weather(conn, result)
     store.audit(conn, user, "import:weather", [], {"source": source, "stored": stored, "rejected": rejected})
     return ImportOut(source, stored, rejected, list(result.rejected[:20]))
-
-
-def _kind(body: str) -> str:
-    head = body.lstrip()[:1]
-    return "csv" if head != "{" else ("open-meteo" if '"hourly"' in body[:20_000] else "simulator")
 
 
 @router.get("/api/weather")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -99,7 +100,7 @@ def test_hours_link_to_gps_weather_else_home_weather(db: psycopg.Connection, dev
         "2025-03-01T01:00Z,48.14,11.58,2,1001,51\n"
         "2025-03-01T01:00Z,48.30,11.70,9,990,40\n"      # where the patient walked to (GPS)
         "2025-03-01T01:00Z,48.20,11.62,5,995,45\n"      # in between: nearer home than the walk
-        "2025-03-01T02:00Z,48.14,11.58,3,1002,52\n", "grid.csv"), "csv")  # fmt: skip
+        "2025-03-01T02:00Z,48.14,11.58,3,1002,52\n", "grid.csv"))  # fmt: skip
     weather.set_home(db, pid, 48.1412, 11.5803)
     insert_windows(db, pid, device_id, [
         (T0 + timedelta(minutes=5), 70, 0.02, "rest", None, None, 0.9),
@@ -123,10 +124,10 @@ def test_hours_link_to_gps_weather_else_home_weather(db: psycopg.Connection, dev
 @pytest.mark.db
 def test_store_upserts_and_keeps_rejects(db: psycopg.Connection) -> None:
     first = weather.parse_open_meteo(open_meteo_doc(), "om-test-1")
-    assert weather.store_weather(db, first, "open-meteo") == (2, 2)
+    assert weather.store_weather(db, first) == (2, 2)
     doc = open_meteo_doc()
     doc["hourly"]["temperature_2m"][0] = 4.0  # type: ignore[index]
-    weather.store_weather(db, weather.parse_open_meteo(doc, "om-test-2"), "open-meteo")
+    weather.store_weather(db, weather.parse_open_meteo(doc, "om-test-2"))
     near = weather.weather_near(db, 52.5, 13.4, T0, T0 + timedelta(hours=2))
     assert [r.temperature_c for r in near] == [4.0, 3.1]
     kept = db.execute("SELECT source, line, reason FROM weather_rejects WHERE source LIKE 'om-test-%%'"
@@ -134,3 +135,29 @@ def test_store_upserts_and_keeps_rejects(db: psycopg.Connection) -> None:
     assert [k[:2] for k in kept] == [("om-test-1", 3), ("om-test-1", 4), ("om-test-2", 3), ("om-test-2", 4)]
     with pytest.raises(ValueError, match="outside"):
         weather.set_home(db, 1, 91.0, 0.0)
+
+
+@pytest.mark.db
+def test_cli_imports_simulator_weather_and_sets_a_home(db_url: str, device_id: str, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from server.cli import main
+
+    monkeypatch.setenv("PISCES_DATABASE_URL", db_url)
+    hours = weather_hourly(-33.87, 151.21, T0.timestamp(), 6, seed=4)
+    lines = [json.dumps({"time": h.time, "temperature_c": h.temperature_c, "pressure_hpa": h.pressure_hpa,
+                         "humidity_pct": h.humidity_pct}) for h in hours]  # fmt: skip
+    path = tmp_path / "sydney.jsonl"
+    path.write_text("\n".join([*lines, '{"time": "soon"}']) + "\n", encoding="utf-8")
+    assert main(["weather", "import", str(path)]) == 2
+    assert "--lat" in capsys.readouterr().err
+    assert main(["weather", "import", str(path), "--lat", "-33.87", "--lon", "151.21"]) == 0
+    assert "stored 6 hours, kept 1 rejected" in capsys.readouterr().out
+    with psycopg.connect(db_url) as conn:
+        pid = add_patient(conn, "Home H", device_id)
+        got = weather.weather_near(conn, -33.87, 151.21, T0, T0 + timedelta(hours=6))
+    assert [r.temperature_c for r in got] == pytest.approx([h.temperature_c for h in hours], abs=1e-4)
+    assert main(["weather", "home", str(pid), "-33.9", "151.2"]) == 0
+    assert main(["weather", "home", "999999", "0", "0"]) == 2
+    with psycopg.connect(db_url) as conn:
+        assert weather.get_home(conn, pid) == (-33.9, 151.2)
