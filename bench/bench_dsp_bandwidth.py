@@ -4,10 +4,11 @@ Ours: one hour of a patient's real ECG (MIT-BIH 101, the first 30 min twice,
 resampled to the Polar H10's 130 Hz) and a 25 Hz accelerometer, through the
 edge ``Summarizer`` (windows of ``--window`` s, batched ``--batch`` to a
 ``Summary`` message as the agent does), plus the rhythm strips it requests
+(after the agent's de-duplication and rate limit, ``edge.strip_policy``)
 and ``--strips`` symptom/panic strips of 30 s, all encoded with the wire
-codec and framed as MQTT 5 PUBLISH packets (QoS 1). Strips are counted twice:
-as the wire sends them today (int16 base64 in JSON) and with the proposed
-lossless delta/varint/DEFLATE encoding (``wire.dvz``).
+codec and framed as MQTT 5 PUBLISH packets (QoS 1). Strips are counted in
+both wire encodings: ``i16`` (int16 base64, the original form) and ``dvz``
+(the lossless delta/varint/DEFLATE form the agent sends, ``wire.dvz``).
 Reference, same hour: the raw stream sent as it comes from the strap (PMD
 frames of 73 ECG samples at 3 bytes and of 36 accelerometer samples at 3x2
 bytes, each frame one MQTT PUBLISH). TCP/TLS overhead is left out of both.
@@ -18,8 +19,6 @@ bytes, each frame one MQTT PUBLISH). TCP/TLS overhead is left out of both.
 from __future__ import annotations
 
 import argparse
-import base64
-import json
 import sys
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from wire.dvz import strip_encode  # noqa: E402
+from edge.strip_policy import RhythmStripPolicy  # noqa: E402
 from edge.summary import Summarizer  # noqa: E402
 from tests.edge.dsp.records import load_record, resampled  # noqa: E402
 from wire import Kind, Strip, Summary, encode  # noqa: E402
@@ -73,25 +72,23 @@ def ours(ecg: np.ndarray, acc: np.ndarray, window: float, batch: int, extra_stri
     for seq, i in enumerate(range(0, len(windows), batch)):
         payload = encode(Summary(DEVICE, seq, tuple(windows[i : i + batch])))
         summary_bytes += mqtt_publish(topic_for(DEVICE, Kind.SUMMARY), len(payload))
-    requests = [t for t, _ in s.take_strip_requests()]
-    times = requests + [START + (k + 1) * 3600 / (extra_strips + 1) for k in range(extra_strips)]
-    wire_strips = compact_strips = 0
-    for k, t in enumerate(times):
+    policy = RhythmStripPolicy()
+    requests = [(t, r) for t, r in s.take_strip_requests() if policy.admit(t, r) is None]
+    patient = [(START + (k + 1) * 3600 / (extra_strips + 1), "symptom") for k in range(extra_strips)]
+    sizes = {"i16": 0, "dvz": 0}
+    for k, (t, reason) in enumerate(requests + patient):
         a = max(0, int((t - START - STRIP_S) * ECG_FS))
         uv = np.clip(np.round(ecg[a : a + int(STRIP_S * ECG_FS)] * 1000), -32768, 32767).astype(int)
-        message = Strip(DEVICE, 1000 + k, START + a / ECG_FS, ECG_FS, "rhythm:pause", tuple(uv.tolist()))
-        wire = encode(message)
-        wire_strips += mqtt_publish(topic_for(DEVICE, Kind.STRIP), len(wire))
-        body = json.loads(wire)
-        body["samples"] = base64.b64encode(strip_encode(uv)).decode("ascii")
-        compact_strips += mqtt_publish(topic_for(DEVICE, Kind.STRIP), len(json.dumps(body, separators=(",", ":"))))
+        for encoding in sizes:
+            message = Strip(DEVICE, 1000 + k, START + a / ECG_FS, ECG_FS, reason, tuple(uv.tolist()), encoding=encoding)
+            sizes[encoding] += mqtt_publish(topic_for(DEVICE, Kind.STRIP), len(encode(message)))
     return {
         "windows": len(windows),
-        "strips": len(times),
+        "strips": len(requests) + len(patient),
         "rhythm strips": len(requests),
         "summaries": summary_bytes,
-        "strips (wire int16)": wire_strips,
-        "strips (compact)": compact_strips,
+        "strips (wire int16)": sizes["i16"],
+        "strips (compact)": sizes["dvz"],
     }
 
 
@@ -116,7 +113,7 @@ def main() -> None:
     print(f"one patient-hour, windows of {args.window:g} s batched {args.batch}, {got['strips']:.0f} strips of {STRIP_S:g} s ({got['rhythm strips']:.0f} rhythm)")
     print(f"{'':34} {'bytes/h':>12} {'vs raw':>8}")
     print(f"{'raw ECG 130 Hz + acc 25 Hz (ref)':34} {raw:12,.0f} {1.0:8.1f}x")
-    for label, strips in (("wire int16 strips", got["strips (wire int16)"]), ("compact strips", got["strips (compact)"])):
+    for label, strips in (("i16 strips", got["strips (wire int16)"]), ("dvz strips", got["strips (compact)"])):
         total = got["summaries"] + strips
         print(f"{'summaries + ' + label:34} {total:12,.0f} {raw / total:8.1f}x less")
     only = got["summaries"]

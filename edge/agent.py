@@ -1,7 +1,18 @@
 """The edge agent: sensor notifications in, durable uplink messages out.
 
     source --GATT bytes--> wire.gatt decode --> Summarizer --> Outbox --> Uplink (MQTT)
-                                  \\--ECG ring buffer (strip_seconds)--> Strip on panic/symptom
+                                  \\--ECG ring buffer--> Strip on panic, symptom and rhythm events
+
+ECG strips (``strip_seconds`` long, sent in the compact ``dvz`` encoding) end
+at the time of their request: a panic or symptom mark (always sent), or a
+rhythm request ``(time, "rhythm:<flag>")`` of the summariser, which comes when
+the window holding the event closes, up to a window plus the lateness after
+the event; the ring buffer therefore holds ``strip_seconds + window_seconds +
+lateness + RING_SLACK_S`` of ECG. Rhythm strips pass the de-duplication and
+rate limit of :mod:`edge.strip_policy` (skips counted in
+``counters["rhythm_strips_duplicate"]`` / ``["rhythm_strips_rate_limited"]``;
+requests with no ECG in the ring, e.g. from a heart-rate-only strap, in
+``["rhythm_strips_without_ecg"]``).
 
 Bad GATT frames are counted (``counters["bad_frames"]``) and skipped, never
 fatal. Summary windows are batched ``batch_windows`` to a message, and flushed
@@ -23,11 +34,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from edge.outbox import Outbox, StripRequest
 from edge.sensors import Notification, SensorSource
+from edge.strip_policy import RhythmStripPolicy, StripLimits
 from edge.summary import Summarizer
 from edge.uplink import Uplink
 from wire import Config, Event, EventType, Kind, Level, Notify, Strip, Summary, SummaryWindow, WireError, decode, encode
@@ -49,6 +62,8 @@ URGENT_FLAGS = frozenset({"pause", "brady", "tachy", "irregular", "af_suspected"
 CONFIG_STATE = "config"
 BATCH_STATE = "open_batch"  # closed windows not yet in a summary message, kept across a kill
 STRAP_STATE = "paired_strap"  # BLE address of the strap this phone last connected to
+RHYTHM_STRIPS_STATE = "rhythm_strips"  # rhythm strips sent in the last hour (the rate limit survives a restart)
+RING_SLACK_S = 10.0  # ECG kept beyond a strip, a window and the lateness (late rhythm episodes)
 CLOCK_BACK_TOLERANCE_S = 5.0  # receive times this far behind the newest one mean the phone's clock jumped back
 TIME_GAP_S = 30.0  # a strap notifies about once a second: a longer silence is a forward clock jump or a lost link
 MAX_NOTIFICATIONS = 50  # kept for the app
@@ -168,7 +183,9 @@ class EdgeAgent:
         outbox: the durable outbox.
         uplink: the MQTT link, started and stopped by :meth:`run`; None to only fill the outbox.
         window_seconds, batch_windows: summary cadence until a ``config`` says otherwise.
-        strip_seconds: length of ECG strips (and of the ring buffer).
+        strip_seconds: length of ECG strips.
+        strip_limits: de-duplication and rate limit of rhythm strips (None: the defaults
+            for ``strip_seconds``).
         poll_interval: s between outbox polls (uplink pump, strip requests).
         on_notify: called on the event loop with each ``Notify`` for the patient
             (from the server, or a local warning while offline).
@@ -184,6 +201,7 @@ class EdgeAgent:
         window_seconds: float = 60.0,
         batch_windows: int = 5,
         strip_seconds: float = 30.0,
+        strip_limits: StripLimits | None = None,
         poll_interval: float = POLL_INTERVAL_S,
         on_notify: Callable[[Notify], None] | None = None,
     ) -> None:
@@ -199,11 +217,14 @@ class EdgeAgent:
         self.vitals = Vitals()
         self.report = AgentReport(
             counters={"bad_frames": 0, "unknown_uuid": 0, "clock_jumps": 0, "local_warnings": 0, "outbox_errors": 0,
-                      "time_gaps": 0}
+                      "time_gaps": 0, "rhythm_strips": 0, "rhythm_strips_duplicate": 0,
+                      "rhythm_strips_rate_limited": 0, "rhythm_strips_without_ecg": 0}
         )
+        self.strip_policy = self._restore_strip_policy(strip_limits or StripLimits(strip_seconds=strip_seconds))
         self._batch: list[SummaryWindow] = []
         self._ring: deque[tuple[float, np.ndarray]] = deque()  # (time of first sample, µV samples)
         self._held: list[Callable[[], object]] = []  # outbox writes that failed (disk full), retried on poll
+        self._late: deque[tuple[Callable[[Any], None], Any]] = deque()  # downlink that came after run()'s loop closed
         self._restore_config()
         self._restore_batch()
 
@@ -211,8 +232,8 @@ class EdgeAgent:
         """Consume the source until it ends, then flush; returns what was done."""
         loop = asyncio.get_running_loop()
         if self.uplink is not None:
-            self.uplink.on_notify = lambda n: loop.call_soon_threadsafe(self._notified, n)
-            self.uplink.on_config = lambda c: loop.call_soon_threadsafe(self.apply_config, c)
+            self.uplink.on_notify = lambda n: self._hand_over(loop, self._notified, n)
+            self.uplink.on_config = lambda c: self._hand_over(loop, self.apply_config, c)
             self.uplink.start()
         poller = asyncio.create_task(self._poll_forever())
         try:
@@ -257,6 +278,13 @@ class EdgeAgent:
         if isinstance(config, Config):
             self.apply_config(config)
 
+    def _restore_strip_policy(self, limits: StripLimits) -> RhythmStripPolicy:
+        try:
+            return RhythmStripPolicy.loads(self.outbox.get_state(RHYTHM_STRIPS_STATE), limits)
+        except ValueError:
+            self.report.counters[f"bad_saved_{RHYTHM_STRIPS_STATE}"] = 1
+            return RhythmStripPolicy(limits)
+
     def _restore_batch(self) -> None:
         """Take up the windows a killed agent had closed but not yet sent (see :meth:`_emit`)."""
         kept = self._saved(BATCH_STATE, Kind.SUMMARY)
@@ -284,6 +312,14 @@ class EdgeAgent:
         if self.on_notify:
             self.on_notify(message)
 
+    def _hand_over(self, loop: asyncio.AbstractEventLoop, apply: Callable[[Any], None], message: Any) -> None:
+        """From the uplink's thread: apply a downlink message on the agent's loop, or on the next poll once
+        that loop has closed (a notify arriving after :meth:`run` returned is kept, never lost or raised)."""
+        try:
+            loop.call_soon_threadsafe(apply, message)
+        except RuntimeError:  # the event loop is closed
+            self._late.append((apply, message))
+
     async def _poll_forever(self) -> None:
         while True:
             await asyncio.sleep(self.poll_interval)
@@ -294,6 +330,9 @@ class EdgeAgent:
 
         Called every ``poll_interval``, and at once after anything urgent.
         """
+        while self._late:
+            apply, message = self._late.popleft()
+            apply(message)
         self._retry_held()
         self._serve_strip_requests()
         if self.uplink is not None:
@@ -366,13 +405,22 @@ class EdgeAgent:
         self.report.counters["unknown_uuid"] += 1
         return []
 
+    @property
+    def ring_seconds(self) -> float:
+        """ECG kept for strips: a strip, plus how late a rhythm request may come after its event."""
+        return self.strip_seconds + self.summarizer.window_seconds + self.summarizer.lateness + RING_SLACK_S
+
     def _keep_ecg(self, start: float, uv: np.ndarray) -> None:
         self._ring.append((start, uv))
-        while self._ring and self._ring[0][0] + self._ring[0][1].size / ECG_FS < start - self.strip_seconds - 5:
+        while self._ring and self._ring[0][0] + self._ring[0][1].size / ECG_FS < start - self.ring_seconds:
             self._ring.popleft()
         self._serve_strip_requests()
 
     def _emit(self, windows: list[SummaryWindow], force: bool = False) -> None:
+        self._emit_windows(windows, force)
+        self._serve_rhythm_requests()
+
+    def _emit_windows(self, windows: list[SummaryWindow], force: bool) -> None:
         self.report.windows += len(windows)
         self._batch.extend(windows)
         for w in windows:
@@ -422,17 +470,34 @@ class EdgeAgent:
         for request in requests:
             self._send_strip(request)
 
-    def _send_strip(self, request: StripRequest) -> None:
+    def _serve_rhythm_requests(self) -> None:
+        """Strips for the summariser's rhythm requests that pass the policy (after their summary, so later seqs)."""
+        for at, reason in self.summarizer.take_strip_requests():
+            if self._strip_before(at)[1].size == 0:  # e.g. a heart-rate-only strap flagged a tachycardia
+                self.report.counters["rhythm_strips_without_ecg"] += 1
+                continue
+            skipped = self.strip_policy.admit(at, reason)
+            if skipped is not None:
+                self.report.counters[f"rhythm_strips_{skipped}"] += 1
+                continue
+            self._send_strip(StripRequest(None, reason, at))
+            self.report.counters["rhythm_strips"] += 1
+            history = self.strip_policy.dumps()
+            self._attempt(lambda: self.outbox.set_state(RHYTHM_STRIPS_STATE, history))
+
+    def _send_strip(self, request: StripRequest) -> bool:
+        """Put a strip of the ECG ending at the request's time into the outbox; False if the ring has none."""
         start, samples = self._strip_before(request.time)
         if samples.size == 0:
             self.report.counters["strips_without_ecg"] = self.report.counters.get("strips_without_ecg", 0) + 1
-            return
+            return False
         clipped = tuple(int(v) for v in np.clip(np.round(samples), -32768, 32767))
         self._attempt(lambda: self.outbox.put(
             lambda seq: Strip(self.device_id, seq, start, ECG_FS, request.reason, clipped, request.ref_seq),
             created=request.time,
         ))  # fmt: skip
         self.report.strips += 1
+        return True
 
     def _strip_before(self, end: float) -> tuple[float, np.ndarray]:
         chunks = [(t0, uv) for t0, uv in self._ring if t0 < end and t0 + uv.size / ECG_FS > end - self.strip_seconds]

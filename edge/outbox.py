@@ -75,9 +75,12 @@ class PendingMessage:
 
 @dataclass(frozen=True)
 class StripRequest:
-    """A request for an ECG strip ending at ``time`` (s since epoch), caused by message ``ref_seq``."""
+    """A request for an ECG strip ending at ``time`` (s since epoch), caused by message ``ref_seq``.
 
-    ref_seq: int
+    The agent's rhythm requests (from the summariser, not the outbox) have no causing message: ``ref_seq`` None.
+    """
+
+    ref_seq: int | None
     reason: str
     time: float
 

@@ -10,8 +10,8 @@ windows (streaming equals batch), and memory is bounded by the open windows.
 
 HR and HRV come from the strap's RR intervals (Heart Rate Measurement); when a
 window has none, from R peaks of the ECG (beats in usable ECG only). Rhythm
-episodes (pauses, brady/tachy runs, AF-suspicious irregularity, ectopic beats;
-``edge.dsp.rhythm``) and the ECG-derived respiration rate are computed over the
+episodes (pauses, brady/tachy runs, AF-suspicious irregularity, ectopic beats,
+VT runs of wide beats; ``edge.dsp.rhythm``, ``edge.dsp.width``) and the ECG-derived respiration rate are computed over the
 window together with up to ``CONTEXT_S`` of the ECG of the windows before it
 (AF needs about 40 beats, a pause may begin before the window): the flags of
 the episodes that overlap the window go into its ``flags``. Activity (class,
@@ -35,7 +35,16 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from edge.dsp import accel_features, ecg_quality, resp_rate_from_ecg, rhythm_episodes, rr_stats
+from edge.dsp import (
+    accel_features,
+    ecg_qrs_widths,
+    ecg_quality,
+    ecg_wide_beats,
+    resp_rate_from_ecg,
+    rhythm_episodes,
+    rhythm_vt_runs,
+    rr_stats,
+)
 from edge.dsp.ecg import SegmentQuality, ecg_segments
 from edge.dsp.qrs import ecg_peaks_and_artefacts
 from edge.dsp.rhythm import Episode, intervals_clear
@@ -51,7 +60,9 @@ RESP_S = 60.0  # ECG-derived respiration over this much signal ending at the win
 STRIP_FLAGS = ("af_suspected", "pause", "vt", "brady", "tachy")
 STRIP_AFTER_S = 3.0  # a pause's strip ends this long after the pause
 STRIP_ONSET_S = 20.0  # a run's or AF's strip ends this long after its onset
-EPISODE_FLAGS = {"pause": "pause", "af": "af_suspected", "brady": "brady", "tachy": "tachy", "ectopic": "ectopic"}
+EPISODE_FLAGS = {"pause": "pause", "af": "af_suspected", "brady": "brady", "tachy": "tachy", "ectopic": "ectopic",
+                 "vt": "vt"}
+VT_FLAG_BEATS = 6  # a VT run flags its windows from this many beats (sustained VT: an urgent Holter finding)
 
 
 @dataclass
@@ -284,7 +295,9 @@ def _analyse(t: NDArray[np.float64], x: NDArray[np.float64], fs: float, start: f
     peaks, artefacts = ecg_peaks_and_artefacts(x, fs)
     usable = _usable_intervals(peaks, ecg_segments(x, fs)) & intervals_clear(peaks, artefacts)
     beat_t = t[peaks]
-    episodes = [e for e in rhythm_episodes(beat_t, usable) if e.end >= start and e.start < end]
+    wide = ecg_wide_beats(np.where(usable, ecg_qrs_widths(x, peaks, fs), np.nan))
+    found = rhythm_episodes(beat_t, usable) + rhythm_vt_runs(beat_t, wide, usable)
+    episodes = [e for e in found if e.end >= start and e.start < end]
     inside = (beat_t >= start) & (beat_t < end)
     rr = np.diff(beat_t)[inside[1:] & inside[:-1] & usable[1:]]
     resp = resp_rate_from_ecg(peaks[usable & (beat_t >= end - RESP_S)], x, fs)
@@ -310,11 +323,14 @@ def _flags(stats: RRStats, episodes: list[Episode], start: float, end: float) ->
     """The window's RR flags and those of the rhythm episodes overlapping it.
 
     A pause and an ectopic beat belong to the window in which they end (so
-    they are counted once); runs and AF flag every window they overlap.
+    they are counted once); runs and AF flag every window they overlap; a VT
+    run only from ``VT_FLAG_BEATS`` beats (shorter salvos stay episodes).
     """
     flags = set(stats.flags)
     for e in episodes:
         if e.kind in ("pause", "ectopic") and not start <= e.end < end:
+            continue
+        if e.kind == "vt" and e.beats < VT_FLAG_BEATS:
             continue
         flags.add(EPISODE_FLAGS[e.kind])
     return tuple(sorted(flags))

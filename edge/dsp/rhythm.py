@@ -32,6 +32,12 @@ Episodes, each with start and end time (s, the time base of the input):
   last 8 normal intervals and the next one above 110 % of it (compensatory
   pause), after Malik et al., Pacing Clin. Electrophysiol. 12, 1989.
   ``start == end`` is the beat's time; ``value`` is its prematurity (RR / reference).
+* ``vt``: a run of ``VT_MIN_BEATS`` (3) or more wide beats in a row (QRS
+  width from ``edge.dsp.width``) whose intervals are all above ``VT_BPM``
+  (100 bpm) and usable: :func:`rhythm_vt_runs`, a batch function over the
+  beats of the analysed stretch (it needs the per-beat widths, which the
+  summariser measures over its analysis context). ``value`` is the run's mean
+  rate (bpm), ``beats`` its number of beats.
 
 Streaming equals batch: :func:`rhythm_episodes` is :class:`RhythmStream` fed
 once, and every decision is taken interval by interval in order. Memory is
@@ -67,7 +73,9 @@ PREMATURE = 0.8
 COMPENSATORY = 1.1
 ECTOPY_SUM = 0.15  # a premature + compensatory pair sums to two median intervals within this share
 REFERENCE_BEATS = 8
-KINDS = ("pause", "brady", "tachy", "af", "ectopic")
+VT_MIN_BEATS = 3  # wide beats in a row at > VT_BPM: a VT run (non-sustained from 3, see rhythm_vt_runs)
+VT_BPM = 100.0
+KINDS = ("pause", "brady", "tachy", "af", "ectopic", "vt")
 
 
 @dataclass(frozen=True)
@@ -77,7 +85,7 @@ class Episode:
     kind: str
     start: float
     end: float
-    beats: int  # intervals in the episode
+    beats: int  # intervals in the episode (``vt``: beats in the run)
     value: float
 
     @property
@@ -321,3 +329,33 @@ def rhythm_episodes(times_s: ArrayLike, usable: ArrayLike | None = None, af_min_
     """
     stream = RhythmStream(af_min_s)
     return stream.feed(times_s, usable) + stream.flush()
+
+
+def rhythm_vt_runs(
+    times_s: ArrayLike, wide: ArrayLike, usable: ArrayLike | None = None, min_beats: int = VT_MIN_BEATS
+) -> list[Episode]:
+    """Runs of at least ``min_beats`` wide beats in a row, each interval faster than ``VT_BPM`` and usable.
+
+    Args:
+        times_s: beat times in s, increasing.
+        wide: per beat, whether its QRS is wide (``edge.dsp.width.ecg_wide_beats``).
+        usable: per beat, whether the interval ending at it lies in usable signal (default: all).
+        min_beats: shortest run reported, in beats (3: non-sustained VT; field notes call >= 6 urgent).
+
+    Returns:
+        ``vt`` episodes from the first to the last beat of each run, in time order.
+    """
+    t = np.asarray(times_s, dtype=float).ravel()
+    w = np.asarray(wide, dtype=bool).ravel()
+    ok = np.ones(t.size, dtype=bool) if usable is None else np.asarray(usable, dtype=bool).ravel()
+    if t.size < 2 or not (t.size == w.size == ok.size):
+        return []
+    # link[i]: beats i and i+1 belong to one run (both wide, the interval between them fast and usable)
+    link = w[:-1] & w[1:] & ok[1:] & (np.diff(t) < 60.0 / VT_BPM) & (np.diff(t) > 0)
+    edges = np.diff(np.concatenate([[0], link.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)  # beats starts[k] .. ends[k]
+    out = []
+    for a, b in zip(starts.tolist(), ends.tolist()):
+        if b - a + 1 >= min_beats:
+            out.append(Episode("vt", float(t[a]), float(t[b]), b - a + 1, round(60.0 * (b - a) / float(t[b] - t[a]), 1)))
+    return out
