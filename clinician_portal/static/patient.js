@@ -37,6 +37,7 @@ async function load() {
   document.getElementById("export-fhir").href = `/api/patients/${patientId}/export.fhir.json?${q}`;
   loaded += 1;
   document.getElementById("chart").dataset.loaded = String(loaded);
+  loadWeatherPanel(patientId, view.start, view.end).catch(showError);
 }
 
 function renderEvents() {
@@ -115,6 +116,7 @@ async function main() {
   const end = params.get("end") ? Date.parse(params.get("end")) : (p.last_data_at ? Date.parse(p.last_data_at) : Date.now());
   const start = params.get("start") ? Date.parse(params.get("start")) : end - 86400e3;
   wire(document.getElementById("chart"));
+  wireWeatherPanel();
   setRange(start, end);
 }
 
