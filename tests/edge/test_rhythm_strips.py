@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edge.agent import EdgeAgent, press_panic
-from edge.dsp import ecg_peaks
+from edge.dsp import ecg_peaks, ecg_qrs_widths
 from edge.outbox import Outbox
 from edge.sensors import Notification, SensorSource
 from edge.strip_policy import RhythmStripPolicy, StripLimits
@@ -24,10 +24,10 @@ START = 1_700_000_040.0  # a multiple of 60 s: windows start on the minute
 PAUSE_AT = 125.0  # s from START: 5 s into the window [120, 180), whose strip request comes ~57 s later
 
 
-def _pause_then_tachy() -> Scenario:
+def _pause_then_vt() -> Scenario:
     return Scenario(
-        "pause_then_tachy", resting_hr=70, seed=3,
-        segments=(Segment(at=210, duration=80, hr=150, ramp=0),),
+        "pause_then_vt", resting_hr=70, seed=3,
+        segments=(Segment(at=210, duration=20, rhythm="vt", hr=180, ramp=0),),
         incidents=(Incident(at=PAUSE_AT, type="pause", duration=3.5),),
     )  # fmt: skip
 
@@ -41,7 +41,7 @@ def _longest_rr(strip: Strip) -> float:
 def test_rhythm_strips_reach_the_broker_and_show_the_event(mqtt_url: str, device_id: str, tmp_path: Path) -> None:
     sub = Subscriber(mqtt_url, topic_for(device_id, Kind.STRIP))
     try:
-        wearable = VirtualWearable(_pause_then_tachy(), start_time=START, duration_s=330, speed=0)
+        wearable = VirtualWearable(_pause_then_vt(), start_time=START, duration_s=330, speed=0)
         with Outbox(tmp_path / "o.sqlite3") as box:
             uplink = Uplink(device_id, BrokerAddress.parse(mqtt_url), box)
             agent = EdgeAgent(device_id, wearable, box, uplink, window_seconds=60)
@@ -52,16 +52,20 @@ def test_rhythm_strips_reach_the_broker_and_show_the_event(mqtt_url: str, device
     finally:
         sub.close()
     strips = {s.reason: s for s in received if isinstance(s, Strip)}
-    assert set(strips) == {"rhythm:pause", "rhythm:tachy"}
-    assert report.counters["rhythm_strips"] == 2
-    pause, tachy = strips["rhythm:pause"], strips["rhythm:tachy"]
+    assert set(strips) == {"rhythm:pause", "rhythm:vt", "rhythm:tachy"}  # VT at 180 bpm is a tachycardia too
+    assert report.counters["rhythm_strips"] == 3
+    pause, vt = strips["rhythm:pause"], strips["rhythm:vt"]
     assert pause.encoding == "dvz" and pause.ref_seq is None
     # the full 30 s although the request came almost a window after the pause (the ring holds enough)
     assert 29.5 <= pause.duration <= 30.0
     assert pause.start < START + PAUSE_AT < pause.start + pause.duration
     assert 3.0 <= _longest_rr(pause) <= 4.5  # the pause itself is in the strip
-    assert tachy.start < START + 210 < tachy.start + tachy.duration  # the onset of the run
-    assert _longest_rr(tachy) < 1.2
+    assert vt.start < START + 210 < vt.start + vt.duration  # the onset of the run ...
+    x = np.asarray(vt.samples, dtype=float) / 1000.0
+    peaks = ecg_peaks(x, vt.fs)
+    run = peaks / vt.fs + vt.start > START + 211
+    widths = ecg_qrs_widths(x, peaks, vt.fs)
+    assert run.sum() >= 30 and np.nanmedian(widths[run]) > 1.2 * np.nanmedian(widths[~run])  # ... and its wide beats
 
 
 def test_a_run_that_keeps_coming_back_is_rate_limited_and_panic_never(tmp_path: Path) -> None:

@@ -78,6 +78,22 @@ def test_simulated_vt_flags_its_windows_and_asks_for_a_strip_of_its_onset() -> N
     assert any("tachy" in w.flags for w in windows if w.start - START >= 150)  # type: ignore[attr-defined]
 
 
+def test_vt_windows_equal_for_any_chunking() -> None:
+    x, fs = _simulated((Segment(at=50, duration=15, rhythm="vt", hr=170, ramp=0),), 100.0, seed=9)
+
+    def run(cuts: list[int]) -> list[object]:
+        s, out, edges = Summarizer(20.0, ecg_fs=fs), [], [0, *cuts, x.size]
+        for a, b in zip(edges[:-1], edges[1:]):
+            out += s.feed_ecg(START + a / fs, x[a:b])
+        return out + s.finish()
+
+    batch = run([])
+    assert any("vt" in w.flags for w in batch)  # type: ignore[attr-defined]
+    rng = np.random.default_rng(5)
+    for _ in range(2):
+        assert run(sorted(set(rng.integers(1, x.size, 30).tolist()))) == batch
+
+
 def test_slow_wide_rhythm_and_single_pvcs_are_not_vt() -> None:
     # accelerated idioventricular rhythm (wide, 80 bpm) and frequent single PVCs
     x, fs = _simulated((Segment(at=60, duration=40, rhythm="vt", hr=80, ramp=0),
