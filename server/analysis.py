@@ -131,11 +131,13 @@ def holm(p: Sequence[float]) -> np.ndarray:
 
 
 def _acf(x: np.ndarray, max_lag: int) -> np.ndarray:
+    """Sample autocorrelation at lags 1..max_lag (biased estimator, by FFT with zero padding)."""
     x = x - x.mean()
     denom = float(x @ x)
     if denom == 0.0:
         return np.zeros(max_lag)
-    return np.array([float(x[:-j] @ x[j:]) / denom for j in range(1, max_lag + 1)])
+    spectrum = np.fft.rfft(x, 2 * x.size)
+    return np.asarray(np.fft.irfft(spectrum * np.conj(spectrum))[1 : max_lag + 1] / denom)
 
 
 def effective_n(x: np.ndarray, y: np.ndarray) -> float:

@@ -311,10 +311,14 @@ def patient_hours(conn: psycopg.Connection[Any], patient_id: int, start: datetim
                   min_quality: float) -> list[LinkedHour]:
     """The patient's hours in [start, end) linked to weather, oldest first (hours without windows are absent)."""
     params = {"p": patient_id, "start": start, "end": end, "q": min_quality, "d": MAX_DISTANCE_DEG}
+    with conn.transaction():
+        # PostgreSQL's JIT compile costs several times the query itself here (bench/bench_analysis.py).
+        conn.execute("SET LOCAL jit = off")
+        found = conn.execute(LINK_SQL, params).fetchall()
     return [
         LinkedHour(r[0], int(r[1]), *(_f(v) for v in r[2:6]), float(r[6]), r[7], _f(r[8]), _f(r[9]),
                    *(_f(v) for v in r[10:13]))  # fmt: skip
-        for r in conn.execute(LINK_SQL, params).fetchall()
+        for r in found
     ]
 
 

@@ -167,3 +167,11 @@ def test_bad_input_is_refused_clearly() -> None:
     hours["hr"] = hours["hr"][:-1]
     with pytest.raises(analysis.AnalysisError, match="length"):
         analysis.analyse_patient(hours)
+
+
+def test_autocorrelation_by_fft_equals_the_direct_sum() -> None:
+    x = np.random.default_rng(4).standard_normal(300)
+    c = x - x.mean()
+    direct = np.array([c[:-j] @ c[j:] for j in range(1, 61)]) / (c @ c)
+    assert np.allclose(analysis._acf(x, 60), direct, atol=1e-12)
+    assert np.all(analysis._acf(np.ones(50), 5) == 0)
