@@ -293,10 +293,15 @@ def _last_run(t: NDArray[np.float64], x: NDArray[np.float64], fs: float) -> tupl
 
 def _analyse(t: NDArray[np.float64], x: NDArray[np.float64], fs: float, start: float, end: float) -> _Rhythm:
     peaks, artefacts = ecg_peaks_and_artefacts(x, fs)
-    usable = _usable_intervals(peaks, ecg_segments(x, fs)) & intervals_clear(peaks, artefacts)
     beat_t = t[peaks]
-    wide = ecg_wide_beats(np.where(usable, ecg_qrs_widths(x, peaks, fs), np.nan))
-    found = rhythm_episodes(beat_t, usable) + rhythm_vt_runs(beat_t, wide, usable)
+    segments = ecg_segments(x, fs)
+    clear = intervals_clear(peaks, artefacts)
+    usable = _usable_intervals(peaks, segments) & clear
+    # fast monomorphic VT is nearly a sine wave, which the spikiness index calls noise: such
+    # intervals may still carry a VT run, if it is regular (rhythm_vt_runs)
+    doubtful = _usable_intervals(peaks, segments, lambda s: s.usable or s.reason == "noise") & clear & ~usable
+    wide = ecg_wide_beats(np.where(usable | doubtful, ecg_qrs_widths(x, peaks, fs), np.nan))
+    found = rhythm_episodes(beat_t, usable) + rhythm_vt_runs(beat_t, wide, usable, doubtful=doubtful)
     episodes = [e for e in found if e.end >= start and e.start < end]
     inside = (beat_t >= start) & (beat_t < end)
     rr = np.diff(beat_t)[inside[1:] & inside[:-1] & usable[1:]]
@@ -304,8 +309,10 @@ def _analyse(t: NDArray[np.float64], x: NDArray[np.float64], fs: float, start: f
     return _Rhythm(rr, episodes, resp.rate if resp.rate is not None and 1 <= resp.rate <= 80 else None)
 
 
-def _usable_intervals(peaks: NDArray[np.int64], segments: list[SegmentQuality]) -> NDArray[np.bool_]:
-    """Per beat: the interval ending at it lies wholly in usable segments (the first beat: its own segment).
+def _usable_intervals(
+    peaks: NDArray[np.int64], segments: list[SegmentQuality], good: Callable[[SegmentQuality], bool] = lambda s: s.usable
+) -> NDArray[np.bool_]:
+    """Per beat: the interval ending at it lies wholly in ``good`` (usable) segments (the first beat: its own segment).
 
     Intervals holding a rejected electrode-motion step are cleared out too (by
     the caller): a beat may hide under the artefact, so it is no pause.
@@ -313,7 +320,7 @@ def _usable_intervals(peaks: NDArray[np.int64], segments: list[SegmentQuality]) 
     if peaks.size == 0 or not segments:
         return np.zeros(peaks.size, dtype=bool)
     starts = np.array([s.start for s in segments])
-    bad = np.concatenate([[0], np.cumsum([not s.usable for s in segments])])
+    bad = np.concatenate([[0], np.cumsum([not good(s) for s in segments])])
     seg = np.clip(np.searchsorted(starts, peaks, side="right") - 1, 0, len(segments) - 1)
     prev = np.concatenate([[seg[0]], seg[:-1]])
     return np.asarray(bad[seg + 1] - bad[prev] == 0, dtype=bool)

@@ -75,6 +75,7 @@ ECTOPY_SUM = 0.15  # a premature + compensatory pair sums to two median interval
 REFERENCE_BEATS = 8
 VT_MIN_BEATS = 3  # wide beats in a row at > VT_BPM: a VT run (non-sustained from 3, see rhythm_vt_runs)
 VT_BPM = 100.0
+VT_REGULAR_CV = 0.12  # a run over doubtful signal must be this regular (RR coefficient of variation)
 KINDS = ("pause", "brady", "tachy", "af", "ectopic", "vt")
 
 
@@ -332,7 +333,11 @@ def rhythm_episodes(times_s: ArrayLike, usable: ArrayLike | None = None, af_min_
 
 
 def rhythm_vt_runs(
-    times_s: ArrayLike, wide: ArrayLike, usable: ArrayLike | None = None, min_beats: int = VT_MIN_BEATS
+    times_s: ArrayLike,
+    wide: ArrayLike,
+    usable: ArrayLike | None = None,
+    min_beats: int = VT_MIN_BEATS,
+    doubtful: ArrayLike | None = None,
 ) -> list[Episode]:
     """Runs of at least ``min_beats`` wide beats in a row, each interval faster than ``VT_BPM`` and usable.
 
@@ -341,6 +346,10 @@ def rhythm_vt_runs(
         wide: per beat, whether its QRS is wide (``edge.dsp.width.ecg_wide_beats``).
         usable: per beat, whether the interval ending at it lies in usable signal (default: all).
         min_beats: shortest run reported, in beats (3: non-sustained VT; field notes call >= 6 urgent).
+        doubtful: per beat, whether the interval ending at it is usable only as a possible VT: signal
+            that a spikiness quality index calls noise, as fast monomorphic VT (nearly a sine wave) can
+            look. A run holding such an interval counts only if its RR intervals are regular (coefficient
+            of variation <= ``VT_REGULAR_CV``), as VT is and beats found in noise are not.
 
     Returns:
         ``vt`` episodes from the first to the last beat of each run, in time order.
@@ -351,11 +360,16 @@ def rhythm_vt_runs(
     if t.size < 2 or not (t.size == w.size == ok.size):
         return []
     # link[i]: beats i and i+1 belong to one run (both wide, the interval between them fast and usable)
-    link = w[:-1] & w[1:] & ok[1:] & (np.diff(t) < 60.0 / VT_BPM) & (np.diff(t) > 0)
+    doubt = np.zeros(t.size, dtype=bool) if doubtful is None else np.asarray(doubtful, dtype=bool).ravel()
+    if doubt.size != t.size:
+        return []
+    link = w[:-1] & w[1:] & (ok[1:] | doubt[1:]) & (np.diff(t) < 60.0 / VT_BPM) & (np.diff(t) > 0)
     edges = np.diff(np.concatenate([[0], link.astype(np.int8), [0]]))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)  # beats starts[k] .. ends[k]
     out = []
     for a, b in zip(starts.tolist(), ends.tolist()):
-        if b - a + 1 >= min_beats:
+        rr = np.diff(t[a : b + 1])
+        regular = bool(rr.std() <= VT_REGULAR_CV * rr.mean())
+        if b - a + 1 >= min_beats and (regular or not (doubt[a + 1 : b + 1] & ~ok[a + 1 : b + 1]).any()):
             out.append(Episode("vt", float(t[a]), float(t[b]), b - a + 1, round(60.0 * (b - a) / float(t[b] - t[a]), 1)))
     return out

@@ -114,6 +114,22 @@ def test_runs_need_three_wide_fast_usable_beats() -> None:
     assert rhythm_vt_runs(t, wide[:5]) == [] and rhythm_vt_runs([], []) == []  # mismatched or empty
 
 
+def test_runs_over_doubtful_signal_count_only_when_regular() -> None:
+    wide, unusable = np.ones(10, dtype=bool), np.zeros(10, dtype=bool)
+    doubtful = np.ones(10, dtype=bool)  # a spikiness index called it noise (fast VT can look so)
+    regular = np.arange(10) * 0.33
+    assert [r.beats for r in rhythm_vt_runs(regular, wide, unusable, doubtful=doubtful)] == [10]
+    irregular = np.cumsum(np.random.default_rng(1).uniform(0.2, 0.55, 10))  # beats found in noise
+    assert rhythm_vt_runs(irregular, wide, unusable, doubtful=doubtful) == []
+    assert [r.beats for r in rhythm_vt_runs(irregular, wide)] == [10]  # in usable signal, irregular VT counts
+
+
+def test_fast_vt_that_looks_like_noise_to_the_quality_index_is_still_flagged() -> None:
+    x, fs = _simulated((Segment(at=90, duration=10, rhythm="vt", hr=200, ramp=0),), 180.0, seed=3)
+    windows, _ = _windows(x, fs)
+    assert [w.start - START for w in windows if "vt" in w.flags] == [90.0]  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize(
     "signal", [np.zeros(0), np.full(2000, np.nan), np.zeros(2000), np.full(2000, np.inf), np.ones(50)]
 )
