@@ -243,6 +243,14 @@ def judge_rhythm(name: str, window: SummaryWindow) -> Judgement:
     return Judgement("yellow" if "pause" in flags else "ok", float(longest or "pause" in flags), False, basis)
 
 
+def rhythm_quiet(window: SummaryWindow) -> bool:
+    """True if :func:`judge_rhythm` finds every rhythm parameter ``ok``: no flag and no pause of 3 s or more.
+
+    The evaluator's shortcut for the common window (no Judgement is built).
+    """
+    return not window.flags and (window.pause_max is None or window.pause_max < PAUSE_RED_S)
+
+
 def sync_levels(state: RuleState, active: Mapping[str, str]) -> RuleState:
     """Align each parameter's level with the alerts really active (``parameter -> level``).
 
@@ -313,19 +321,26 @@ def _evaluate_param(
 
     Steady state (no alert, no run beyond a limit, a run within limits already
     started, no gap) is the common case: a window within limits then only moves
-    ``last_end``, so no state object is built for it.
+    ``last_end``, so no state object is built for it, and for a rhythm
+    parameter a window without flags or long pause (:func:`rhythm_quiet`) is
+    not even judged.
     """
     judged_any = False
     current = ps or ParamState()
     last_end = current.last_end
+    rhythm = name in RHYTHMS
     for index, window in enumerate(windows):
+        steady = (current.level == "ok" and current.yellow_since is None and current.red_since is None
+                  and current.within_since is not None
+                  and not (last_end is not None and window.start - last_end > config.max_gap_seconds))  # fmt: skip
+        if steady and rhythm and rhythm_quiet(window):
+            judged_any, last_end = True, window.end
+            continue
         judged = judge_window(name, window, config)
         if judged is None:
             continue
         judged_any = True
-        steady = current.level == "ok" and current.yellow_since is None and current.red_since is None
-        gap = last_end is not None and window.start - last_end > config.max_gap_seconds
-        if steady and judged.level == "ok" and current.within_since is not None and not gap:
+        if steady and judged.level == "ok":
             last_end = window.end
             continue
         current, action = _step(_ended(current, last_end), name, window, judged, config)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from server.rules import NEWS2_LIMITS, RuleConfig, RuleState, classify, evaluate_event, evaluate_windows, sync_levels
+from server.rules import NEWS2_LIMITS, RHYTHMS, RuleConfig, RuleState, classify, evaluate_event, evaluate_windows
+from server.rules import judge_rhythm, rhythm_quiet, sync_levels
 from wire import Limits
 from wire import SummaryWindow
 
@@ -202,3 +203,20 @@ def test_a_long_pause_in_a_noisy_window_raises_nothing_and_a_yellow_pause_become
     late = [replace(w, start=w.start + 60, end=w.end + 60, pause_max=3.6) for w in flagged([("pause",)])]
     _, then = evaluate_windows(state, late, CONFIG)
     assert kinds(first) == [("open", "pause", "yellow", 60)] and kinds(then) == [("escalate", "pause", "red", 90)]
+
+
+def test_the_quiet_rhythm_shortcut_agrees_with_the_full_judgement() -> None:
+    """Wherever the evaluator skips judging the rhythm, the full Holter judgement finds nothing."""
+    flag_sets = [(), ("pause",), ("vt",), ("af_suspected",), ("tachy",), ("ectopic",), ("pause", "af_suspected")]
+    seen_quiet = seen_loud = 0
+    for flags in flag_sets:
+        for pause_max in (None, 0.9, 2.99, 3.0, 6.5):
+            for hr in (None, 45.0, 80.0, 125.0):
+                w = SummaryWindow(start=T0, end=T0 + 30, beats=30, hr_mean=hr, flags=flags, quality=0.9,
+                                  pause_max=pause_max)  # fmt: skip
+                levels = {judge_rhythm(name, w).level for name in RHYTHMS}
+                if rhythm_quiet(w):
+                    seen_quiet += 1
+                    assert levels == {"ok"}, (flags, pause_max, hr)
+                seen_loud += levels != {"ok"}
+    assert seen_quiet == 12 and seen_loud > 0
