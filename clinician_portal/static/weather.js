@@ -173,10 +173,21 @@ function strongestPair(associations) {
   return [best.vital, best.factor];
 }
 
+function mobilityText(days) {
+  if (!days.length) return "Movement: no GPS in this range (shared only with the patient's consent).";
+  const km = days.reduce((a, d) => a + d.distance_m, 0) / 1000;
+  const observed = days.reduce((a, d) => a + d.observed_s, 0);
+  const home = days.filter((d) => d.home_s !== null).reduce((a, d) => a + d.home_s, 0);
+  const share = observed > 0 && days.some((d) => d.home_s !== null) ? `, ${Math.round((100 * home) / observed)} % of tracked time at home` : "";
+  return `Movement from GPS: ${km.toFixed(1)} km over ${days.length} day${days.length === 1 ? "" : "s"} (${(km / days.length).toFixed(1)} km a day)${share}.`;
+}
+
 async function loadWeatherPanel(patient, start, end) {
   const [s, e] = wxPeriod(start, end);
   const q = `start=${encodeURIComponent(new Date(s).toISOString())}&end=${encodeURIComponent(new Date(e).toISOString())}`;
-  const data = await api(`/api/patients/${patient}/analysis?${q}`);
+  const [data, days] = await Promise.all([
+    api(`/api/patients/${patient}/analysis?${q}`), api(`/api/patients/${patient}/mobility?${q}`)]);
+  document.getElementById("wx-mobility").textContent = mobilityText(days);
   WX.data = data;
   document.getElementById("wx-verdict").textContent = data.report.verdict;
   document.getElementById("wx-facts").textContent =

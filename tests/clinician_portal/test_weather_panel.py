@@ -30,7 +30,7 @@ PAINTED = """(id) => {
 def seed(server: LiveServer, db_url: str, device_id: str) -> int:
     pid = provision(db_url, device_id, server.username, name="Wendy Weather")
     hours = weather_hourly(*HOME, T, HOURS, seed=9)
-    msg = hourly_windows(device_id, 1, [h.temperature_c for h in hours], 2.0, 1)
+    msg = hourly_windows(device_id, 1, [h.temperature_c for h in hours], 2.0, 1, gps_hours=3)
     with psycopg.connect(db_url, autocommit=True) as conn:
         handle_message(conn, topic_for(device_id, msg.kind), encode(msg), rule_config(server.settings))
         with conn.transaction():
@@ -47,6 +47,9 @@ def test_panel_shows_the_association_plots_table_and_csv(page: Any, live_server:
     page.goto(f"{live_server.url}/patients/{pid}?start=2025-11-01T00:00:00Z&end=2025-11-11T00:00:00Z")
     page.wait_for_function("document.querySelector('#weather-panel').dataset.loaded === '1'")
     assert "hr~temperature" in page.locator("#wx-verdict").inner_text()
+    # Three hours of GPS at home, two fixes 10 min apart in each: 1800 s tracked, all of it at home.
+    assert "over 1 day" in page.locator("#wx-mobility").inner_text()
+    assert "100 % of tracked time at home" in page.locator("#wx-mobility").inner_text()
     # The strongest weather association is shown first, as a scatter with its fitted line.
     assert page.locator("#wx-vital").input_value() == "hr"
     assert page.locator("#wx-factor").input_value() == "temperature"
