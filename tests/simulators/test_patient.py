@@ -68,8 +68,11 @@ def test_run_patient_end_to_end(mqtt_url: str, device_id: str, tmp_path: Path) -
     assert events[0].tags == ("palpitations", "dizzy") and events[0].severity == 3
     assert events[1].time == pytest.approx(start + 170)
     strips = [m for m in bodies if isinstance(m, Strip)]
-    assert sorted(s.reason for s in strips) == ["panic", "symptom"]
-    assert all(s.ref_seq in {e.seq for e in events} for s in strips)
+    patient_strips = [s for s in strips if not s.reason.startswith("rhythm:")]
+    assert sorted(s.reason for s in patient_strips) == ["panic", "symptom"]
+    assert all(s.ref_seq in {e.seq for e in events} for s in patient_strips)
+    # the episode itself (sinus tachycardia) is caught on the phone and sent with its ECG
+    assert "rhythm:tachy" in {s.reason for s in strips}
     seqs = [m.seq for m in bodies if not m.kind.value == "status"]
     assert len(set(seqs)) == len(seqs)
     assert (tmp_path / "truth.json").exists()
