@@ -5,8 +5,10 @@ Ceilings (no work of ours):
   - PostgreSQL: binary COPY of summary rows into a table with a primary key, 1,000 rows a commit, rows/s.
 Ours: summary windows/s from MQTT to committed rows (decode, dedup by (device, seq), COPY staging,
 rollups, threshold evaluation) with 1 and 2 worker processes on one shared subscription; then
-publish-to-commit latency (p50/p99) at half the 2-worker rate. Everything runs on loopback:
-a Mosquitto of the benchmark's own on a free port, and a scratch database (dropped afterwards) on
+publish-to-commit latency (p50/p99) at half the 2-worker rate. During each throughput run it also
+prints where the machine's cores went (workers, their PostgreSQL backends, Mosquitto, publisher,
+everything else), read from /proc, since on a shared machine that decides what the figures mean.
+Everything runs on loopback: a Mosquitto of the benchmark's own on a free port, and a scratch database (dropped afterwards) on
 ``PISCES_BENCH_DATABASE_URL``, else ``PISCES_TEST_DATABASE_URL``, else an embedded PostgreSQL.
 
     .venv/bin/python bench/bench_ingest.py [--messages 20000] [--windows 5] [--devices 2000]

@@ -226,8 +226,8 @@ def judge_vital(name: str, window: SummaryWindow, limits: Limits) -> Judgement |
 def judge_rhythm(name: str, window: SummaryWindow) -> Judgement:
     """Judge a rhythm parameter (``pause``, ``vt``, ``af``) of a window by the Holter criteria.
 
-    ``pause_max`` (s, the longest RR gap) is read if the wire window carries it;
-    without it a ``pause`` flag cannot prove a 3 s pause and counts as yellow.
+    ``pause_max`` (s, the longest RR gap) >= 3 s is red at once; without it (an
+    older phone) a ``pause`` flag cannot prove a 3 s pause and counts as yellow.
     """
     basis = _RHYTHM_BASIS[name]
     flags = window.flags
@@ -237,7 +237,7 @@ def judge_rhythm(name: str, window: SummaryWindow) -> Judgement:
         fast = window.hr_mean is not None and window.hr_mean > AF_FAST_BPM
         level = ("red" if fast else "yellow") if "af_suspected" in flags else "ok"
         return Judgement(level, window.hr_mean or 0.0, False, basis)
-    longest = getattr(window, "pause_max", None)
+    longest = window.pause_max
     if longest is not None and longest >= PAUSE_RED_S:
         return Judgement("red", float(longest), True, basis)
     return Judgement("yellow" if "pause" in flags else "ok", float(longest or "pause" in flags), False, basis)
