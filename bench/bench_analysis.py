@@ -68,8 +68,11 @@ def fill(url: str) -> int:
         rmssd, resp = 30 + 5 * rng.standard_normal(n), 15 + rng.standard_normal(n)
         for i in range(n):
             t = T0 + timedelta(seconds=10 * i)
-            gps = f"{HOME[0] + 0.001 * rng.standard_normal():.6f}\t{HOME[1]:.6f}" if (i // 8640) % 3 == 0 else "\\N\t\\N"
-            buf.write(f"{pid}\tbench-weather\t{i // 60}\t{i % 60}\t{t.isoformat()}\t{(t + timedelta(seconds=10)).isoformat()}"
+            gps = "\\N\t\\N"
+            if (i // 8640) % 3 == 0:
+                gps = f"{HOME[0] + 0.001 * rng.standard_normal():.6f}\t{HOME[1]:.6f}"
+            end = (t + timedelta(seconds=10)).isoformat()
+            buf.write(f"{pid}\tbench-weather\t{i // 60}\t{i % 60}\t{t.isoformat()}\t{end}"
                       f"\t12\t{hr[i]:.1f}\t{rmssd[i]:.1f}\t{resp[i]:.1f}\trest\t{act[i]:.4f}\t0.9\t{gps}\n")
         with conn.cursor().copy("COPY summaries (patient_id, device_id, seq, idx, start_at, end_at, beats, hr_mean,"
                                 " rmssd, resp_rate, activity, intensity, quality, lat, lon) FROM STDIN") as cp:
@@ -91,8 +94,8 @@ def bench_linkage(url: str, pid: int, repeats: int) -> list[weather.LinkedHour]:
             " WHERE patient_id = %s AND start_at >= %s AND start_at < %s GROUP BY 1", (pid, T0, end)).fetchall(),
             repeats)  # fmt: skip
         hours = weather.patient_hours(conn, pid, T0, end, 0.5)
-    print(f"linkage, 30 days of 10-s windows -> {len(hours)} hours: ours {ours:.1f} ms, bare hourly mean {floor:.1f} ms,"
-          f" ratio {ours / floor:.2f}")
+    print(f"linkage, 30 days of 10-s windows -> {len(hours)} hours: ours {ours:.1f} ms,"
+          f" bare hourly mean {floor:.1f} ms, ratio {ours / floor:.2f}")
     return hours
 
 

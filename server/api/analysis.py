@@ -29,6 +29,8 @@ router = APIRouter(tags=["analysis"])
 
 DEFAULT_PERIOD = timedelta(days=30)
 Alpha = Annotated[float, Query(gt=0, lt=0.5, description="family-wise error rate (Holm)")]
+CohortStart = Annotated[datetime | None, Query(description="ISO 8601; default: 30 days before end")]
+CohortEnd = Annotated[datetime | None, Query(description="ISO 8601; default: each patient's newest data")]
 
 
 @dataclass(frozen=True)
@@ -124,10 +126,8 @@ def patient_mobility(patient_id: int, conn: ConnDep, user: CurrentUser, start: S
 
 
 @router.get("/api/analysis/cohort")
-def cohort_analysis(conn: ConnDep, user: CurrentUser, settings: SettingsDep,
-                    start: Annotated[datetime | None, Query(description="ISO 8601; default: 30 days before end")] = None,
-                    end: Annotated[datetime | None, Query(description="ISO 8601; default: each patient's newest data")] = None,
-                    alpha: Alpha = analysis.ALPHA) -> CohortAnalysis:
+def cohort_analysis(conn: ConnDep, user: CurrentUser, settings: SettingsDep, start: CohortStart = None,
+                    end: CohortEnd = None, alpha: Alpha = analysis.ALPHA) -> CohortAnalysis:
     """The associations pooled over the user's patients (random effects over per-patient correlations)."""
     patients = queries.list_patients(conn, user)
     columns = []

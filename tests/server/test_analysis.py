@@ -81,7 +81,9 @@ def test_null_reports_say_no_significant_association_for_weather() -> None:
     assert not weather_findings(report)
     partial = [a for a in report.associations if a.method == "partial" and a.factor != "activity"]
     # The interval and the uncorrected p-value agree: 0 is inside exactly when p >= alpha.
-    assert all((a.ci_low <= 0 <= a.ci_high) == (a.p >= analysis.ALPHA) for a in partial if a.p is not None)  # type: ignore[operator]
+    for a in partial:
+        assert a.p is not None and a.ci_low is not None and a.ci_high is not None
+        assert (a.ci_low <= 0 <= a.ci_high) == (a.p >= analysis.ALPHA)
 
 
 def test_ignoring_autocorrelation_inflates_false_positives() -> None:
