@@ -86,12 +86,19 @@ class ImportResult:
 
 
 class SimulatedHour(Protocol):
-    """The simulators' ``WeatherHour`` (time in s since the epoch)."""
+    """The simulators' ``WeatherHour`` (time in s since the epoch; °C, hPa, %)."""
 
-    time: float
-    temperature_c: float
-    pressure_hpa: float
-    humidity_pct: float
+    @property
+    def time(self) -> float: ...
+
+    @property
+    def temperature_c(self) -> float: ...
+
+    @property
+    def pressure_hpa(self) -> float: ...
+
+    @property
+    def humidity_pct(self) -> float: ...
 
 
 def _utc(text: str, offset_s: int = 0) -> datetime:
@@ -316,8 +323,9 @@ def patient_hours(conn: psycopg.Connection[Any], patient_id: int, start: datetim
         conn.execute("SET LOCAL jit = off")
         found = conn.execute(LINK_SQL, params).fetchall()
     return [
-        LinkedHour(r[0], int(r[1]), *(_f(v) for v in r[2:6]), float(r[6]), r[7], _f(r[8]), _f(r[9]),
-                   *(_f(v) for v in r[10:13]))  # fmt: skip
+        LinkedHour(hour=r[0], windows=int(r[1]), hr=_f(r[2]), rmssd=_f(r[3]), resp=_f(r[4]), activity=_f(r[5]),
+                   active_share=float(r[6]), place=r[7], lat=_f(r[8]), lon=_f(r[9]), temperature_c=_f(r[10]),
+                   pressure_hpa=_f(r[11]), humidity_pct=_f(r[12]))  # fmt: skip
         for r in found
     ]
 
