@@ -50,6 +50,8 @@ FACTORS = ("temperature", "pressure", "humidity", "activity")
 METHODS = ("spearman", "partial")
 UNITS = {"hr": "bpm", "rmssd": "ms", "resp": "breaths/min", "temperature": "°C", "pressure": "hPa",
          "humidity": "%", "activity": "g"}  # fmt: skip
+LABELS = {"hr": "heart rate", "rmssd": "HRV (RMSSD)", "resp": "respiration", "temperature": "temperature",
+          "pressure": "pressure", "humidity": "humidity", "activity": "activity"}  # fmt: skip
 ALPHA = 0.05
 MIN_HOURS = 24  # fewer paired hours than this: the pair is not tested
 NO_ASSOCIATION = "no significant association"
@@ -251,7 +253,7 @@ def verdict(rows: Sequence[Association], alpha: float = ALPHA) -> str:
     found = [r for r in rows if r.significant]
     if not found:
         return f"{NO_ASSOCIATION} (Holm-corrected, alpha {alpha:g})"
-    parts = [f"{r.vital}~{r.factor} ({r.method}, rho {r.rho:+.2f}, {r.effect})" for r in found]
+    parts = [f"{LABELS[r.vital]} ~ {LABELS[r.factor]} ({r.method}, rho {r.rho:+.2f}, {r.effect})" for r in found]
     return "significant: " + "; ".join(parts)
 
 

@@ -109,7 +109,7 @@ def test_found_effect_is_labelled_and_has_an_interval_around_it() -> None:
     assert hit.significant and hit.ci_low is not None and hit.ci_high is not None and hit.rho is not None
     assert 0 < hit.ci_low < hit.rho < hit.ci_high < 1
     assert hit.effect in {"medium", "large"}
-    assert report.verdict.startswith("significant: ") and "hr~temperature" in report.verdict
+    assert report.verdict.startswith("significant: ") and "heart rate ~ temperature" in report.verdict
 
 
 def test_cohort_null_and_effect() -> None:

@@ -85,7 +85,7 @@ def test_the_injected_effect_is_found_for_one_patient_and_not_the_other(linked: 
     hit = next(a for a in mine["report"]["associations"]
                if (a["vital"], a["factor"], a["method"]) == ("hr", "temperature", "partial"))
     assert hit["significant"] and hit["rho"] > 0.5 and hit["ci_low"] > 0 and hit["n"] == HOURS
-    assert "hr~temperature" in mine["report"]["verdict"]
+    assert "heart rate ~ temperature" in mine["report"]["verdict"]
     assert theirs["report"]["verdict"].startswith("no significant association")
 
 
