@@ -298,14 +298,18 @@ BASELINE_COLUMNS = (
     " resp_mean, resp_sd, rmssd_mean, sdnn_mean, quality_mean"
 )
 
+# ``f`` is materialised so that each patient's first_at reaches the join as a value: inlined, the
+# planner repeats its subquery for every day partition the join probes (quadratic in days of data).
 COMPUTE_BASELINE_SQL = f"""
+WITH f AS MATERIALIZED (
+  SELECT p.id AS pid, (SELECT min(start_at) FROM summaries WHERE patient_id = p.id) AS first_at
+  FROM patients p WHERE p.id = ANY(%(pids)s))
 INSERT INTO patient_baselines ({BASELINE_COLUMNS})
 SELECT f.pid, f.first_at, f.first_at + make_interval(days => %(days)s), now() >= f.first_at + make_interval(days => %(days)s),
   count(w.hr_mean), avg(w.hr_mean), stddev(w.hr_mean),
   percentile_cont(0.05) WITHIN GROUP (ORDER BY w.hr_mean), percentile_cont(0.95) WITHIN GROUP (ORDER BY w.hr_mean),
   avg(w.resp_rate), stddev(w.resp_rate), avg(w.rmssd), avg(w.sdnn), avg(w.quality)
-FROM (SELECT p.id AS pid, (SELECT min(start_at) FROM summaries WHERE patient_id = p.id) AS first_at
-      FROM patients p WHERE p.id = ANY(%(pids)s)) f
+FROM f
 JOIN summaries w ON w.patient_id = f.pid AND w.start_at >= f.first_at
   AND w.start_at < f.first_at + make_interval(days => %(days)s) AND w.quality >= %(q)s
 GROUP BY f.pid, f.first_at
