@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from edge.strip_policy import RhythmStripPolicy  # noqa: E402
 from edge.summary import Summarizer  # noqa: E402
 from tests.edge.dsp.records import load_record, resampled  # noqa: E402
-from wire import Kind, Strip, Summary, encode  # noqa: E402
+from wire import Kind, Strip, Summary, encode, encode_for_uplink  # noqa: E402
 from wire.topics import topic_for  # noqa: E402
 
 DEVICE = "patient-0001"
@@ -70,7 +70,7 @@ def ours(ecg: np.ndarray, acc: np.ndarray, window: float, batch: int, extra_stri
     windows += s.finish()
     summary_bytes = 0
     for seq, i in enumerate(range(0, len(windows), batch)):
-        payload = encode(Summary(DEVICE, seq, tuple(windows[i : i + batch])))
+        payload = encode_for_uplink(Summary(DEVICE, seq, tuple(windows[i : i + batch])))
         summary_bytes += mqtt_publish(topic_for(DEVICE, Kind.SUMMARY), len(payload))
     policy = RhythmStripPolicy()
     requests = [(t, r) for t, r in s.take_strip_requests() if policy.admit(t, r) is None]

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from wire import Kind, Uplink, encode
+from wire import Kind, Uplink, encode_for_uplink
 
 BUSY_TIMEOUT_S = 10.0
 DEFAULT_MAX_BYTES = 50_000_000
@@ -177,7 +177,7 @@ class Outbox:
         with self._write() as db:
             seq = self._take_seq(db, None)
             message = builder(seq)
-            payload = encode(message)
+            payload = encode_for_uplink(message)
             db.execute("INSERT INTO messages VALUES (?, ?, ?, ?)", (seq, message.kind.value, payload, created))
             db.execute("INSERT INTO ledger VALUES (?, ?, ?)", (seq, message.kind.value, PENDING))
             if strip_reason:

@@ -4,7 +4,7 @@ Sans-I/O: topics, message dataclasses, their byte encoding and the BLE GATT
 payload decoders. Nothing here opens a socket or a file.
 """
 
-from wire.codec import decode, decode_uplink, encode
+from wire.codec import decode, decode_uplink, encode, encode_for_uplink
 from wire.errors import GattDecodeError, TopicError, WireDecodeError, WireError
 from wire.messages import (
     ACTIVITY_CLASSES,
@@ -91,6 +91,7 @@ __all__ = [
     "decode_uplink",
     "device_filter",
     "encode",
+    "encode_for_uplink",
     "encode_battery_level",
     "encode_heart_rate_measurement",
     "encode_pmd_acc_frame",

@@ -1,7 +1,9 @@
 """Messages <-> bytes: compact JSON (UTF-8) with strict validation.
 
 Every payload is one JSON object with ``"v": 1`` and ``"kind": <kind>``
-(the topic's last level, repeated so that a payload can be checked against its topic).
+(the topic's last level, repeated so that a payload can be checked against its topic),
+sent as is or, for summaries from the phone, as a zlib stream of that JSON
+(:func:`encode_for_uplink`; told apart by its first byte, inflated under a bound).
 Unknown fields are rejected, so that a typo in a field name is an error and
 never a silently missing value. ECG strip samples travel as base64 (``"samples"``)
 of either little-endian int16 microvolts (``"encoding":"i16"``, or no
@@ -19,6 +21,7 @@ import binascii
 import functools
 import json
 import struct
+import zlib
 from dataclasses import MISSING, asdict, fields
 from typing import Any, Callable
 
@@ -41,7 +44,22 @@ from wire.messages import (
 )
 from wire.topics import Kind, Topic
 
-MAX_PAYLOAD_BYTES = 1_000_000
+MAX_PAYLOAD_BYTES = 1_000_000  # also the bound on an inflated payload
+ZLIB_MAGIC = b"\x78"  # first byte of a zlib stream (deflate, 32 KiB window); JSON starts with "{"
+
+
+def encode_for_uplink(message: Message) -> bytes:
+    """The bytes the phone sends: summaries zlib-compressed (RFC 1950) when that is smaller.
+
+    Batches of summary windows repeat their field names and similar values, so
+    they shrink to a third or less; everything else is sent as plain JSON (strips
+    are compressed by their own ``dvz`` encoding). :func:`decode` accepts both.
+    """
+    plain = encode(message)
+    if message.kind is not Kind.SUMMARY:
+        return plain
+    packed = zlib.compress(plain, 9)
+    return packed if len(packed) < len(plain) else plain
 
 
 def encode(message: Message) -> bytes:
@@ -122,8 +140,11 @@ def _load(payload: bytes) -> dict[str, Any]:
         raise WireDecodeError("type", "", "payload must be bytes")
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise WireDecodeError("too_large", "", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+    payload = bytes(payload)
+    if payload[:1] == ZLIB_MAGIC:
+        payload = _inflate(payload)
     try:
-        obj = json.loads(bytes(payload).decode("utf-8"), parse_constant=_reject_constant)
+        obj = json.loads(payload.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError as exc:
         raise WireDecodeError("not_utf8", "", str(exc)) from exc
     except json.JSONDecodeError as exc:
@@ -133,6 +154,20 @@ def _load(payload: bytes) -> dict[str, Any]:
     if obj.get("v") != SCHEMA_VERSION:
         raise WireDecodeError("version", "v", f"expected {SCHEMA_VERSION}, got {obj.get('v')!r}")
     return obj
+
+
+def _inflate(payload: bytes) -> bytes:
+    """Undo :func:`encode_for_uplink`'s compression, refusing anything that inflates past the bound."""
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(payload, MAX_PAYLOAD_BYTES + 1)
+    except zlib.error as exc:
+        raise WireDecodeError("corrupt", "", f"bad zlib stream: {exc}") from exc
+    if len(out) > MAX_PAYLOAD_BYTES or inflater.unconsumed_tail:
+        raise WireDecodeError("too_large", "", f"inflates past {MAX_PAYLOAD_BYTES} bytes")
+    if not inflater.eof or inflater.unused_data:
+        raise WireDecodeError("corrupt", "", "truncated or trailing bytes after the zlib stream")
+    return out
 
 
 def _reject_constant(name: str) -> Any:

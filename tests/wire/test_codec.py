@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import zlib
 import struct
 import zlib
 from dataclasses import replace
@@ -28,6 +29,7 @@ from wire import (
     decode,
     decode_uplink,
     encode,
+    encode_for_uplink,
 )
 from wire.dvz import strip_encode
 
@@ -230,3 +232,30 @@ def test_rhythm_and_activity_details_are_validated(field: str, value: object, re
     with pytest.raises(WireDecodeError) as info:
         decode(_mutated(MESSAGES[0], ["windows", 0, field], value))
     assert (info.value.reason, info.value.field) == (reason, f"windows[0].{field}")
+
+
+def test_summaries_from_the_phone_are_compressed_and_decode_alike() -> None:
+    windows = tuple(window(start=T0 + 60 * i, end=T0 + 60 * (i + 1), hr_mean=70.0 + i % 7) for i in range(10))
+    message = Summary("dev-001", 12, windows)
+    packed = encode_for_uplink(message)
+    assert packed[:1] == b"\x78" and len(packed) < len(encode(message)) / 2
+    assert decode(packed) == message
+    assert decode_uplink("pisces/v1/dev-001/summary", packed)[1] == message
+    event = MESSAGES[1]
+    assert encode_for_uplink(event) == encode(event)  # only summaries are packed
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (zlib.compress(b" " * 2_000_000), "too_large"),  # a small bomb
+        (zlib.compress(encode(MESSAGES[0]))[:-3], "corrupt"),
+        (zlib.compress(encode(MESSAGES[0])) + b"junk", "corrupt"),
+        (b"\x78\x9c not zlib", "corrupt"),
+        (zlib.compress(b"[1]"), "type"),
+    ],
+)
+def test_compressed_garbage_is_rejected(payload: bytes, reason: str) -> None:
+    with pytest.raises(WireDecodeError) as info:
+        decode(payload)
+    assert info.value.reason == reason
