@@ -124,7 +124,8 @@ def run(args: argparse.Namespace, url: str) -> None:
     rng = random.Random(1)
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token['token']}"}, timeout=120) as c:
         t = time.perf_counter()
-        first = c.get("/api/symptoms/search", params={"limit": 500}, timeout=None)  # fills the stats and baselines caches
+        # The first search fills the period statistics and baselines caches.
+        first = c.get("/api/symptoms/search", params={"limit": 500}, timeout=None)
         assert first.status_code == 200, first.text
         print(f"first search (fills the caches): {time.perf_counter() - t:.1f} s")
         ref = [timed(c, "/api/auth/me") for _ in range(args.requests)]

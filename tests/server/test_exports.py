@@ -92,7 +92,8 @@ def test_csv_keeps_every_measured_field() -> None:
                                           "posture_changes": 2, "fall": True}))  # fmt: skip
     lines = list(csv.reader(io.StringIO("".join(summaries_csv([full, row])))))
     named = [dict(zip(lines[0], line)) for line in lines[1:]]
-    assert {k: named[0][k] for k in ("pnn50_pct", "pause_max_s", "ectopic_beats", "steps", "posture_changes", "fall")} == {
+    measured = ("pnn50_pct", "pause_max_s", "ectopic_beats", "steps", "posture_changes", "fall")
+    assert {k: named[0][k] for k in measured} == {
         "pnn50_pct": "12.5", "pause_max_s": "2.25", "ectopic_beats": "3", "steps": "41", "posture_changes": "2",
         "fall": "true",
     }  # fmt: skip

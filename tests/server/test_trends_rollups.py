@@ -99,7 +99,8 @@ def check_rollup_series_equal_raw(url: str, device: str) -> None:
                 expected = raw_series(conn, pid, start, end, b)
                 assert expected, (b, lo, hi)
                 assert series(conn, pid, start, end, b, ROLLUP_QUALITY) == expected, (b, lo, hi)
-        whole = raw_series(conn, pid, datetime.fromtimestamp(T0, UTC), datetime.fromtimestamp(T0 + 3 * 86400, UTC), 86400)
+        days = datetime.fromtimestamp(T0, UTC), datetime.fromtimestamp(T0 + 3 * 86400, UTC)
+        whole = raw_series(conn, pid, *days, 86400)
     # The data exercise what the rollups must carry (so the comparison can fail on each of them).
     assert sum(p.windows for p in whole) == sum(len(m.windows) for m in messages)
     assert all(p.steps and p.falls and p.rhythm and p.pause_max and p.hr_mean for p in whole)
