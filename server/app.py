@@ -23,6 +23,7 @@ from server.api import api_router
 from server.escalation import run_escalation
 from server.ingest import Ingestor
 from server.metrics import IngestMetrics, metrics_app
+from server.security import LoginLimiter, add_security_middleware
 from server.settings import ServerSettings
 
 POOL_OPEN_TIMEOUT_S = 10.0
@@ -60,6 +61,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     metrics = IngestMetrics()
     app = FastAPI(title="pisces", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
+    app.state.login_limiter = LoginLimiter(settings.login_max_failures, settings.login_window_seconds)
+    add_security_middleware(app, settings)
     app.include_router(api_router)
     app.mount("/metrics", metrics_app(metrics))
 

@@ -27,6 +27,14 @@ class ServerSettings(BaseSettings):
     http_port: int = Field(default=8000, ge=0, le=65535)
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
     session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    cors_origins: list[str] = Field(
+        default_factory=list, description="origins allowed to call the API from a browser (empty: CORS off)"
+    )
+    csp_enforce: bool | None = Field(
+        default=None, description="enforce the Content-Security-Policy (None: in production; else report-only)"
+    )
+    login_max_failures: int = Field(default=5, ge=1, le=1000, description="failed sign-ins per user/address")
+    login_window_seconds: float = Field(default=900.0, gt=0, description="...within this window, then 429")
     ingest_in_server: bool = Field(default=True, description="run one ingest worker inside `pisces server`")
     escalation_in_server: bool = Field(
         default=True, description="run the no-signal/escalation/config-push loop inside `pisces server`"

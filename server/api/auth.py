@@ -1,14 +1,21 @@
-"""Sign in and out: ``POST /api/auth/login``, ``POST /api/auth/logout``, ``GET /api/auth/me``."""
+"""Sign in and out: ``POST /api/auth/login``, ``POST /api/auth/logout``, ``GET /api/auth/me``,
+``POST /api/auth/sessions/revoke-all`` (sign out everywhere).
+
+Failed sign-ins are rate-limited per username and per client address (429 with
+``Retry-After``; see :mod:`server.security`).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from math import ceil
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
 
 from server import store
 from server.api.deps import SESSION_COOKIE, ConnDep, CurrentUser, SettingsDep, request_token
+from server.security import LoginLimiter, login_keys, revoke_sessions
 from server.store import User
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -42,11 +49,21 @@ def _out(user: User) -> UserOut:
 
 
 @router.post("/login")
-def login(body: LoginIn, response: Response, conn: ConnDep, settings: SettingsDep) -> LoginOut:
-    """Check the credentials and open a session of ``settings.session_hours``."""
+def login(body: LoginIn, request: Request, response: Response, conn: ConnDep, settings: SettingsDep) -> LoginOut:
+    """Check the credentials and open a session of ``settings.session_hours``; 429 after too many failures."""
+    limiter: LoginLimiter = request.app.state.login_limiter
+    keys = login_keys(body.username, request.client.host if request.client else None)
+    wait = limiter.retry_after(keys)
+    if wait > 0:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS, f"too many failed sign-ins: try again in {ceil(wait)} s",
+            headers={"Retry-After": str(ceil(wait))},
+        )  # fmt: skip
     user = store.authenticate(conn, body.username, body.password)
     if user is None:
+        limiter.failed(keys)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
+    limiter.succeeded(keys[:1])
     token, expires = store.create_session(conn, user.id, settings.session_hours)
     response.set_cookie(
         SESSION_COOKIE, token, max_age=int(settings.session_hours * 3600), httponly=True,
@@ -69,3 +86,17 @@ def logout(request: Request, response: Response, conn: ConnDep) -> dict[str, boo
 def me(user: CurrentUser) -> UserOut:
     """The signed-in user."""
     return _out(user)
+
+
+class RevokedOut(BaseModel):
+    """How many sessions were ended."""
+
+    revoked: int
+
+
+@router.post("/sessions/revoke-all")
+def revoke_all(user: CurrentUser, response: Response, conn: ConnDep) -> RevokedOut:
+    """End every session of the signed-in user, this one included (e.g. after a lost phone or laptop)."""
+    revoked = revoke_sessions(conn, user.id)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return RevokedOut(revoked=revoked)

@@ -1,0 +1,147 @@
+"""HTTP hardening: security headers, the CORS allow-list and the sign-in rate limiter.
+
+The headers suit the clinician portal as it is: every page loads its scripts and
+styles from ``/static`` (no inline ``<script>``), so the Content-Security-Policy
+allows scripts only from the same origin. It is enforced in production mode and
+report-only elsewhere by default (``settings.csp_enforce``), because the browser
+tests' harness evaluates script strings in the page. CORS is off unless
+``settings.cors_origins`` names origins. Failed sign-ins are limited per username
+and per client address in a sliding window, in this process's memory (several
+server processes each keep their own count).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.settings import ServerSettings
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+)
+HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+
+
+class SecurityHeaders:
+    """ASGI middleware adding the CSP, :data:`SECURITY_HEADERS` and (in production) HSTS to every response.
+
+    Args:
+        app: the wrapped application.
+        enforce_csp: send ``Content-Security-Policy``; False: ``...-Report-Only`` (violations are
+            reported in the browser console, nothing is blocked).
+        hsts: send ``Strict-Transport-Security`` (only behind HTTPS).
+    """
+
+    def __init__(self, app: ASGIApp, enforce_csp: bool = True, hsts: bool = False) -> None:
+        self.app = app
+        csp_name = b"content-security-policy" if enforce_csp else b"content-security-policy-report-only"
+        self.headers = ((csp_name, CONTENT_SECURITY_POLICY.encode()),) + SECURITY_HEADERS + ((HSTS,) if hsts else ())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(name, value) for name, value in self.headers if name not in present]
+                message["headers"] = list(message.get("headers", [])) + extra
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def add_security_middleware(app: FastAPI, settings: ServerSettings) -> None:
+    """Add the security headers, and CORS for ``settings.cors_origins`` if any are listed."""
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=True,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )  # fmt: skip
+    production = settings.mode == "production"
+    enforce = production if settings.csp_enforce is None else settings.csp_enforce
+    app.add_middleware(SecurityHeaders, enforce_csp=enforce, hsts=production)
+
+
+@dataclass
+class LoginLimiter:
+    """Failed sign-ins per key (``user:<name>``, ``addr:<ip>``) within a sliding window.
+
+    Attributes:
+        max_failures: failures allowed per key within ``window_s``; the next attempt is refused.
+        window_s: length of the sliding window, seconds.
+        clock: monotonic seconds (injectable for tests).
+    """
+
+    max_failures: int
+    window_s: float
+    clock: Callable[[], float] = time.monotonic
+    _failures: dict[str, deque[float]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def retry_after(self, keys: list[str]) -> float:
+        """Seconds until every key may try again (0: allowed now)."""
+        now = self.clock()
+        with self._lock:
+            waits = [self._wait(key, now) for key in keys]
+        return max(waits, default=0.0)
+
+    def failed(self, keys: list[str]) -> None:
+        """Count one failed attempt against each key."""
+        now = self.clock()
+        with self._lock:
+            for key in keys:
+                self._failures.setdefault(key, deque()).append(now)
+                self._wait(key, now)
+
+    def succeeded(self, keys: list[str]) -> None:
+        """Forget the failures of these keys (a correct password resets its own count)."""
+        with self._lock:
+            for key in keys:
+                self._failures.pop(key, None)
+
+    def _wait(self, key: str, now: float) -> float:
+        times = self._failures.get(key)
+        if not times:
+            return 0.0
+        while times and times[0] <= now - self.window_s:
+            times.popleft()
+        if not times:
+            del self._failures[key]
+            return 0.0
+        if len(times) < self.max_failures:
+            return 0.0
+        return times[-self.max_failures] + self.window_s - now
+
+
+def login_keys(username: str, address: str | None) -> list[str]:
+    """The limiter keys of one sign-in attempt (usernames compared case-insensitively)."""
+    keys = [f"user:{username.strip().lower()}"]
+    if address:
+        keys.append(f"addr:{address}")
+    return keys
+
+
+def revoke_sessions(conn: psycopg.Connection[Any], user_id: int) -> int:
+    """End every session of one user (all devices signed out); return how many were ended."""
+    return conn.execute("DELETE FROM sessions WHERE user_id = %s", (user_id,)).rowcount
