@@ -12,6 +12,7 @@ server processes each keep their own count).
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import deque
@@ -21,7 +22,8 @@ from typing import Any
 
 import psycopg
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -59,6 +61,9 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if has_nul(scope):
+            await self._refuse(send, 400, "NUL characters are not allowed in the path or query")
+            return
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -69,9 +74,33 @@ class SecurityHeaders:
 
         await self.app(scope, receive, send_with_headers)
 
+    async def _refuse(self, send: Send, status: int, detail: str) -> None:
+        body = json.dumps({"detail": detail}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers + list(self.headers)})
+        await send({"type": "http.response.body", "body": body})
+
+
+async def refused_value(request: Request, exc: Exception) -> JSONResponse:
+    """A value PostgreSQL cannot hold (a number out of range, a NUL in text): 422, not 500.
+
+    psycopg's ``DataError`` is SQLSTATE class 22, "data exception": always a value
+    the request supplied, never a fault of the server.
+    """
+    first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return JSONResponse({"detail": f"a value in the request cannot be stored: {first_line}"}, status_code=422)
+
+
+def has_nul(scope: Scope) -> bool:
+    """True if the request's path or query string holds a NUL (raw or ``%00``): no text column takes one."""
+    query: bytes = scope.get("query_string", b"")
+    return "\x00" in scope.get("path", "") or b"\x00" in query or b"%00" in query
+
 
 def add_security_middleware(app: FastAPI, settings: ServerSettings) -> None:
-    """Add the security headers, and CORS for ``settings.cors_origins`` if any are listed."""
+    """Add the security headers, CORS for ``settings.cors_origins`` if any are listed, and the 422
+    for values the database refuses."""
+    app.add_exception_handler(psycopg.DataError, refused_value)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=True,

@@ -154,3 +154,28 @@ def test_csp_is_report_only_outside_production_by_default() -> None:
     assert report_only[b"content-security-policy-report-only"] == CONTENT_SECURITY_POLICY.encode()
     assert enforced[b"content-security-policy"] == CONTENT_SECURITY_POLICY.encode()
     assert enforced[b"x-frame-options"] == b"SAMEORIGIN", "a header the app set itself is kept"
+
+
+@pytest.mark.db
+def test_nul_in_query_or_path_is_refused_early(db_url: str) -> None:
+    settings = ServerSettings(database_url=db_url, ingest_in_server=False, escalation_in_server=False)
+    with serve(create_app(settings)) as url, httpx.Client(base_url=url) as client:
+        for path in ("/api/symptoms/search?q=a%00b", "/api/patients/1%00"):
+            reply = client.get(path)
+            assert reply.status_code == 400, path
+            assert "NUL" in reply.json()["detail"]
+            assert reply.headers["x-content-type-options"] == "nosniff"
+        assert client.get("/api/symptoms/search?q=a%01b").status_code == 401
+
+
+@pytest.mark.db
+def test_a_value_the_database_cannot_hold_is_a_422_not_a_500(db_url: str) -> None:
+    admin = f"admin-{secrets.token_hex(3)}"
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        add_user(conn, admin, PASSWORD, "admin")
+    settings = ServerSettings(database_url=db_url, ingest_in_server=False, escalation_in_server=False)
+    with serve(create_app(settings)) as url, httpx.Client(base_url=url) as client:
+        token = client.post("/api/auth/login", json={"username": admin, "password": PASSWORD}).json()["token"]
+        reply = client.get("/api/alerts", params={"patient_id": 2**70}, headers={"Authorization": f"Bearer {token}"})
+        assert reply.status_code == 422
+        assert "cannot be stored" in reply.json()["detail"] and "out of range" in reply.json()["detail"]
