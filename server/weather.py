@@ -156,7 +156,19 @@ def parse_open_meteo(doc: Mapping[str, Any], source: str = "open-meteo") -> Impo
 
 
 def parse_csv(text: str, source: str = "csv", lat: float | None = None, lon: float | None = None) -> ImportResult:
-    """Rows of a weather CSV (see the module doc); ``lat``/``lon`` fill in absent location columns."""
+    """Rows of a weather CSV (see the module doc); ``lat``/``lon`` fill in absent location columns.
+
+    Raises:
+        WeatherError: the header lacks a column, or the text is not CSV at all (e.g. a bare CR
+            inside a field), so no line can be told from the next.
+    """
+    try:
+        return _parse_csv(text, source, lat, lon)
+    except csv.Error as exc:
+        raise WeatherError(f"{source}: not readable as CSV: {exc}") from exc
+
+
+def _parse_csv(text: str, source: str, lat: float | None, lon: float | None) -> ImportResult:
     reader = csv.DictReader(io.StringIO(text))
     header = set(reader.fieldnames or ())
     need = {"time", "temperature_c", "pressure_hpa", "humidity_pct"} | ({"lat", "lon"} if lat is None else set())

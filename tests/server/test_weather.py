@@ -74,6 +74,8 @@ def test_unreadable_input_is_refused_with_its_name() -> None:
         weather.parse_weather('{"hello": 1}', "x.json")
     with pytest.raises(weather.WeatherError, match="empty"):
         weather.parse_weather("  \n", "e.csv")
+    with pytest.raises(weather.WeatherError, match="r.csv: not readable as CSV"):  # found by the API fuzzer
+        weather.parse_weather("time,lat,lon,temperature_c,pressure_hpa,humidity_pct\n2026\rx,1", "r.csv")
 
 
 def insert_windows(conn: psycopg.Connection, patient_id: int, device: str,
