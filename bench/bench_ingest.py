@@ -21,7 +21,6 @@ import contextlib
 import multiprocessing
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,7 +36,7 @@ import paho.mqtt.client as mqtt  # noqa: E402
 import psycopg  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
-from server.embedded import free_port, wait_for_port  # noqa: E402
+from server.embedded import free_port, mosquitto_executable, wait_for_port  # noqa: E402
 from server.ingest import supervise  # noqa: E402
 from server.records import SUMMARY_COLUMNS, SUMMARY_TYPES, ts  # noqa: E402
 from server.settings import ServerSettings  # noqa: E402
@@ -76,7 +75,7 @@ BROKER_PIDS: dict[str, int] = {}  # broker URL -> pid of the benchmark's own Mos
 @contextlib.contextmanager
 def mosquitto() -> Iterator[str]:
     """A private Mosquitto on a free loopback port (anonymous, in memory), yielding its URL."""
-    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    exe = mosquitto_executable() or "mosquitto"
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="pisces-bench-") as tmp:
         conf = Path(tmp) / "mosquitto.conf"

@@ -77,10 +77,15 @@ class EmbeddedBroker:
     process: subprocess.Popen[bytes]
 
 
-def _mosquitto_command(port: int, workdir: Path) -> list[str] | None:
-    exe = shutil.which("mosquitto") or next(
+def mosquitto_executable() -> str | None:
+    """The ``mosquitto`` binary: on PATH, or where Debian-like systems install it (``sbin``)."""
+    return shutil.which("mosquitto") or next(
         (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.path.exists(p)), None
     )
+
+
+def _mosquitto_command(port: int, workdir: Path) -> list[str] | None:
+    exe = mosquitto_executable()
     if exe is None:
         return None
     conf = workdir / "mosquitto.conf"

@@ -43,7 +43,7 @@ from edge.backoff import Policy
 from edge.outbox import ACKED, Outbox
 from edge.sensors import Notification, SensorSource
 from edge.uplink import Uplink
-from server.embedded import free_port, wait_for_port
+from server.embedded import free_port, mosquitto_executable, wait_for_port
 from simulators.scenarios import Scenario, Segment, load_scenario
 from simulators.wearable import VirtualWearable
 from tests.fix_server import LiveServer, provision
@@ -65,9 +65,7 @@ class PrivateBroker:
     """
 
     def __init__(self, persistent: bool = True) -> None:
-        exe = shutil.which("mosquitto") or next(
-            (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.path.exists(p)), None
-        )
+        exe = mosquitto_executable()
         if exe is None:
             pytest.skip("needs a mosquitto binary to stop and restart")
         self.port, self.dir = free_port(), Path(tempfile.mkdtemp(prefix="pisces-rel-"))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-import shutil
 import signal
 import subprocess
 import threading
@@ -21,11 +20,11 @@ from server.credentials import (
     SERVER_USERNAME, CredentialsError, add_device, hash_password, read_users, render_broker_config, revoke,
     set_server_account, verify_password,
 )  # fmt: skip
-from server.embedded import free_port, wait_for_port
+from server.embedded import free_port, mosquitto_executable, wait_for_port
 from tests.server.helpers import wait_for
 from wire import Kind, topic_for
 
-MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+MOSQUITTO = mosquitto_executable()
 needs_mosquitto = pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed (./pisces test installs it)")
 
 
