@@ -12,6 +12,7 @@ server processes each keep their own count).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -47,13 +48,18 @@ class SecurityHeaders:
 
     Args:
         app: the wrapped application.
+        max_body_bytes: larger request bodies get 413 before any route sees them; JSON bodies
+            nested deeper than :data:`MAX_JSON_DEPTH` get 400 (a deep nest would exhaust the parser).
         enforce_csp: send ``Content-Security-Policy``; False: ``...-Report-Only`` (violations are
             reported in the browser console, nothing is blocked).
         hsts: send ``Strict-Transport-Security`` (only behind HTTPS).
     """
 
-    def __init__(self, app: ASGIApp, enforce_csp: bool = True, hsts: bool = False) -> None:
+    def __init__(
+        self, app: ASGIApp, enforce_csp: bool = True, hsts: bool = False, max_body_bytes: int = 5_000_000
+    ) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
         csp_name = b"content-security-policy" if enforce_csp else b"content-security-policy-report-only"
         self.headers = ((csp_name, CONTENT_SECURITY_POLICY.encode()),) + SECURITY_HEADERS + ((HSTS,) if hsts else ())
 
@@ -64,6 +70,12 @@ class SecurityHeaders:
         if has_nul(scope):
             await self._refuse(send, 400, "NUL characters are not allowed in the path or query")
             return
+        if scope.get("method") in BODY_METHODS:
+            body, refusal = await read_body(receive, self.max_body_bytes, _is_json(scope))
+            if refusal is not None:
+                await self._refuse(send, *refusal)
+                return
+            receive = _replay(body)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -79,6 +91,72 @@ class SecurityHeaders:
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers + list(self.headers)})
         await send({"type": "http.response.body", "body": body})
+
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+MAX_JSON_DEPTH = 64  # our request bodies nest 3-4 levels; json's parser recurses per level
+
+
+async def read_body(receive: Receive, limit: int, is_json: bool) -> tuple[bytes, tuple[int, str] | None]:
+    """Read the whole request body, refusing (status, reason) past ``limit`` bytes or a too deep JSON nest."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return b"", (413, f"request body larger than {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    if is_json and json_depth(body) > MAX_JSON_DEPTH:
+        return b"", (400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return body, None
+
+
+def json_depth(body: bytes) -> int:
+    """Deepest nesting of ``[``/``{`` in a JSON text, outside strings (no parse, linear time)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
+def _is_json(scope: Scope) -> bool:
+    headers = dict(scope.get("headers", []))
+    return b"json" in headers.get(b"content-type", b"").lower()
+
+
+def _replay(body: bytes) -> Receive:
+    """A ``receive`` that hands the already-read body to the app once, then waits like the server."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()  # the app only asks again to learn of a disconnect
+        return {"type": "http.disconnect"}
+
+    return receive
 
 
 async def refused_value(request: Request, exc: Exception) -> JSONResponse:
@@ -109,7 +187,7 @@ def add_security_middleware(app: FastAPI, settings: ServerSettings) -> None:
         )  # fmt: skip
     production = settings.mode == "production"
     enforce = production if settings.csp_enforce is None else settings.csp_enforce
-    app.add_middleware(SecurityHeaders, enforce_csp=enforce, hsts=production)
+    app.add_middleware(SecurityHeaders, enforce_csp=enforce, hsts=production, max_body_bytes=settings.max_body_bytes)
 
 
 @dataclass

@@ -36,6 +36,9 @@ class ServerSettings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=1, le=1000, description="failed sign-ins per user/address")
     login_window_seconds: float = Field(default=900.0, gt=0, description="...within this window, then 429")
     ingest_in_server: bool = Field(default=True, description="run one ingest worker inside `pisces server`")
+    max_body_bytes: int = Field(
+        default=5_000_000, ge=1_000, le=100_000_000, description="larger HTTP request bodies get 413"
+    )
     escalation_in_server: bool = Field(
         default=True, description="run the no-signal/escalation/config-push loop inside `pisces server`"
     )

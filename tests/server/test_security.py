@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from server.app import create_app
-from server.security import CONTENT_SECURITY_POLICY, LoginLimiter, login_keys
+from server.security import CONTENT_SECURITY_POLICY, LoginLimiter, json_depth, login_keys
 from server.settings import ServerSettings
 from server.store import add_patient, add_user, assign_patient
 from tests.server.test_security_routes import serve
@@ -179,3 +179,33 @@ def test_a_value_the_database_cannot_hold_is_a_422_not_a_500(db_url: str) -> Non
         reply = client.get("/api/alerts", params={"patient_id": 2**70}, headers={"Authorization": f"Bearer {token}"})
         assert reply.status_code == 422
         assert "cannot be stored" in reply.json()["detail"] and "out of range" in reply.json()["detail"]
+
+
+def test_json_depth_counts_nesting_outside_strings() -> None:
+    assert json_depth(b'{"a": [1, {"b": 2}]}') == 3
+    assert json_depth(b'{"note": "[[[[{{{{ \\" [[["}') == 1
+    assert json_depth(b"") == 0
+
+
+@pytest.mark.db
+def test_oversized_or_deeply_nested_bodies_are_refused_before_any_route(db_url: str) -> None:
+    settings = ServerSettings(
+        database_url=db_url, ingest_in_server=False, escalation_in_server=False, max_body_bytes=10_000
+    )
+    login = "/api/auth/login"
+    with serve(create_app(settings)) as url, httpx.Client(base_url=url) as client:
+        big = client.post(login, content=b'{"username": "' + b"x" * 20_000 + b'"}',
+                          headers={"Content-Type": "application/json"})  # fmt: skip
+        assert big.status_code == 413 and "larger than 10000" in big.json()["detail"]
+
+        def chunks():  # no Content-Length: the limit holds for a streamed body too
+            for _ in range(30):
+                yield b" " * 1_000
+
+        streamed = client.post(login, content=chunks(), headers={"Content-Type": "application/json"})
+        assert streamed.status_code == 413
+        deep = client.post(login, content=b"[" * 5_000 + b"]" * 5_000, headers={"Content-Type": "application/json"})
+        assert deep.status_code == 400 and "nested deeper" in deep.json()["detail"]
+        assert deep.headers["x-content-type-options"] == "nosniff"
+        fine = client.post(login, json={"username": "nobody", "password": "not a real password"})
+        assert fine.status_code == 401  # an ordinary body still reaches the route
