@@ -52,7 +52,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from server import records, thresholds
 from server.alerting import judge_state
 from server.metrics import IngestMetrics, serve_metrics
-from server.notify import Notifier
+from server.notify import Notifier, broker_login
 from server.records import AlertChange
 from server.rules import RuleConfig, sync_levels
 from server.settings import ServerSettings
@@ -282,13 +282,7 @@ class Ingestor:
             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
             manual_ack=True,
         )
-        address = BrokerAddress.parse(settings.mqtt_url or "")
-        username = settings.mqtt_username or address.username
-        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else address.password
-        if username:
-            client.username_pw_set(username, password)
-        if address.tls:
-            client.tls_set()
+        broker_login(client, settings)
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message

@@ -27,9 +27,11 @@ def wait_for(predicate: Callable[[], T], timeout: float = 10.0, what: str = "con
 
 
 def mqtt_client(url: str, client_id: str = "", clean: bool = True) -> mqtt.Client:
-    """A connected paho client with its network loop running."""
+    """A connected paho client with its network loop running (logged in with the URL's credentials)."""
     address = BrokerAddress.parse(url)
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean)
+    if address.username:
+        client.username_pw_set(address.username, address.password)
     client.connect(address.host, address.port)
     client.loop_start()
     return client

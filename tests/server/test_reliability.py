@@ -17,10 +17,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import psycopg
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from server.credentials import SERVER_USERNAME, add_device, set_server_account
 from server.embedded import embedded_postgres
@@ -30,7 +28,6 @@ from server.store import add_patient, migrate
 from tests.server.helpers import forget_session, publish, wait_for
 from tests.server.test_broker import needs_mosquitto, private_mosquitto
 from tests.server.test_ingest import T0, count, summary
-from wire import BrokerAddress
 
 pytestmark = [pytest.mark.db, pytest.mark.mqtt]
 
@@ -60,21 +57,6 @@ def blocked_on_lock(db_url: str, application: str) -> bool:
         "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'",
         f"pisces-ingest:{application}",
     ) > 0
-
-
-def publish_as(url: str, batch: list[tuple[str, bytes]]) -> None:
-    """Publish at QoS 1 with the credentials in ``url``; return once the broker acknowledged all."""
-    address = BrokerAddress.parse(url)
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    client.username_pw_set(address.username, address.password)
-    client.connect(address.host, address.port)
-    client.loop_start()
-    try:
-        for topic, payload in batch:
-            client.publish(topic, payload, qos=1).wait_for_publish(10)
-    finally:
-        client.disconnect()
-        client.loop_stop()
 
 
 def publish_until_stored(url: str, db_url: str, device: str, n: int) -> None:
@@ -160,7 +142,7 @@ def test_a_broker_restart_mid_batch_loses_nothing_and_stores_nothing_twice(
         try:
             with psycopg.connect(db_url) as blocker:
                 blocker.execute("LOCK TABLE uplink_messages IN ACCESS EXCLUSIVE MODE")
-                publish_as(phone_url, messages(device_id, 1, N // 2))
+                publish(phone_url, messages(device_id, 1, N // 2))
                 wait_for(lambda: blocked_on_lock(db_url, settings.mqtt_client_id), what="a batch open")
                 broker.stop()  # the open batch's acks now have nowhere to go
                 broker.start()
@@ -168,7 +150,7 @@ def test_a_broker_restart_mid_batch_loses_nothing_and_stores_nothing_twice(
             # Mosquitto 2.0 does not restore shared subscriptions from its store: until the worker has
             # subscribed again, it would drop what phones publish (docs/server.md, "Broker restarts").
             wait_for(lambda: worker.counters.subscribed >= 2, what="the worker back on the restarted broker")
-            publish_as(phone_url, messages(device_id, N // 2 + 1, N - N // 2))
+            publish(phone_url, messages(device_id, N // 2 + 1, N - N // 2))
             wait_for(lambda: exactly_once(db_url, device_id)[2] == N, timeout=30, what="every message stored")
             wait_for(lambda: worker.counters.duplicates >= N, what="the second copies seen")
         finally:
