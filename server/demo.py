@@ -120,6 +120,7 @@ def _seed_clinician(db_url: str) -> tuple[str, str]:
 
 def _seed_patients(db_url: str, username: str, count: int) -> list[DemoPatient]:
     """Register ``count`` demo patients (reusing earlier ones) and assign them to the clinician."""
+    from server.records import device_patient
     from server.store import add_patient, assign_patient
 
     patients = []
@@ -127,8 +128,7 @@ def _seed_patients(db_url: str, username: str, count: int) -> list[DemoPatient]:
         for i in range(count):
             device = f"demo-{i + 1:02d}"
             name = DEMO_NAMES[i % len(DEMO_NAMES)]
-            row = conn.execute("SELECT id FROM patients WHERE device_id = %s", (device,)).fetchone()
-            patient_id = row[0] if row else add_patient(conn, name, device)
+            patient_id = device_patient(conn, device) or add_patient(conn, name, device)
             assign_patient(conn, username, patient_id)
             scenario = "demo_red" if i == 0 else "baseline"
             patients.append(DemoPatient(patient_id, name, device, scenario))
