@@ -216,7 +216,7 @@ async def _progress(base_url: str, login: tuple[str, str], patients: list[DemoPa
     """Print a status line every few seconds, read through the HTTP API."""
     started = time.monotonic()
     token = await asyncio.to_thread(_login, base_url, login)
-    seen_alerts: set[int] = set()
+    seen_levels: dict[int, str] = {}
     while True:
         await asyncio.sleep(PROGRESS_EVERY_S)
         try:
@@ -228,13 +228,27 @@ async def _progress(base_url: str, login: tuple[str, str], patients: list[DemoPa
         states = ", ".join(f"{p['device_id']} {p.get('state', '?')}" for p in listed)
         print(f"[{time.monotonic() - started:5.0f} s] {states}; open alerts: {len(alerts)}", flush=True)
         for alert in alerts:
-            if alert["id"] not in seen_alerts:
-                seen_alerts.add(alert["id"])
-                print(
-                    f"  NEW {alert['level'].upper()} ALERT #{alert['id']}: {alert.get('patient_name', '')}"
-                    f" {alert.get('parameter', '')} (see the portal)",
-                    flush=True,
-                )
+            line = _alert_line(alert, seen_levels.get(alert["id"]))
+            seen_levels[alert["id"]] = alert["level"]
+            if line:
+                print(line, flush=True)
+
+
+def _alert_line(alert: dict[str, Any], seen_level: str | None) -> str | None:
+    """The progress line for an alert first seen, or seen again at a new level; else None.
+
+    An episode keeps its alert id when it escalates (a yellow heart rate that
+    goes on to cross the red limit is the same alert, now red), so a change of
+    level is news to the person watching, just as a new alert is.
+    """
+    level = str(alert["level"])
+    if seen_level == level:
+        return None
+    was = f"was {seen_level}; " if seen_level else ""
+    return (
+        f"  NEW {level.upper()} ALERT #{alert['id']}: {alert.get('patient_name', '')}"
+        f" {alert.get('parameter', '')} ({was}see the portal)"
+    )
 
 
 def _login(base_url: str, login: tuple[str, str]) -> str:

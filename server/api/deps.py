@@ -84,9 +84,24 @@ def as_utc(value: datetime | None) -> datetime | None:
     return value
 
 
+# Query times outside these years are refused: nothing is stored there, and the
+# routes' default spans (``end`` minus 30 days, ...) must not step past year 1 or 9999.
+EARLIEST_QUERY_TIME = datetime(1900, 1, 1, tzinfo=timezone.utc)
+LATEST_QUERY_TIME = datetime(3000, 1, 1, tzinfo=timezone.utc)
+
+
+def _in_years(name: str, value: datetime | None) -> None:
+    if value is not None and not EARLIEST_QUERY_TIME <= value < LATEST_QUERY_TIME:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"{name}: must be between the years {EARLIEST_QUERY_TIME.year} and "
+                            f"{LATEST_QUERY_TIME.year - 1}")
+
+
 def check_range(start: datetime | None, end: datetime | None) -> tuple[datetime | None, datetime | None]:
-    """Normalise a [start, end) query range to UTC; 422 naming ``end`` if it is not after start."""
+    """Normalise a [start, end) query range to UTC; 422 naming the bound that is out of years or order."""
     start, end = as_utc(start), as_utc(end)
+    _in_years("start", start)
+    _in_years("end", end)
     if start is not None and end is not None and end <= start:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "end: must be after start")
     return start, end
