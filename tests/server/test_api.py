@@ -197,6 +197,8 @@ def test_bad_input_gets_a_4xx_naming_the_field(world: World) -> None:
         assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "start"]
         r = c.get("/api/symptoms?start=2024-01-02T00:00:00Z&end=2024-01-01T00:00:00Z")
         assert r.status_code == 422 and "end" in r.json()["detail"]
+        r = c.get("/api/analysis/cohort?end=0001-01-02T00:00:00Z")  # its 30-day default would pass year 1
+        assert r.status_code == 422 and r.json()["detail"].startswith("end: must be between the years")
         assert c.get("/api/alerts?state=maybe").status_code == 422
         assert c.get("/api/alerts?level=green").status_code == 422
         assert c.get("/api/patients/abc/summaries").status_code == 422
