@@ -299,12 +299,16 @@ class Config:
     window_seconds: float = 60.0  # length of one summary window
     batch_windows: int = 5  # windows per summary message unless something is urgent
     limits: tuple[tuple[str, Limits], ...] = ()  # (parameter, limits), e.g. ("hr", Limits(...))
+    # The patient's consent to location sharing: without it no GPS position leaves the phone.
+    share_location: bool = False
     kind: Kind = field(default=Kind.CONFIG, init=False, repr=False)
 
     def __post_init__(self) -> None:
         validate_device_id(self.device)
         check_range("window_seconds", self.window_seconds, 1, 3600)
         check_range("batch_windows", self.batch_windows, 1, MAX_WINDOWS_PER_MESSAGE)
+        if not isinstance(self.share_location, bool):
+            raise WireDecodeError("type", "share_location", "expected true or false")
 
 
 Uplink = Union[Summary, Event, Strip, Status]
