@@ -152,11 +152,14 @@ def _add_db(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def _run_retention(args: argparse.Namespace) -> int:
     import psycopg
 
-    from server.store import apply_retention
+    from server.store import StoreError, apply_retention
 
     with psycopg.connect(_database_url(), autocommit=True) as conn:
-        dropped = apply_retention(conn, args.days)
-    print(f"dropped: {', '.join(dropped)}" if dropped else "nothing to drop (or TimescaleDB policy set)")
+        try:
+            dropped = apply_retention(conn, args.days)
+        except StoreError as exc:
+            raise CliError(str(exc)) from exc
+    print(f"dropped: {', '.join(dropped)}" if dropped else "nothing to drop")
     return 0
 
 

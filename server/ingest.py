@@ -56,7 +56,7 @@ from server.notify import Notifier, broker_login
 from server.records import AlertChange
 from server.rules import RuleConfig, sync_levels
 from server.settings import ServerSettings
-from server.store import apply_retention, store_engine
+from server.store import StoreError, apply_retention, store_engine
 from wire import BrokerAddress, Event, Kind, Status, Strip, Summary, TopicError, Uplink, WireDecodeError
 from wire import decode_uplink, uplink_filter
 
@@ -487,7 +487,7 @@ class Ingestor:
         self._retention_due = time.monotonic() + RETENTION_EVERY_S
         try:
             dropped = apply_retention(self._connection(), days)
-        except psycopg.Error as exc:
+        except (psycopg.Error, StoreError) as exc:
             log.warning("retention failed (%s); will try again", exc)
             return
         self._days.clear()

@@ -12,13 +12,15 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
+
+from server import timescale as timescale_mod
 
 MIGRATION_LOCK_KEY = 0x50_15_CE_5  # pg_advisory_lock key: one migrator at a time
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1  # ~16 MiB, ~50 ms: OWASP's scrypt minimum
@@ -75,7 +77,8 @@ def migrate(url: str, timescale: bool | None = None) -> list[int]:
     """Apply the migrations this database lacks, in order; return the numbers applied.
 
     Idempotent, and safe when several processes run it at once: they queue on
-    a session advisory lock and each migration runs in its own transaction.
+    a session advisory lock and each migration runs in its own transaction (run
+    again if it lost a race with a TimescaleDB job, see :mod:`server.timescale`).
 
     Args:
         url: PostgreSQL connection URL.
@@ -98,19 +101,21 @@ def migrate(url: str, timescale: bool | None = None) -> list[int]:
             elif timescale is None:
                 timescale = timescale_usable(conn)
             for number, name, text in _migrations(timescale):
-                if number in done:
-                    continue
-                with conn.transaction():
-                    conn.execute(text.encode())
-                    conn.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (number, name)
-                    )
-                applied.append(number)
+                if number not in done:
+                    timescale_mod.retry_job_races(lambda: _apply(conn, number, name, text))
+                    applied.append(number)
             if timescale and ROLLUPS_REBUILT_BY in applied:
                 refresh_rollups(conn)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
     return applied
+
+
+def _apply(conn: psycopg.Connection[Any], number: int, name: str, text: str) -> None:
+    """Run one migration and record it, in one transaction."""
+    with conn.transaction():
+        conn.execute(text.encode())
+        conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (number, name))
 
 
 def refresh_rollups(
@@ -120,9 +125,10 @@ def refresh_rollups(
 
     For windows written around the ingest (bulk loads, repairs): the ingest keeps
     the rollups itself. Buckets without stored windows (retention dropped them)
-    keep their rollup rows. TimescaleDB refreshes its continuous aggregates,
-    which needs ``conn`` in autocommit mode; plain PostgreSQL upserts the
-    recomputed buckets in the caller's transaction.
+    keep their rollup rows. TimescaleDB refreshes its continuous aggregates
+    (waiting for a refresh policy's run), which needs ``conn`` in autocommit
+    mode; plain PostgreSQL upserts the recomputed buckets in the caller's
+    transaction.
     """
     from server.records import ROLLUP_PARTS, ROLLUPS  # records imports the rule engine; keep store light
 
@@ -130,10 +136,7 @@ def refresh_rollups(
         # TimescaleDB refreshes only whole buckets inside the window: widen it to whole hours.
         lo = None if start is None else datetime.fromtimestamp(start.timestamp() // 3600 * 3600, timezone.utc)
         hi = None if end is None else datetime.fromtimestamp(-(-end.timestamp() // 3600) * 3600, timezone.utc)
-        for table, _ in ROLLUPS:
-            conn.execute(
-                "CALL refresh_continuous_aggregate(%s::regclass, %s::timestamptz, %s::timestamptz)", (table, lo, hi)
-            )
+        timescale_mod.refresh_aggregates(conn, (table for table, _ in ROLLUPS), lo, hi)
         return
     names = ", ".join(name for name, _, _ in ROLLUP_PARTS)
     exprs = ", ".join(expr for _, expr, _ in ROLLUP_PARTS)
@@ -151,29 +154,33 @@ def refresh_rollups(
 
 
 def apply_retention(conn: psycopg.Connection[Any], days: float) -> list[str]:
-    """Keep raw summary windows for ``days`` days (0: forever); rollups are kept.
+    """Drop raw summary windows of whole UTC days that ended ``days`` days ago or earlier (0: keep all).
 
-    Plain PostgreSQL: drops the day partitions that ended before the cutoff and
-    returns their names (run it periodically; the ingest does, hourly).
-    TimescaleDB: (re)sets the hypertable's retention policy, which TimescaleDB's
-    own scheduler applies; returns an empty list.
+    Returns the names of the dropped day partitions (plain PostgreSQL) or chunks
+    (TimescaleDB: 1-day chunks, on UTC days too). Rollups are kept on both
+    engines. On TimescaleDB (``conn`` in autocommit mode) the continuous
+    aggregates are first refreshed up to the cutoff, so windows that arrived late
+    are in them before they go, and the chunks are then dropped without an
+    invalidation (:func:`server.timescale.drop_chunks_keeping_aggregates`).
+    Run it periodically: the ingest does, hourly, when ``summary_retention_days``
+    is set.
     """
-    timescale = store_engine(conn) == "timescaledb"
-    if timescale:
-        conn.execute("SELECT remove_retention_policy('summaries', if_exists => true)")
-        if days > 0:
-            conn.execute("SELECT add_retention_policy('summaries', drop_after => %s)", (timedelta(days=days),))
-        return []
     if days <= 0:
         return []
-    cutoff = (datetime.now(timezone.utc) - timedelta(days=days)).date()
+    cutoff = datetime.combine((datetime.now(timezone.utc) - timedelta(days=days)).date(), time(), timezone.utc)
+    if store_engine(conn) == "timescaledb":
+        refresh_rollups(conn, None, cutoff)
+        try:
+            return timescale_mod.drop_chunks_keeping_aggregates(conn, "summaries", cutoff)
+        except timescale_mod.TimescaleError as exc:
+            raise StoreError(str(exc)) from exc
     rows = conn.execute(
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
         " WHERE i.inhparent = 'summaries'::regclass ORDER BY c.relname"
     ).fetchall()
     dropped = []
     for (name,) in rows:
-        day = datetime.strptime(name.removeprefix("summaries_"), "%Y%m%d").date()
+        day = datetime.strptime(name.removeprefix("summaries_"), "%Y%m%d").replace(tzinfo=timezone.utc)
         if day + timedelta(days=1) <= cutoff:
             conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
             dropped.append(name)
