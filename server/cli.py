@@ -159,6 +159,8 @@ def _run_retention(args: argparse.Namespace) -> int:
             dropped = apply_retention(conn, args.days)
         except StoreError as exc:
             raise CliError(str(exc)) from exc
+        except psycopg.errors.LockNotAvailable as exc:
+            raise CliError("a refresh of the rollups is under way; nothing dropped, try again") from exc
     print(f"dropped: {', '.join(dropped)}" if dropped else "nothing to drop")
     return 0
 

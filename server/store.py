@@ -27,6 +27,7 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1  # ~16 MiB, ~50 ms: OWASP's scrypt mi
 ROLES = ("clinician", "admin")
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 ROLLUPS_REBUILT_BY = 3  # the migration that recreates the TimescaleDB continuous aggregates
+RETENTION_PATIENCE_S = 10.0  # retention on TimescaleDB waits this long for a policy's refresh, then gives up
 
 
 class StoreError(Exception):
@@ -160,8 +161,10 @@ def apply_retention(conn: psycopg.Connection[Any], days: float) -> list[str]:
     (TimescaleDB: 1-day chunks, on UTC days too). Rollups are kept on both
     engines. On TimescaleDB (``conn`` in autocommit mode) the continuous
     aggregates are first refreshed up to the cutoff, so windows that arrived late
-    are in them before they go, and the chunks are then dropped without an
-    invalidation (:func:`server.timescale.drop_chunks_keeping_aggregates`).
+    are in them before they go (if a policy's refresh keeps that from starting
+    for :data:`RETENTION_PATIENCE_S`, psycopg's ``LockNotAvailable`` is raised and
+    nothing is dropped), and the chunks are then dropped without an invalidation
+    (:func:`server.timescale.drop_chunks_keeping_aggregates`).
     Run it periodically: the ingest does, hourly, when ``summary_retention_days``
     is set.
     """
@@ -169,7 +172,10 @@ def apply_retention(conn: psycopg.Connection[Any], days: float) -> list[str]:
         return []
     cutoff = datetime.combine((datetime.now(timezone.utc) - timedelta(days=days)).date(), time(), timezone.utc)
     if store_engine(conn) == "timescaledb":
-        refresh_rollups(conn, None, cutoff)
+        from server.records import ROLLUPS
+
+        # Not waiting long: the ingest runs this between batches; a policy refresh under way means next time.
+        timescale_mod.refresh_aggregates(conn, (t for t, _ in ROLLUPS), None, cutoff, RETENTION_PATIENCE_S)
         try:
             return timescale_mod.drop_chunks_keeping_aggregates(conn, "summaries", cutoff)
         except timescale_mod.TimescaleError as exc:

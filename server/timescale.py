@@ -35,7 +35,7 @@ import psycopg
 from psycopg import errors
 
 SKIP_CAGG_INVALIDATION = "timescaledb.skip_cagg_invalidation"
-REFRESH_PATIENCE_S = 120.0  # how long a refresh waits for a concurrent one (a policy's) to finish
+REFRESH_PATIENCE_S = 600.0  # how long a refresh waits for a concurrent one (a policy's after a bulk load)
 ONE_PASS = '{"buckets_per_batch": 0}'  # refresh options: no batches (see the module docstring)
 RETRY_FIRST_S, RETRY_MAX_S = 0.1, 2.0  # the wait between tries doubles from the first to the max
 RACE_TRIES, RACE_PAUSE_S = 3, 0.5  # a transaction that lost a catalog race with a job: tries, pause between
