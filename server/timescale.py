@@ -1,7 +1,8 @@
 """What only the TimescaleDB path of the store does: refresh continuous aggregates, drop chunks.
 
 :mod:`server.store` decides which engine a database has and calls these for
-TimescaleDB. Two of TimescaleDB's behaviours shape them (see docs/server.md):
+TimescaleDB (2.28; the refresh options and the setting below are not in older releases).
+These behaviours of TimescaleDB shape them (see docs/server.md):
 
 - A refresh of a continuous aggregate recomputes every bucket of its window that
   the invalidation log marks, and refuses to run while another refresh of an
