@@ -5,7 +5,7 @@
     pisces ingest [--workers N]      ingest workers alone (N processes on a shared subscription)
     pisces db migrate                create or upgrade the schema
     pisces devices add|revoke ID     a device's broker credentials (Mosquitto password file)
-    pisces broker init DIR           a Mosquitto configuration with per-device auth and ACL
+    pisces broker init DIR           a Mosquitto configuration: TLS for phones, per-device auth, ACL
     pisces users add NAME            a clinician or admin account
     pisces patients add              a patient and their device
     pisces weather import FILE       hourly weather (Open-Meteo JSON, CSV, simulator lines)
@@ -333,20 +333,50 @@ def _run_devices_server(args: argparse.Namespace) -> int:
 def _add_broker(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("broker", help="the MQTT broker's configuration")
     bsub = p.add_subparsers(metavar="ACTION")
-    i = bsub.add_parser("init", help="write mosquitto.conf, acl and an empty passwd into DIR")
+    i = bsub.add_parser(
+        "init", help="write mosquitto.conf, acl, an empty passwd and TLS certificates (CA + broker) into DIR"
+    )
     i.add_argument("dir")
-    i.add_argument("--port", type=int, default=1883)
-    i.add_argument("--host", default="127.0.0.1", help="listen address (0.0.0.0 for phones on the network)")
+    i.add_argument("--port", type=int, default=8883, help="TLS port for phones (default 8883)")
+    i.add_argument("--host", default="0.0.0.0", help="TLS listen address (default 0.0.0.0: phones on the network)")
+    i.add_argument(
+        "--local-port", type=int, default=1883,
+        help="plain listener on 127.0.0.1 for the server's own workers (default 1883; 0: none)",
+    )  # fmt: skip
+    i.add_argument(
+        "--name", action="append", default=None,
+        help="host name or IP address phones use for the broker (repeat; default: this host's names and loopback)",
+    )  # fmt: skip
+    i.add_argument("--ca-cert", help="sign the broker's certificate with this CA (PEM) instead of a new one")
+    i.add_argument("--ca-key", help="the key of --ca-cert (PEM, EC)")
+    i.add_argument("--cert", help="use this server certificate (PEM chain) instead of issuing one")
+    i.add_argument("--key", help="the key of --cert")
+    i.add_argument("--run-as", default="mosquitto", help="user Mosquitto switches to when started as root")
     i.set_defaults(func=_run_broker_init)
 
 
 def _run_broker_init(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from server.credentials import render_broker_config
+    from server.broker.certificates import CertificateError
+    from server.broker.config import BrokerOptions, OwnTls, init_broker
 
-    conf = render_broker_config(Path(args.dir), args.port, args.host)
-    print(f"wrote {conf}; start the broker with: mosquitto -c {conf}")
+    def path(value: str | None) -> Path | None:
+        return Path(value) if value else None
+
+    options = BrokerOptions(args.port, args.host, args.local_port or None, run_as=args.run_as)
+    own = OwnTls(path(args.ca_cert), path(args.ca_key), path(args.cert), path(args.key))
+    try:
+        result = init_broker(Path(args.dir), options, args.name, own)
+    except (CertificateError, ValueError) as exc:
+        raise CliError(f"broker init: {exc}") from exc
+    print(f"wrote {result.conf}; start the broker with: mosquitto -c {result.conf}")
+    print(f"TLS on {args.host}:{args.port} with {result.tls.cert}" + (" (new)" if result.issued else " (kept)"))
+    if result.tls.ca is not None:
+        print(f"give phones the CA file {result.tls.ca}: pisces edge run --mqtt-url mqtts://HOST:{args.port} "
+              f"--ca-file ca.crt")  # fmt: skip
+    if options.local_port is not None:
+        print(f"the server on this host: PISCES_MQTT_URL=mqtt://127.0.0.1:{options.local_port} (loopback, plain)")
     return 0
 
 

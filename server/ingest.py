@@ -31,6 +31,8 @@ with backoff, without acking, for as long as it lasts.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import multiprocessing
 import queue
@@ -269,7 +271,7 @@ class Ingestor:
     @property
     def subscriptions(self) -> list[str]:
         """The topic filters this worker subscribes to: the uplink kinds only (no retained downlink)."""
-        group = self.settings.mqtt_shared_group
+        group = shared_group(self.settings)
         filters = [uplink_filter(kind) for kind in UPLINK_KINDS_IN_ORDER]
         return [f"$share/{group}/{f}" for f in filters] if group else filters
 
@@ -521,6 +523,30 @@ class Ingestor:
             except psycopg.Error:
                 pass
             self._conn = None
+
+
+def shared_group(settings: ServerSettings) -> str | None:
+    """The shared subscription group on the broker: ``<mqtt_shared_group>-<tag>``, the tag derived from the
+    server account's password (None: no shared subscription).
+
+    Why: Mosquitto 2.0's ACL file does not check subscriptions, only deliveries.
+    A phone that subscribed to ``$share/<group>/pisces/v1/+/summary`` would join
+    the workers' group and be handed its share of every patient's uplink, which
+    the ACL then refuses to deliver to it: lost for the server. A group name only
+    holders of the server password can compute keeps phones out of it (tested in
+    tests/server/test_broker.py). Every worker of a deployment logs in with the
+    same account, so they all land in the same group. Without a password (the
+    demo's anonymous broker) the group is the name as configured.
+    """
+    group = settings.mqtt_shared_group
+    if not group:
+        return None
+    password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+    password = password or BrokerAddress.parse(settings.mqtt_url or "mqtt://localhost").password
+    if not password:
+        return group
+    tag = hmac.new(password.encode(), f"pisces shared group {group}".encode(), hashlib.sha256).hexdigest()
+    return f"{group}-{tag[:24]}"
 
 
 def worker_settings(settings: ServerSettings, index: int) -> ServerSettings:

@@ -62,7 +62,7 @@ def broker_login(client: mqtt.Client, settings: ServerSettings) -> BrokerAddress
     if username:
         client.username_pw_set(username, password)
     if address.tls:
-        client.tls_set()
+        client.tls_set(ca_certs=settings.mqtt_ca_file)
     return address
 
 

@@ -2,7 +2,8 @@
 
 Built by :func:`get_settings` (or passed to ``create_app``), never at import
 time. Defaults work on a laptop; in ``production`` mode the server refuses to
-start with a default or missing secret.
+start with a default or missing secret, without broker credentials, or with a
+plain (non-TLS) broker URL to another host.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from wire.broker import BrokerAddress
 
 DEFAULT_SECRET = "change-me"
 
@@ -45,6 +48,9 @@ class ServerSettings(BaseSettings):
     mqtt_client_id: str = "pisces-server"
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
+    mqtt_ca_file: str | None = Field(
+        default=None, description="PEM of the CA that signed the broker's certificate (mqtts://; None: system CAs)"
+    )
     mqtt_protocol: Literal["3.1.1", "5"] = Field(
         default="3.1.1", description="MQTT version of the ingest client (amqtt speaks 3.1.1 only)"
     )
@@ -80,7 +86,21 @@ class ServerSettings(BaseSettings):
             raise ValueError("PISCES_SECRET_KEY must be set to a non-default value in production mode")
         if self.mode == "production" and (self.database_url is None or self.mqtt_url is None):
             raise ValueError("production mode needs PISCES_DATABASE_URL and PISCES_MQTT_URL")
+        if self.mode == "production" and self.mqtt_url is not None:
+            _refuse_plain_broker(self.mqtt_url)
+            if not (self.mqtt_username or BrokerAddress.parse(self.mqtt_url).username):
+                raise ValueError("production mode needs the broker's server account: PISCES_MQTT_USERNAME / _PASSWORD")
         return self
+
+
+def _refuse_plain_broker(url: str) -> None:
+    """In production the broker link leaves this host only over TLS (plain TCP on loopback is fine)."""
+    address = BrokerAddress.parse(url)
+    if not address.tls and not address.is_loopback:
+        raise ValueError(
+            f"production mode needs TLS to a broker on another host: use mqtts:// (got {address.url()}); "
+            "plain mqtt:// only to 127.0.0.1 / localhost"
+        )
 
 
 def get_settings() -> ServerSettings:

@@ -11,6 +11,10 @@ While the scenario has the phone offline (``"phone": "offline"`` segments), the
 uplink publishes nothing: messages wait in the outbox, as on a phone without a
 network, and go out when it is back (the MQTT session itself stays up, so the
 broker sees no last will; a dropped session is the uplink's own business).
+
+The phone has the scenario's GPS track as its location source
+(:class:`simulators.gps.GpsTrackSource`); positions leave it only while the
+server's ``config`` says the patient consented (``share_location``).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from edge.agent import EdgeAgent, mark_symptom, press_panic
 from edge.outbox import Outbox
 from edge.sensors import Notification
 from edge.uplink import Uplink
+from simulators.gps import GpsTrackSource
 from simulators.scenarios import Action, Scenario
 from simulators.wearable import VirtualWearable
 from wire import BrokerAddress
@@ -70,6 +75,7 @@ class _ActingSource:
         self.wearable, self.outbox, self.device_id = wearable, outbox, device_id
         self.todo = [a for a in wearable.scenario.actions if a.at < wearable.duration_s]
         self.done = 0
+        self.locate: Callable[[float], tuple[float, float] | None] | None = None  # the agent's panic_position
 
     async def notifications(self) -> AsyncIterator[Notification]:
         async for note in self.wearable.notifications():
@@ -78,15 +84,21 @@ class _ActingSource:
             yield note
 
     def _act(self, action: Action) -> None:
-        perform_action(self.outbox, self.device_id, action, self.wearable.start_time)
+        perform_action(self.outbox, self.device_id, action, self.wearable.start_time, self.locate)
         self.done += 1
 
 
-def perform_action(outbox: Outbox, device_id: str, action: Action, start_time: float) -> None:
-    """Do what the patient does in ``action`` (panic or symptom mark) through the edge's public calls."""
+def perform_action(
+    outbox: Outbox, device_id: str, action: Action, start_time: float,
+    locate: Callable[[float], tuple[float, float] | None] | None = None,
+) -> None:
+    """Do what the patient does in ``action`` (panic or symptom mark) through the edge's public calls.
+
+    ``locate`` gives a panic its position (None: none), as the phone's app does.
+    """
     at = start_time + action.at
     if action.type == "panic":
-        press_panic(outbox, device_id, time=at)
+        press_panic(outbox, device_id, time=at, where=locate(at) if locate else None)
     else:
         verb = "start" if action.type == "symptom_start" else "stop"
         mark_symptom(outbox, device_id, verb, None, action.tags, action.severity, action.note, time=at)
@@ -143,7 +155,9 @@ async def run_patient(
     agent = EdgeAgent(
         device_id, source, outbox, uplink,
         window_seconds=window_seconds, batch_windows=batch_windows, strip_seconds=STRIP_SECONDS,
+        location=GpsTrackSource.for_scenario(scenario, start_time, duration_s),
     )
+    source.locate = agent.panic_position
     try:
         report = await agent.run()
         drained = await agent.drain(drain_timeout_s)

@@ -26,15 +26,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
-from simulators.gps import gps_track
+from simulators.gps import TRACK_STEP_S, scenario_track
 from simulators.rhythm import Beat
 from simulators.scenarios import Scenario, Segment
 from simulators.weather import weather_hourly
 
 FORMAT = "pisces-ground-truth/1"
-GPS_STEP_S = 10.0
+GPS_STEP_S = TRACK_STEP_S
 
 
 def segment_episodes(segment: Segment, resting_hr: float) -> list[dict[str, Any]]:
@@ -73,7 +72,6 @@ def ground_truth(
         for s in scenario.segments if s.at < duration_s
         for e in segment_episodes(s, scenario.resting_hr)
     ]
-    rng = np.random.default_rng([scenario.seed, 17])
     home = scenario.patient.home
     return {
         "format": FORMAT,
@@ -92,7 +90,7 @@ def ground_truth(
             for a in scenario.actions if a.at < duration_s
         ],
         "gps": [[start_time + f.time, round(f.lat, 6), round(f.lon, 6), f.speed]
-                for f in gps_track(scenario, duration_s, rng, GPS_STEP_S)],
+                for f in scenario_track(scenario, duration_s, GPS_STEP_S)],
         "weather": [asdict(w) for w in weather_hourly(*home, start_time, math.ceil(duration_s / 3600) + 1, scenario.seed)],
     }
 

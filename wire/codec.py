@@ -11,7 +11,8 @@ of either little-endian int16 microvolts (``"encoding":"i16"``, or no
 (``"encoding":"dvz"``, :mod:`wire.dvz`), which the decoder inflates under a
 bound (``MAX_STRIP_SAMPLES``), so a small payload cannot blow up.
 Decoding never raises anything but :class:`WireDecodeError` (or
-:class:`TopicError` for a bad topic).
+:class:`TopicError` for a bad topic): fuzzed with hypothesis and atheris
+(:mod:`wire.fuzz`, docs/security.md).
 """
 
 from __future__ import annotations
@@ -147,8 +148,10 @@ def _load(payload: bytes) -> dict[str, Any]:
         obj = json.loads(payload.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError as exc:
         raise WireDecodeError("not_utf8", "", str(exc)) from exc
-    except json.JSONDecodeError as exc:
-        raise WireDecodeError("not_json", "", str(exc)) from exc
+    except ValueError as exc:  # JSONDecodeError, or an integer beyond Python's 4300-digit limit (fuzzing)
+        raise WireDecodeError("not_json", "", str(exc)[:200]) from exc
+    except RecursionError as exc:  # nesting deeper than the interpreter's limit (ours is 4 levels; fuzzing)
+        raise WireDecodeError("too_deep", "", "JSON nested too deeply") from exc
     if not isinstance(obj, dict):
         raise WireDecodeError("type", "", "payload must be a JSON object")
     if obj.get("v") != SCHEMA_VERSION:
@@ -183,22 +186,30 @@ def _kind_of(obj: dict[str, Any]) -> Kind:
 
 @functools.cache
 def _schema(cls: type) -> tuple[frozenset[str], tuple[str, ...]]:
-    """(all init field names, required field names) of a message dataclass."""
+    """(all init field names, names that must not be null: required or with a non-None default)."""
     init = [f for f in fields(cls) if f.init]
-    required = tuple(f.name for f in init if f.default is MISSING and f.default_factory is MISSING)
-    return frozenset(f.name for f in init), required
+    not_null = tuple(f.name for f in init if f.default is not None)
+    return frozenset(f.name for f in init), not_null
 
 
 def _fields_of(cls: type, body: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Check that ``body`` names only fields of ``cls`` and has all required ones."""
-    known, required = _schema(cls)
+    known, not_null = _schema(cls)
     for name in body:
         if name not in known:
             raise WireDecodeError("unknown_field", prefix + name, f"not a field of {cls.__name__}")
-    for name in required:
-        if name not in body:
+    for name in not_null:  # null is no value: fuzzing found a null time and a null window_seconds accepted
+        if name in body and body[name] is None:
+            raise WireDecodeError("type", prefix + name, "null is not a value here")
+        if name not in body and _is_required(cls, name):
             raise WireDecodeError("missing", prefix + name, "required")
     return dict(body)
+
+
+@functools.cache
+def _is_required(cls: type, name: str) -> bool:
+    f = next(f for f in fields(cls) if f.name == name)
+    return f.default is MISSING and f.default_factory is MISSING
 
 
 def _as_tuple(value: Any, name: str) -> tuple[Any, ...]:

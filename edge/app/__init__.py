@@ -13,6 +13,7 @@ once when the broker is reachable and later, in order, when it is not.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -84,7 +85,8 @@ def create_app(agent: EdgeAgent) -> FastAPI:
     def panic(body: PanicIn, agent: AgentDep) -> dict[str, Any]:
         if not body.confirmed:
             raise HTTPException(409, "confirm the panic press first")
-        event = press_panic(agent.outbox, agent.device_id)
+        now = time.time()
+        event = press_panic(agent.outbox, agent.device_id, now, where=agent.panic_position(now))
         agent.poll()
         return {"seq": event.seq}
 

@@ -14,7 +14,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from edge.outbox import Outbox
-from edge.uplink import Uplink
+from edge.uplink import PlainBrokerRefused, TlsAndLogin, Uplink
 from tests.edge.test_reliability import PrivateBroker
 from wire import BrokerAddress, Event, EventType, Level, Notify, decode, encode, topic_for
 
@@ -139,3 +139,37 @@ def test_messages_kept_while_broker_down_then_sent(private_broker, device_id: st
     finally:
         uplink.stop()
         box.close()
+
+
+@pytest.mark.parametrize("url, tls, allow, refused", [
+    ("mqtt://broker.example.org:1883", False, False, True),  # health data in the clear across a network
+    ("mqtt://10.0.0.7:1883", False, False, True),
+    ("mqtt://broker.example.org:1883", False, True, False),  # explicitly allowed
+    ("mqtt://broker.example.org:8883", True, False, False),  # TLS forced for an mqtt:// URL
+    ("mqtts://broker.example.org", False, False, False),
+    ("mqtt://127.0.0.1:1883", False, False, False),  # loopback never leaves the phone
+    ("mqtt://localhost:1883", False, False, False),
+    ("mqtt://[::1]:1883", False, False, False),
+])  # fmt: skip
+def test_plain_mqtt_beyond_loopback_is_refused_unless_allowed(
+    url: str, tls: bool, allow: bool, refused: bool, tmp_path: Path
+) -> None:
+    box = Outbox(tmp_path / "o.sqlite3")
+    try:
+        make = lambda: Uplink("dev-x", BrokerAddress.parse(url), box, login=TlsAndLogin(tls=tls, allow_plain=allow))  # noqa: E731
+        if refused:
+            with pytest.raises(PlainBrokerRefused, match="mqtts://"):
+                make()
+        else:
+            make()
+    finally:
+        box.close()
+
+
+def test_the_edge_cli_refuses_a_plain_remote_broker(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from server.cli import main
+
+    argv = ["edge", "run", "--device", "dev-x", "--simulate", "baseline", "--outbox", str(tmp_path / "o.sqlite3"),
+            "--mqtt-url", "mqtt://broker.example.org:1883", "--app-port", "0"]  # fmt: skip
+    with pytest.raises(SystemExit, match="refusing plain MQTT to broker.example.org"):
+        main(argv)
