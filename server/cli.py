@@ -4,6 +4,7 @@
     pisces server                    HTTP API + portal (+ one ingest worker)
     pisces ingest [--workers N]      ingest workers alone (N processes on a shared subscription)
     pisces db migrate                create or upgrade the schema
+    pisces retention run [--dry-run] remove data older than each kind's retention limit
     pisces devices add|revoke ID     a device's broker credentials (Mosquitto password file)
     pisces broker init DIR           a Mosquitto configuration with per-device auth and ACL
     pisces users add NAME            a clinician or admin account
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_server(sub)
     _add_ingest(sub)
     _add_db(sub)
+    _add_retention(sub)
     _add_users(sub)
     _add_patients(sub)
     _add_devices(sub)
@@ -144,19 +146,37 @@ def _add_db(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="TimescaleDB path: auto = when the server has the extension preloaded",
     )  # fmt: skip
     m.set_defaults(func=_run_migrate)
-    r = dbsub.add_parser("retention", help="drop raw summary windows older than DAYS now (0: keep all)")
-    r.add_argument("days", type=float)
+
+
+def _add_retention(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("retention", help="retention per kind of data (PISCES_RETENTION_<KIND>_DAYS)")
+    rsub = p.add_subparsers(metavar="ACTION")
+    r = rsub.add_parser("run", help="remove what is older than each kind's limit now (recorded)")
+    r.add_argument("--dry-run", action="store_true", help="only show what would go; change nothing")
     r.set_defaults(func=_run_retention)
 
 
 def _run_retention(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
     import psycopg
 
-    from server.store import apply_retention
+    from server.retention import policy_from, run_retention
+    from server.settings import get_settings
 
+    policy = policy_from(get_settings())
     with psycopg.connect(_database_url(), autocommit=True) as conn:
-        dropped = apply_retention(conn, args.days)
-    print(f"dropped: {', '.join(dropped)}" if dropped else "nothing to drop (or TimescaleDB policy set)")
+        outcomes = run_retention(conn, policy, datetime.now(timezone.utc), dry_run=args.dry_run,
+                                 by=f"cli:{getpass.getuser()}")  # fmt: skip
+    verb = "would remove" if args.dry_run else "removed"
+    for kind, days in policy.items():
+        if days <= 0:
+            print(f"{kind:13} keep forever")
+    for o in outcomes:
+        parts = [] if o.rows is None else [f"{o.rows} rows"]
+        parts += [f"{len(o.dropped)} partitions/chunks ({', '.join(o.dropped)})"] if o.dropped else []
+        what = o.skipped or f"{verb} {' and '.join(parts) or 'nothing'}"
+        print(f"{o.kind:13} older than {o.cutoff:%Y-%m-%d %H:%M} UTC: {what}")
     return 0
 
 

@@ -21,8 +21,11 @@ from psycopg.rows import class_row
 
 from server.store import StoreError, User
 
-# Patients the user may see; binds %(uid)s and %(admin)s.
-VISIBLE = "(%(admin)s OR p.id IN (SELECT patient_id FROM care_assignments WHERE user_id = %(uid)s))"
+# Patients the user may see (never an erased one); binds %(uid)s and %(admin)s.
+VISIBLE = (
+    "(p.erased_at IS NULL AND (%(admin)s OR p.id IN (SELECT patient_id FROM care_assignments"
+    " WHERE user_id = %(uid)s)))"
+)
 
 
 NO_SIGNAL_AFTER = timedelta(minutes=10)  # no data for longer: the overview says "no signal"
