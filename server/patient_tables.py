@@ -60,6 +60,10 @@ class Scope:
     via: str
     depth: int
 
+    def delete(self) -> sql.Composed:
+        """``DELETE FROM <table> WHERE <where>`` (parameters still to bind)."""
+        return sql.SQL("DELETE FROM {} WHERE {}").format(sql.Identifier(self.table), sql.SQL(self.where))
+
     def select(self, columns: str = "*") -> sql.Composed:
         """``SELECT <columns> FROM <table> WHERE <where>`` (parameters still to bind)."""
         return sql.SQL("SELECT {} FROM {} WHERE {}").format(sql.SQL(columns), sql.Identifier(self.table),

@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS erasures (
     erased          jsonb NOT NULL,           -- {"table": rows deleted}
     kept            jsonb NOT NULL,           -- {"table": why it is kept}
     sessions_closed integer NOT NULL,
-    credentials     text NOT NULL             -- revoked | absent | not_configured
+    device          jsonb NOT NULL            -- {"credentials": "revoked", "retained_config": "cleared", ...}
 );
 
 CREATE OR REPLACE FUNCTION pisces_audit_delete_guard() RETURNS trigger LANGUAGE plpgsql AS $$
