@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from server import erasure
+from server import erasure, store
 from server.api.deps import AdminUser, ConnDep, SettingsDep
 from server.erasure import Erasure, ErasureError
 
@@ -37,6 +37,8 @@ def erase(patient_id: int, body: ErasureIn, conn: ConnDep, admin: AdminUser, set
 
 
 @router.get("/api/erasures")
-def erasures(conn: ConnDep, _admin: AdminUser, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[Erasure]:
-    """The record of erasures, newest first: who, when, why, rows per table, what was kept."""
-    return erasure.list_erasures(conn, limit)
+def erasures(conn: ConnDep, admin: AdminUser, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[Erasure]:
+    """The record of erasures, newest first: who, when, why, rows per table, what was kept (audited)."""
+    rows = erasure.list_erasures(conn, limit)
+    store.audit(conn, admin, "read:erasures", {r.patient_id for r in rows})
+    return rows
