@@ -284,7 +284,9 @@ def _add_patients(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     r.set_defaults(func=_run_patients_erase)
 
 
-def _by_admin(psub: argparse._SubParsersAction, name: str, help_text: str) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+def _by_admin(
+    psub: argparse._SubParsersAction, name: str, help_text: str  # type: ignore[type-arg]
+) -> argparse.ArgumentParser:
     """A ``patients`` action on one patient, done in the name of an admin account (``--by``)."""
     p: argparse.ArgumentParser = psub.add_parser(name, help=help_text)
     p.add_argument("patient_id", type=int)

@@ -105,7 +105,8 @@ def export_archive(conn: psycopg.Connection[Any], patient_id: int, requested_by:
                         if spool.size >= CHUNK:
                             yield spool.drain()
                 files.append({"name": name} | meta)
-            manifest = {"format": FORMAT, "patient_id": patient_id, "generated_at": now.astimezone(timezone.utc).isoformat(),
+            manifest = {"format": FORMAT, "patient_id": patient_id,
+                        "generated_at": now.astimezone(timezone.utc).isoformat(),
                         "requested_by": requested_by, "reason": reason, "files": files}  # fmt: skip
             archive.writestr("manifest.json", json.dumps(manifest, indent=2, default=str))
         yield spool.drain()
@@ -146,7 +147,8 @@ def _patient_json(conn: psycopg.Connection[Any], patient: PatientRow) -> bytes:
         " WHERE c.patient_id = %s ORDER BY c.contact_rank, u.username", (patient.id,),
     ).fetchall()  # fmt: skip
     home = conn.execute("SELECT lat, lon FROM patient_homes WHERE patient_id = %s", (patient.id,)).fetchone()
-    body = {"patient": asdict(patient), "care_team": [{"username": u, "role": r, "contact_rank": k} for u, r, k in team],
+    care_team = [{"username": u, "role": r, "contact_rank": k} for u, r, k in team]
+    body = {"patient": asdict(patient), "care_team": care_team,
             "home": {"lat": home[0], "lon": home[1]} if home else None}  # fmt: skip
     return json.dumps(body, indent=2, default=str).encode()
 

@@ -65,7 +65,8 @@ def fill_patient(conn: psycopg.Connection, t0: float, tag: str | None = None, wi
     with conn.transaction():
         conn.execute("INSERT INTO alert_history (alert_id, kind, user_id, detail) VALUES (%s, 'note', %s,"
                      " '{\"note\": \"called her\"}')", (row[0], clinician_id))  # fmt: skip
-        thresholds.approve(conn, patient_id, clinician_id, {"hr": Limits(yellow_low=50.0, yellow_high=110.0, red_low=40.0, red_high=150.0)}, "her usual")
+        limits = {"hr": Limits(yellow_low=50.0, yellow_high=110.0, red_low=40.0, red_high=150.0)}
+        thresholds.approve(conn, patient_id, clinician_id, limits, "her usual")
         weather.set_home(conn, patient_id, 46.05, 14.51)
     keep_dead_letter(conn, topic_for(device, Kind.SUMMARY), b"{not json", "not_json", "test")
     token, _ = create_session(conn, clinician_id, 1.0)

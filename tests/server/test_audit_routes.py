@@ -22,7 +22,7 @@ from server.app import create_app
 from server.settings import ServerSettings
 from server.store import add_user
 from tests.server.patient_data import PASSWORD, Filled, fill_patient
-from tests.server.test_security_routes import PUBLIC, RouteInfo, app_routes, serve
+from tests.server.test_security_routes import PATIENT_PARAMS, PUBLIC, RouteInfo, app_routes, serve
 
 pytestmark = pytest.mark.db
 
@@ -41,7 +41,8 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/weather/import"): "time,temperature_2m\n",
 }
 QUERIES: dict[tuple[str, str], dict[str, Any]] = {
-    ("GET", "/api/weather"): {"lat": 46.05, "lon": 14.5, "start": "2025-01-01T00:00:00Z", "end": "2025-01-02T00:00:00Z"},
+    ("GET", "/api/weather"): {"lat": 46.05, "lon": 14.5, "start": "2025-01-01T00:00:00Z",
+                              "end": "2025-01-02T00:00:00Z"},
 }
 T0 = 1_767_000_000.0  # 2025-12-29, apart from the other tests' data
 
@@ -82,7 +83,10 @@ def mentions(text: str, f: Filled) -> bool:
     return f'"patient_id":{f.patient_id},' in compact or in_list or f.device_id in text or f.name in text
 
 
-def call(c: httpx.Client, conn: psycopg.Connection, route: RouteInfo, f: Filled) -> tuple[httpx.Response, list[tuple[Any, ...]]]:
+AuditRows = list[tuple[Any, ...]]
+
+
+def call(c: httpx.Client, conn: psycopg.Connection, route: RouteInfo, f: Filled) -> tuple[httpx.Response, AuditRows]:
     """Call the route about ``f``; the audit rows it wrote."""
     before = conn.execute("SELECT coalesce(max(id), 0) FROM audit_log").fetchone()[0]  # type: ignore[index]
     key = (route.method, route.path)
@@ -111,7 +115,7 @@ def test_every_read_or_change_of_patient_data_is_audited(setup: Setup, db_url: s
             f = setup.spare if (route.method, route.path) == LAST else setup.patient
             reply, rows = call(c, conn, route, f)
             what = f"{route.method} {route.path}"
-            names = any(p in route.path_params or p in route.query_params for p in ("patient_id", "device_id", "alert_id"))
+            names = any(p in route.path_params or p in route.query_params for p in PATIENT_PARAMS)
             if names and not reply.is_success:
                 failures.append(f"{what}: {reply.status_code} {reply.text[:200]} (give it a valid request here)")
                 continue
@@ -120,7 +124,10 @@ def test_every_read_or_change_of_patient_data_is_audited(setup: Setup, db_url: s
                 unaudited.append(what)
                 continue
             mine = [r for r in rows if r[0] == setup.admin_id and r[2] == f.patient_id and r[1] and r[3] == REASON]
-            (audited if mine else failures).append(what if mine else f"{what}: no audit row naming the patient ({rows})")
+            if mine:
+                audited.append(what)
+            else:
+                failures.append(f"{what}: no audit row naming the patient ({rows})")
     assert failures == [], "\n".join(failures)
     assert len(audited) >= 30, audited
     print(f"{len(audited)} routes audited; not about a patient: {unaudited}")

@@ -22,6 +22,7 @@ from server.settings import ServerSettings
 from server.store import migrate
 from tests.fix_db import scratch_database
 from tests.server.patient_data import Filled, fill_patient
+from tests.server.test_store_timeseries import timescale_url  # noqa: F401 - a fixture (skips without TimescaleDB)
 
 pytestmark = pytest.mark.db
 
@@ -97,6 +98,19 @@ def test_each_kind_removes_what_is_older_than_its_limit_and_keeps_the_rest(url: 
     assert [r[0] for r in runs] == list(KINDS) and {r[3] for r in runs} == {"test"}
     assert dict((r[0], r[1]) for r in runs)["audit"] >= 1
     assert not any(o.removed_anything for o in again) and runs_again == (len(KINDS),)
+
+
+def test_timescale_drops_whole_chunks_of_old_data(timescale_url: str) -> None:  # noqa: F811
+    now = time.time()
+    with psycopg.connect(timescale_url, autocommit=True) as conn:
+        old, new = fill_patient(conn, now - OLD), fill_patient(conn, now - NEW)
+        age(conn, old)
+        before_new = counts(conn, new)
+        done = {o.kind: o for o in run_retention(conn, dict.fromkeys(KINDS, float(DAYS)), datetime.now(timezone.utc))}
+        after_old, after_new = counts(conn, old), counts(conn, new)
+    assert done["summaries"].dropped and done["summaries"].rows is None and done["events"].dropped
+    assert after_old == dict.fromkeys(KINDS, 0) | {"audit": 1}, after_old
+    assert after_new == before_new
 
 
 def test_a_limit_of_zero_keeps_everything_and_unknown_kinds_are_refused() -> None:
