@@ -4,10 +4,12 @@
     pisces server                    HTTP API + portal (+ one ingest worker)
     pisces ingest [--workers N]      ingest workers alone (N processes on a shared subscription)
     pisces db migrate                create or upgrade the schema
+    pisces retention run [--dry-run] remove data older than each kind's retention limit
     pisces devices add|revoke ID     a device's broker credentials (Mosquitto password file)
     pisces broker init DIR           a Mosquitto configuration: TLS for phones, per-device auth, ACL
     pisces users add NAME            a clinician or admin account
     pisces patients add              a patient and their device
+    pisces patients export|erase ID  everything about a patient as one zip; erasure on request
     pisces weather import FILE       hourly weather (Open-Meteo JSON, CSV, simulator lines)
     pisces weather home ID LAT LON   a patient's home location (their weather without GPS)
     pisces edge ...                  the phone agent (run, mark, panic, status, scan)
@@ -54,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_server(sub)
     _add_ingest(sub)
     _add_db(sub)
+    _add_retention(sub)
     _add_users(sub)
     _add_patients(sub)
     _add_devices(sub)
@@ -144,19 +147,37 @@ def _add_db(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="TimescaleDB path: auto = when the server has the extension preloaded",
     )  # fmt: skip
     m.set_defaults(func=_run_migrate)
-    r = dbsub.add_parser("retention", help="drop raw summary windows older than DAYS now (0: keep all)")
-    r.add_argument("days", type=float)
+
+
+def _add_retention(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("retention", help="retention per kind of data (PISCES_RETENTION_<KIND>_DAYS)")
+    rsub = p.add_subparsers(metavar="ACTION")
+    r = rsub.add_parser("run", help="remove what is older than each kind's limit now (recorded)")
+    r.add_argument("--dry-run", action="store_true", help="only show what would go; change nothing")
     r.set_defaults(func=_run_retention)
 
 
 def _run_retention(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
     import psycopg
 
-    from server.store import apply_retention
+    from server.retention import policy_from, run_retention
+    from server.settings import get_settings
 
+    policy = policy_from(get_settings())
     with psycopg.connect(_database_url(), autocommit=True) as conn:
-        dropped = apply_retention(conn, args.days)
-    print(f"dropped: {', '.join(dropped)}" if dropped else "nothing to drop (or TimescaleDB policy set)")
+        outcomes = run_retention(conn, policy, datetime.now(timezone.utc), dry_run=args.dry_run,
+                                 by=f"cli:{getpass.getuser()}")  # fmt: skip
+    verb = "would remove" if args.dry_run else "removed"
+    for kind, days in policy.items():
+        if days <= 0:
+            print(f"{kind:13} keep forever")
+    for o in outcomes:
+        parts = [] if o.rows is None else [f"{o.rows} rows"]
+        parts += [f"{len(o.dropped)} partitions/chunks ({', '.join(o.dropped)})"] if o.dropped else []
+        what = o.skipped or f"{verb} {' and '.join(parts) or 'nothing'}"
+        print(f"{o.kind:13} older than {o.cutoff:%Y-%m-%d %H:%M} UTC: {what}")
     return 0
 
 
@@ -253,6 +274,24 @@ def _add_patients(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     a.add_argument("--device", required=True, help="device id, 1-64 of A-Z a-z 0-9 _ -")
     a.add_argument("--clinician", action="append", default=[], help="assign to this clinician")
     a.set_defaults(func=_run_patients_add)
+    e = _by_admin(psub, "export", "everything stored about a patient as one zip (CSV, JSON, FHIR, WFDB)")
+    e.add_argument("--reason", default=None, help="why (recorded in the audit log and the manifest)")
+    e.add_argument("--out", default=None, help="file to write (default: pisces-patient-<id>-<date>.zip)")
+    e.set_defaults(func=_run_patients_export)
+    r = _by_admin(psub, "erase", "erase a patient's data on request (recorded; cannot be undone)")
+    r.add_argument("--reason", required=True, help="why (recorded)")
+    r.add_argument("--confirm-device", required=True, help="the patient's device id, as a confirmation")
+    r.set_defaults(func=_run_patients_erase)
+
+
+def _by_admin(
+    psub: argparse._SubParsersAction, name: str, help_text: str  # type: ignore[type-arg]
+) -> argparse.ArgumentParser:
+    """A ``patients`` action on one patient, done in the name of an admin account (``--by``)."""
+    p: argparse.ArgumentParser = psub.add_parser(name, help=help_text)
+    p.add_argument("patient_id", type=int)
+    p.add_argument("--by", required=True, help="the admin account responsible (recorded in the audit log)")
+    return p
 
 
 def _run_patients_add(args: argparse.Namespace) -> int:
@@ -270,6 +309,64 @@ def _run_patients_add(args: argparse.Namespace) -> int:
         for username in args.clinician:
             assign_patient(conn, username, patient_id)
     print(f"patient {args.name!r} has id {patient_id}, device {args.device}")
+    return 0
+
+
+def _operator(conn, username: str):  # type: ignore[no-untyped-def]
+    """The admin account an operator acts as (CliError otherwise)."""
+    from server.store import User
+
+    row = conn.execute("SELECT id, username, role FROM users WHERE username = %s", (username,)).fetchone()
+    if row is None or row[2] != "admin":
+        raise CliError(f"--by: {username!r} is not an admin account")
+    return User(row[0], row[1], row[2])
+
+
+def _run_patients_export(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    import psycopg
+
+    from server import data_export, store
+    from server.settings import get_settings
+
+    quality, now = get_settings().min_quality, datetime.now(timezone.utc)
+    out = Path(args.out or data_export.archive_name(args.patient_id, now))
+    with psycopg.connect(_database_url(), autocommit=True) as conn:
+        user = replace(_operator(conn, args.by), reason=args.reason)
+        if conn.execute("SELECT 1 FROM patients WHERE id = %s AND erased_at IS NULL",
+                        (args.patient_id,)).fetchone() is None:  # fmt: skip
+            raise CliError(f"patients export: no patient {args.patient_id}")
+        store.audit(conn, user, "export:all", [args.patient_id], {"format": data_export.FORMAT, "via": "cli"})
+        with open(out, "wb") as f:
+            for piece in data_export.export_archive(conn, args.patient_id, user.username, args.reason, now, quality):
+                f.write(piece)
+    print(f"patient {args.patient_id}: wrote {out} ({out.stat().st_size} bytes)")
+    return 0
+
+
+def _run_patients_erase(args: argparse.Namespace) -> int:
+    import json
+
+    import psycopg
+
+    from server import erasure
+    from server.settings import get_settings
+
+    settings = get_settings()
+    with psycopg.connect(_database_url(), autocommit=True) as conn:
+        user = _operator(conn, args.by)
+        try:
+            done = erasure.erase_patient(conn, args.patient_id, user, args.reason, args.confirm_device,
+                                         settings.erasure_keep, erasure.device_cleanup(settings))  # fmt: skip
+        except erasure.ErasureError as exc:
+            raise CliError(f"patients erase: {exc}") from exc
+    print(f"patient {args.patient_id}: erased (record {done.id}); rows: {json.dumps(done.erased)}")
+    print(f"kept: {', '.join(done.kept)}; sessions closed: {done.sessions_closed}; device: {json.dumps(done.device)}")
+    if done.device.get("credentials") == "revoked":
+        print(_RELOAD_HINT, file=sys.stderr)
     return 0
 
 

@@ -41,7 +41,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, datetime, timezone
 from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
@@ -58,7 +58,8 @@ from server.notify import Notifier, broker_login
 from server.records import AlertChange
 from server.rules import RuleConfig, sync_levels
 from server.settings import ServerSettings
-from server.store import apply_retention, store_engine
+from server.retention import policy_from, run_retention
+from server.store import store_engine
 from wire import BrokerAddress, Event, Kind, Status, Strip, Summary, TopicError, Uplink, WireDecodeError
 from wire import decode_uplink, uplink_filter
 
@@ -67,7 +68,6 @@ log = logging.getLogger(__name__)
 RETRY_MIN_S, RETRY_MAX_S = 0.2, 5.0  # database retry backoff
 SESSION_EXPIRY_S = 7 * 24 * 3600  # MQTT 5: the broker keeps our queue this long while we are away
 START_TIMEOUT_S = 15.0
-RETENTION_EVERY_S = 3600.0
 DEFAULT_SHARED_GROUP = "pisces-ingest"
 UPLINK_KINDS_IN_ORDER = (Kind.SUMMARY, Kind.EVENT, Kind.STRIP, Kind.STATUS)
 RESTART_MIN_S, RESTART_MAX_S = 0.5, 30.0  # supervisor: restart backoff of a worker process that died
@@ -483,18 +483,20 @@ class Ingestor:
             self._days |= missing
 
     def _maybe_retention(self) -> None:
-        days = self.settings.summary_retention_days
-        if days <= 0 or time.monotonic() < self._retention_due:
+        """Every ``retention_every_s``: the retention job of :mod:`server.retention` (one worker at a time)."""
+        policy = policy_from(self.settings)
+        if not any(policy.values()) or time.monotonic() < self._retention_due:
             return
-        self._retention_due = time.monotonic() + RETENTION_EVERY_S
+        self._retention_due = time.monotonic() + self.settings.retention_every_s
         try:
-            dropped = apply_retention(self._connection(), days)
+            outcomes = run_retention(self._connection(), policy, datetime.now(timezone.utc))
         except psycopg.Error as exc:
             log.warning("retention failed (%s); will try again", exc)
             return
-        self._days.clear()
-        if dropped:
-            log.info("retention dropped %s", ", ".join(dropped))
+        self._days.clear()  # day partitions may have gone
+        for o in outcomes:
+            if o.removed_anything:
+                log.info("retention %s before %s: %s rows, dropped %s", o.kind, o.cutoff, o.rows, list(o.dropped))
 
     def _count(self, outcome: Outcome) -> None:
         if outcome.status == "stored":

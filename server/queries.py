@@ -21,8 +21,11 @@ from psycopg.rows import class_row
 
 from server.store import StoreError, User
 
-# Patients the user may see; binds %(uid)s and %(admin)s.
-VISIBLE = "(%(admin)s OR p.id IN (SELECT patient_id FROM care_assignments WHERE user_id = %(uid)s))"
+# Patients the user may see (never an erased one); binds %(uid)s and %(admin)s.
+VISIBLE = (
+    "(p.erased_at IS NULL AND (%(admin)s OR p.id IN (SELECT patient_id FROM care_assignments"
+    " WHERE user_id = %(uid)s)))"
+)
 
 
 NO_SIGNAL_AFTER = timedelta(minutes=10)  # no data for longer: the overview says "no signal"
@@ -170,11 +173,25 @@ def list_patients(conn: psycopg.Connection[Any], user: User) -> list[PatientRow]
     return sorted((_patient(r) for r in rows), key=lambda p: (STATE_ORDER[p.state], p.name, p.id))
 
 
+def patient_row(conn: psycopg.Connection[Any], patient_id: int) -> PatientRow | None:
+    """One patient whoever asks (access is checked by the caller), erased or not."""
+    found = conn.execute(f"{PATIENT_SELECT} WHERE p.id = %(pid)s", {"pid": patient_id}).fetchone()
+    return _patient(found) if found else None
+
+
 def get_patient(conn: psycopg.Connection[Any], user: User, patient_id: int) -> PatientRow | None:
     """One patient, if the user may see them."""
     row = conn.execute(f"{PATIENT_SELECT} WHERE p.id = %(pid)s AND {VISIBLE}", _who(user) | {"pid": patient_id})
     found = row.fetchone()
     return _patient(found) if found else None
+
+
+# The columns of a SummaryRow, in its order (for class_row).
+SUMMARY_SELECT = (
+    "SELECT start_at AS start, end_at AS end, beats, hr_mean, hr_min, hr_max, rr_mean, sdnn, rmssd,"
+    " flags, resp_rate, activity, intensity, quality, battery, pnn50, pause_max, ectopic, steps,"
+    " posture_changes, fall FROM summaries"
+)
 
 
 def list_summaries(
@@ -183,10 +200,7 @@ def list_summaries(
     """A patient's windows that overlap [start, end), oldest first (access is checked by the caller)."""
     cur = conn.cursor(row_factory=class_row(SummaryRow))
     return cur.execute(
-        "SELECT start_at AS start, end_at AS end, beats, hr_mean, hr_min, hr_max, rr_mean, sdnn, rmssd,"
-        " flags, resp_rate, activity, intensity, quality, battery, pnn50, pause_max, ectopic, steps,"
-        " posture_changes, fall FROM summaries"
-        " WHERE patient_id = %s AND (%s::timestamptz IS NULL OR end_at > %s)"
+        f"{SUMMARY_SELECT} WHERE patient_id = %s AND (%s::timestamptz IS NULL OR end_at > %s)"
         " AND (%s::timestamptz IS NULL OR start_at < %s) ORDER BY start_at LIMIT %s",
         (patient_id, start, start, end, end, limit),
     ).fetchall()
@@ -317,11 +331,18 @@ def list_strips(
 def get_strip(conn: psycopg.Connection[Any], patient_id: int, device_id: str, seq: int) -> StripData | None:
     """One strip with its samples, or None (access is checked by the caller)."""
     row = conn.execute(
-        "SELECT patient_id, device_id, seq, start_at, fs, n_samples / fs, reason, ref_seq, samples, n_samples"
-        " FROM strips WHERE patient_id = %s AND device_id = %s AND seq = %s ORDER BY start_at LIMIT 1",
+        f"{STRIP_DATA_SELECT} WHERE patient_id = %s AND device_id = %s AND seq = %s ORDER BY start_at LIMIT 1",
         (patient_id, device_id, seq),
     ).fetchone()
-    if row is None:
-        return None
+    return None if row is None else strip_data(row)
+
+
+STRIP_DATA_SELECT = (
+    "SELECT patient_id, device_id, seq, start_at, fs, n_samples / fs, reason, ref_seq, samples, n_samples FROM strips"
+)
+
+
+def strip_data(row: tuple[Any, ...]) -> StripData:
+    """A row of :data:`STRIP_DATA_SELECT` as a strip with its samples."""
     samples = list(struct.unpack(f"<{row[9]}h", bytes(row[8])))
     return StripData(StripInfo(*row[:8]), samples)

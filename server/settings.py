@@ -67,8 +67,20 @@ class ServerSettings(BaseSettings):
     metrics_port: int | None = Field(
         default=None, ge=0, le=65_535, description="serve /metrics here (worker i of `pisces ingest`: port + i)"
     )
-    summary_retention_days: float = Field(
-        default=0, ge=0, description="drop raw summary windows older than this (0: keep); rollups stay"
+    # Retention per kind of data, days (0: keep forever); enforced by server.retention, reasons in docs/security.md.
+    # The clinical record is kept unless the operator sets a limit (medical-record law differs by country).
+    retention_summaries_days: float = Field(default=0, ge=0, description="raw summary windows (whole days)")
+    retention_rollups_days: float = Field(default=0, ge=0, description="1-minute and 1-hour rollups")
+    retention_events_days: float = Field(default=0, ge=0, description="phone events and closed symptom periods")
+    retention_strips_days: float = Field(default=0, ge=0, description="ECG strips")
+    retention_alerts_days: float = Field(default=0, ge=0, description="resolved alerts with their history")
+    retention_dead_letters_days: float = Field(default=90, ge=0, description="rejected messages and weather lines")
+    retention_audit_days: float = Field(default=6 * 365, ge=0, description="audit log (HIPAA: 6 years)")
+    retention_sessions_days: float = Field(default=7, ge=0, description="sessions, counted from their expiry")
+    retention_uplink_keys_days: float = Field(default=0, ge=0, description="idempotency keys (device, seq)")
+    retention_every_s: float = Field(default=3600, gt=0, description="how often the ingest worker runs retention")
+    erasure_keep: list[str] = Field(
+        default_factory=list, description="tables an erasure keeps (pseudonymised), e.g. records the law requires"
     )
     broker_password_file: str | None = Field(
         default=None, description="Mosquitto password file that `pisces devices` edits"

@@ -1,5 +1,7 @@
 """PostgreSQL schema and people: migrations, users, patients, sessions, the audit log.
 
+Retention lives in :mod:`server.retention`, erasure in :mod:`server.erasure`.
+
 Ingest writes live in :mod:`server.records`, the portal's reads in
 :mod:`server.queries`; this module owns the schema and everything about who
 may see whom. All functions take an open psycopg connection and leave the
@@ -11,13 +13,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from psycopg.types.json import Jsonb
 
 MIGRATION_LOCK_KEY = 0x50_15_CE_5  # pg_advisory_lock key: one migrator at a time
@@ -33,11 +34,17 @@ class StoreError(Exception):
 
 @dataclass(frozen=True)
 class User:
-    """A person who signs in to the portal."""
+    """A person who signs in to the portal.
+
+    ``reason`` is why the current request reads or changes data (the request's
+    ``X-Access-Reason`` header, see :mod:`server.api.deps`); :func:`audit`
+    records it with every row. It is no part of the identity (not compared).
+    """
 
     id: int
     username: str
     role: str
+    reason: str | None = field(default=None, compare=False)
 
     @property
     def is_admin(self) -> bool:
@@ -150,36 +157,6 @@ def refresh_rollups(
         )
 
 
-def apply_retention(conn: psycopg.Connection[Any], days: float) -> list[str]:
-    """Keep raw summary windows for ``days`` days (0: forever); rollups are kept.
-
-    Plain PostgreSQL: drops the day partitions that ended before the cutoff and
-    returns their names (run it periodically; the ingest does, hourly).
-    TimescaleDB: (re)sets the hypertable's retention policy, which TimescaleDB's
-    own scheduler applies; returns an empty list.
-    """
-    timescale = store_engine(conn) == "timescaledb"
-    if timescale:
-        conn.execute("SELECT remove_retention_policy('summaries', if_exists => true)")
-        if days > 0:
-            conn.execute("SELECT add_retention_policy('summaries', drop_after => %s)", (timedelta(days=days),))
-        return []
-    if days <= 0:
-        return []
-    cutoff = (datetime.now(timezone.utc) - timedelta(days=days)).date()
-    rows = conn.execute(
-        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-        " WHERE i.inhparent = 'summaries'::regclass ORDER BY c.relname"
-    ).fetchall()
-    dropped = []
-    for (name,) in rows:
-        day = datetime.strptime(name.removeprefix("summaries_"), "%Y%m%d").date()
-        if day + timedelta(days=1) <= cutoff:
-            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
-            dropped.append(name)
-    return dropped
-
-
 def hash_password(password: str) -> str:
     """Hash a password with scrypt and a random 16-byte salt, as ``scrypt$n$r$p$salt$hash``."""
     salt = secrets.token_bytes(16)
@@ -275,12 +252,14 @@ def end_session(conn: psycopg.Connection[Any], token: str) -> None:
 
 
 def can_see(conn: psycopg.Connection[Any], user: User, patient_id: int) -> bool:
-    """True if the patient exists and is in the user's care (admins: any patient)."""
+    """True if the patient exists, is not erased and is in the user's care (admins: any such patient)."""
     if user.is_admin:
-        row = conn.execute("SELECT 1 FROM patients WHERE id = %s", (patient_id,)).fetchone()
+        row = conn.execute("SELECT 1 FROM patients WHERE id = %s AND erased_at IS NULL", (patient_id,)).fetchone()
     else:
         row = conn.execute(
-            "SELECT 1 FROM care_assignments WHERE user_id = %s AND patient_id = %s", (user.id, patient_id)
+            "SELECT 1 FROM care_assignments c JOIN patients p ON p.id = c.patient_id"
+            " WHERE c.user_id = %s AND c.patient_id = %s AND p.erased_at IS NULL",
+            (user.id, patient_id),
         ).fetchone()
     return row is not None
 
@@ -292,8 +271,13 @@ def audit(
     patient_ids: list[int] | set[int],
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """Record that a person read or changed these patients' data (one row per patient)."""
+    """Record that a person read or changed these patients' data (one row per patient), and why.
+
+    The rows can only be added to: the database refuses UPDATE, DELETE and
+    TRUNCATE on ``audit_log`` except the audit retention's recorded deletion of
+    old rows (migration 065, :mod:`server.retention`).
+    """
     conn.cursor().executemany(
-        "INSERT INTO audit_log (user_id, action, patient_id, detail) VALUES (%s, %s, %s, %s)",
-        [(user.id, action, pid, Jsonb(detail or {})) for pid in sorted(set(patient_ids))],
+        "INSERT INTO audit_log (user_id, action, patient_id, detail, reason) VALUES (%s, %s, %s, %s, %s)",
+        [(user.id, action, pid, Jsonb(detail or {}), user.reason) for pid in sorted(set(patient_ids))],
     )

@@ -35,6 +35,7 @@ async function load() {
   renderEvents();
   document.getElementById("export-csv").href = `/api/patients/${patientId}/export.csv?${q}`;
   document.getElementById("export-fhir").href = `/api/patients/${patientId}/export.fhir.json?${q}`;
+  document.getElementById("export-all").href = `/api/patients/${patientId}/export.zip`;
   loaded += 1;
   document.getElementById("chart").dataset.loaded = String(loaded);
   loadWeatherPanel(patientId, view.start, view.end).catch(showError);

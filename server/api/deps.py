@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
@@ -14,6 +15,8 @@ from server.settings import ServerSettings
 from server.store import User, session_user
 
 SESSION_COOKIE = "pisces_session"
+REASON_HEADER = "X-Access-Reason"  # why a person reads or changes data; recorded in the audit log
+MAX_REASON = 200  # characters
 
 
 def get_settings(request: Request) -> ServerSettings:
@@ -50,8 +53,22 @@ def request_token(request: Request) -> str | None:
     return request.cookies.get(SESSION_COOKIE) or None
 
 
+def access_reason(request: Request) -> str | None:
+    """The request's ``X-Access-Reason`` (trimmed; None if absent or blank); 422 if too long or not printable."""
+    value = request.headers.get(REASON_HEADER, "").strip()
+    if len(value) > MAX_REASON:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"{REASON_HEADER}: at most {MAX_REASON} characters")
+    if not value.isprintable():
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{REASON_HEADER}: printable text only")
+    return value or None
+
+
 def current_user(request: Request, pool: PoolDep) -> User:
-    """The signed-in user, or 401. Uses its own short-lived connection (streams hold none)."""
+    """The signed-in user, or 401, carrying the request's access reason for the audit log.
+
+    Uses its own short-lived connection (streams hold none).
+    """
     token = request_token(request)
     user = None
     if token:
@@ -61,7 +78,7 @@ def current_user(request: Request, pool: PoolDep) -> User:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "sign in first", headers={"WWW-Authenticate": "Bearer"}
         )
-    return user
+    return replace(user, reason=access_reason(request))
 
 
 CurrentUser = Annotated[User, Depends(current_user)]

@@ -19,7 +19,8 @@ import pytest
 from server.ingest import decode_one, rule_config, store_batch
 from server.records import ensure_partitions, summary_days
 from server.settings import ServerSettings
-from server.store import add_patient, apply_retention, migrate, store_engine, timescale_usable
+from server.retention import run_retention
+from server.store import add_patient, migrate, store_engine, timescale_usable
 from tests.fix_db import scratch_database
 from tests.server.test_ingest import T0
 from wire import Kind, Summary, SummaryWindow, encode, topic_for
@@ -136,7 +137,8 @@ def test_plain_retention_drops_old_day_partitions_and_keeps_rollups(plain_url: s
     recent = datetime.now(timezone.utc).date() - timedelta(days=1)
     with psycopg.connect(plain_url, autocommit=True) as conn:
         ensure_partitions(conn, [recent])
-        dropped = apply_retention(conn, 30)
+        (outcome,) = run_retention(conn, {"summaries": 30}, datetime.now(timezone.utc))
+        dropped = outcome.dropped
         left = conn.execute("SELECT count(*) FROM summaries WHERE patient_id = %s", (patient_id,)).fetchone()
         kept = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"summaries_{recent:%Y%m%d}",)).fetchone()
     assert f"summaries_{datetime.fromtimestamp(T0, timezone.utc):%Y%m%d}" in dropped
@@ -160,7 +162,7 @@ def test_timescale_hypertables_policies_and_dedup_into_compressed_chunks(timesca
     with psycopg.connect(timescale_url, autocommit=True) as conn:
         assert store_engine(conn) == "timescaledb"
         tables = conn.execute("SELECT hypertable_name FROM timescaledb_information.hypertables ORDER BY 1").fetchall()
-        apply_retention(conn, 36500)  # a policy, not run now: T0 must outlive it
+        assert run_retention(conn, {"summaries": 36500}, datetime.now(timezone.utc))[0].dropped == ()  # T0 outlives it
         jobs = conn.execute(
             "SELECT proc_name, hypertable_name FROM timescaledb_information.jobs"
             " WHERE hypertable_name IN ('summaries', 'summary_1m', 'summary_1h') ORDER BY 1, 2"
@@ -173,5 +175,6 @@ def test_timescale_hypertables_policies_and_dedup_into_compressed_chunks(timesca
         outcomes = store_batch(conn, batch, rule_config(ServerSettings()), rollups=False)
         stored = conn.execute("SELECT count(*) FROM summaries WHERE patient_id = %s", (patient_id,)).fetchone()
     assert tables == [("events",), ("summaries",)]
-    assert {name for name, _ in jobs} == {"policy_compression", "policy_refresh_continuous_aggregate", "policy_retention"}
+    # retention is server.retention's job (drop_chunks), not a TimescaleDB policy
+    assert {name for name, _ in jobs} == {"policy_compression", "policy_refresh_continuous_aggregate"}
     assert chunks and {o.status for o in outcomes} == {"duplicate"} and stored == (90,)
