@@ -134,10 +134,12 @@ def _who(user: User) -> dict[str, Any]:
 
 
 def patient_state(alert_level: str, last_data_at: datetime | None, first_data_at: datetime | None,
-                  now: datetime) -> str:
+                  now: datetime, monitoring: bool = True) -> str:
     """The overview state of a patient (see :class:`PatientRow`); pure."""
     if alert_level in ("red", "yellow"):
         return alert_level
+    if not monitoring:
+        return "paused"
     if last_data_at is None or now - last_data_at > NO_SIGNAL_AFTER:
         return "no_signal"
     if first_data_at is not None and now - first_data_at < timedelta(days=BASELINE_DAYS):
