@@ -6,8 +6,11 @@
 the patient's rule-state lock (the same lock the ingest takes), re-checking in
 SQL, so any number of loops on any number of servers do each step once.
 :func:`run_escalation` is the thin loop around them, which also delivers red alerts to
-the configured channels (:mod:`server.channels`), pushes approved limits to
-phones and stores baseline proposals when a patient's initial phase is complete.
+the configured channels (:mod:`server.channels`) and alerts to caregivers
+(:mod:`server.caregiver_notify`), pushes each phone's retained config when it
+changes (:mod:`server.phone_config`: approved limits, location consent) and
+stores baseline proposals when a patient's initial phase is complete. Patients
+whose monitoring is paused (consent withdrawn) get no no-signal alerts.
 
 The ladder (times from :class:`EscalationPolicy`):
 

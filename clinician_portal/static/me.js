@@ -33,7 +33,7 @@ function consentRow(p) {
   });
   const action = el("td");
   action.append(button);
-  tr.append(el("th", p.label), el("td", PURPOSE_TEXT[p.purpose], "muted"), el("td", now), action);
+  tr.append(el("th", cap(p.label)), el("td", PURPOSE_TEXT[p.purpose], "muted"), el("td", now), action);
   tr.firstChild.scope = "row";
   return tr;
 }

@@ -42,6 +42,10 @@ function checkedValues(root) {
   return [...root.querySelectorAll("input[type=checkbox]:checked")].map((b) => b.value);
 }
 
+function cap(text) {
+  return text ? text[0].toUpperCase() + text.slice(1) : text;
+}
+
 function announce(text) {
   document.getElementById("announce").textContent = text;
 }
