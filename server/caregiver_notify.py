@@ -17,7 +17,14 @@ from typing import Any
 import psycopg
 
 from server.caregivers import in_quiet_hours, wants
-from server.channels import CLAIM_SQL, MAX_ATTEMPTS, RETRY_AFTER_S, STALE_CLAIM_S, AlertNotice, Claim
+from server.channels import (
+    CLAIM_SQL,
+    MAX_ATTEMPTS,
+    RETRY_AFTER_S,
+    STALE_CLAIM_S,
+    AlertNotice,
+    Claim,
+)
 
 DUE_SQL = """
 SELECT a.id, c.id, c.kind, c.target, a.patient_id, a.level, a.parameter, a.state, a.opened_at,

@@ -234,9 +234,7 @@ def _add_users(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 def _run_users_add(args: argparse.Namespace) -> int:
     import psycopg
 
-    from server.store import add_user, assign_patient
-
-    from server.store import StoreError, link_patient_account
+    from server.store import StoreError, add_user, assign_patient, link_patient_account
 
     if args.role == "patient" and len(args.patient) != 1:
         raise CliError("a patient account is one patient's: give --patient ID once")

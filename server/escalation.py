@@ -233,8 +233,8 @@ def run_round(conn: psycopg.Connection[Any], client: mqtt.Client, now: float, po
         changes = apply_step(conn, step)
         watch.steps += bool(changes)
         watch.phone_notices += notifier.send(devices[step.patient_id], changes)
-    due = channels.claim_due(conn, channel_settings.portal_url)
-    for claim in due + caregiver_notify.claim_due(conn, now, channel_settings.portal_url):
+    claims = channels.claim_due(conn, channel_settings.portal_url)
+    for claim in claims + caregiver_notify.claim_due(conn, now, channel_settings.portal_url):
         error = channels.send(claim, channel_settings)
         channels.record_result(conn, claim, error)
         watch.deliveries += error is None

@@ -170,7 +170,7 @@ def store_batch(
         for key, i in first.items():
             if key not in new:
                 outcomes[i] = Outcome("duplicate", key[0])
-        written = _write(conn, [(patients[batch[i].msg.device], i, batch[i].msg) for i in fresh], config, rollups)  # type: ignore[union-attr]
+        written = _write(conn, [(patients[batch[i].msg.device], i, batch[i].msg) for i in fresh], config, rollups)  # type: ignore[union-attr,misc]
         for i in fresh:
             msg = batch[i].msg
             assert msg is not None

@@ -24,11 +24,11 @@ import uvicorn
 from fastapi import FastAPI
 from starlette.routing import Mount
 
+from server import caregivers, consent, invitations
 from server.app import create_app
 from server.embedded import free_port
 from server.ingest import handle_message, rule_config
 from server.settings import ServerSettings
-from server import caregivers, consent, invitations
 from server.store import add_patient, add_user, assign_patient, link_patient_account
 from tests.server.helpers import wait_for
 from wire import Event, EventType, encode, topic_for
@@ -229,7 +229,8 @@ def check_patient_route(client: httpx.Client, route: RouteInfo, world: World) ->
 def test_patients_and_caregivers_get_403_or_404_but_on_their_own_routes(world: World, role: str) -> None:
     routes, _ = app_routes(world.app)
     username = world.patient_user if role == "patient" else world.caregiver_user
-    others, own = [], []
+    others: list[tuple[str, str]] = []
+    own: list[tuple[str, str]] = []
     with httpx.Client(base_url=world.url, timeout=30) as client:
         signed_in = client.post("/api/auth/login", json={"username": username, "password": PASSWORD})
         assert signed_in.status_code == 200 and signed_in.json()["user"]["role"] == role
