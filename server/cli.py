@@ -7,7 +7,7 @@
     pisces retention run [--dry-run] remove data older than each kind's retention limit
     pisces devices add|revoke ID     a device's broker credentials (Mosquitto password file)
     pisces broker init DIR           a Mosquitto configuration: TLS for phones, per-device auth, ACL
-    pisces users add NAME            a clinician or admin account
+    pisces users add NAME            a clinician, admin or patient account
     pisces patients add              a patient and their device
     pisces patients export|erase ID  everything about a patient as one zip; erasure on request
     pisces weather import FILE       hourly weather (Open-Meteo JSON, CSV, simulator lines)
@@ -241,27 +241,36 @@ def _run_weather_home(args: argparse.Namespace) -> int:
 
 
 def _add_users(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("users", help="clinician and admin accounts")
+    p = sub.add_parser("users", help="accounts of clinicians, admins and patients")
     usub = p.add_subparsers(metavar="ACTION")
     a = usub.add_parser("add", help="add an account (password from PISCES_NEW_PASSWORD or a prompt)")
     a.add_argument("username")
-    a.add_argument("--role", choices=("clinician", "admin"), default="clinician")
-    a.add_argument("--patient", type=int, action="append", default=[], help="assign this patient id")
+    a.add_argument("--role", choices=("clinician", "admin", "patient"), default="clinician",
+                   help="patient: the patient's own account (give --patient once); caregivers join by invitation")
+    a.add_argument("--patient", type=int, action="append", default=[],
+                   help="clinician/admin: assign this patient id; patient: the patient this account is")
     a.set_defaults(func=_run_users_add)
 
 
 def _run_users_add(args: argparse.Namespace) -> int:
     import psycopg
 
-    from server.store import add_user, assign_patient
+    from server.store import StoreError, add_user, assign_patient, link_patient_account
 
+    if args.role == "patient" and len(args.patient) != 1:
+        raise CliError("a patient account is one patient's: give --patient ID once")
     password = os.environ.get("PISCES_NEW_PASSWORD") or getpass.getpass(f"password for {args.username}: ")
     if len(password) < 8:
         raise CliError("a password needs at least 8 characters")
     with psycopg.connect(_database_url()) as conn:
         user_id = add_user(conn, args.username, password, args.role)
-        for patient_id in args.patient:
-            assign_patient(conn, args.username, patient_id)
+        try:
+            if args.role == "patient":
+                link_patient_account(conn, user_id, args.patient[0])
+            for patient_id in [] if args.role == "patient" else args.patient:
+                assign_patient(conn, args.username, patient_id)
+        except StoreError as exc:
+            raise CliError(str(exc)) from exc
     print(f"user {args.username} ({args.role}) has id {user_id}")
     return 0
 
@@ -304,10 +313,16 @@ def _run_patients_add(args: argparse.Namespace) -> int:
         validate_device_id(args.device)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
+    from server.store import StoreError, user_id
+
     with psycopg.connect(_database_url()) as conn:
-        patient_id = add_patient(conn, args.name, args.device)
-        for username in args.clinician:
-            assign_patient(conn, username, patient_id)
+        enrolling = user_id(conn, args.clinician[0]) if args.clinician else None
+        patient_id = add_patient(conn, args.name, args.device, enrolled_by=enrolling)  # consent to monitoring
+        try:
+            for username in args.clinician:
+                assign_patient(conn, username, patient_id)
+        except StoreError as exc:
+            raise CliError(str(exc)) from exc
     print(f"patient {args.name!r} has id {patient_id}, device {args.device}")
     return 0
 

@@ -13,7 +13,10 @@ In one transaction (:func:`erase_patient`):
    ``erased_at`` set, so kept rows still point at one id that names no one, and
    no read of the API shows the patient again;
 4. sessions of the users whose access came from a grant on this patient (the
-   care team, and any other erased table with a ``user_id``) are closed;
+   care team, caregivers, the patient's own account, and any other erased table
+   with a ``user_id``) are closed; the patient's own account is pseudonymised
+   (``erased-user-<id>``) and can no longer sign in; consent records are kept
+   (:data:`~server.patient_tables.KEPT_RECORDS`: the proof of what was agreed);
 5. the device step runs (``device_step``: broker credentials revoked, the
    retained config cleared; see :func:`device_cleanup`) and its outcome is recorded;
 6. an ``erasures`` row (who, when, why, rows per table, what was kept and why,
@@ -38,7 +41,7 @@ from psycopg.types.json import Jsonb
 
 from server import credentials
 from server.notify import downlink_client
-from server.patient_tables import KEEP, Scope, discover, kept_referencing
+from server.patient_tables import KEEP, KEPT_RECORDS, Scope, discover, kept_referencing
 from server.store import StoreError, User, audit, refresh_rollups, store_engine
 from wire import Kind, topic_for
 
@@ -95,10 +98,16 @@ def erase_patient(conn: psycopg.Connection[Any], patient_id: int, user: User, re
         span = conn.execute("SELECT min(start_at), max(end_at) FROM summaries WHERE patient_id = %s",
                             (patient_id,)).fetchone()  # fmt: skip
         users = _granted_users(conn, [s for s in scopes if s.depth == 0], args)
+        own = [r[0] for r in conn.execute("SELECT user_id FROM patient_accounts WHERE patient_id = %s",
+                                          (patient_id,)).fetchall()]  # fmt: skip
         erased = {s.table: conn.execute(s.delete(), args).rowcount
                   for s in reversed(scopes) if s.table not in kept}  # fmt: skip
         conn.execute("UPDATE patients SET name = %s, device_id = 'erased:' || id, last_data_at = NULL,"
                      " erased_at = now() WHERE id = %s", (ERASED_NAME, patient_id))  # fmt: skip
+        # The patient's own sign-in (its username may name them) cannot sign in again and keeps
+        # only a pseudonym: the row stays, since the audit log refers to it.
+        conn.execute("UPDATE users SET username = 'erased-user-' || id, password_hash = '!' WHERE id = ANY(%s)",
+                     (own,))  # fmt: skip
         closed = conn.execute("DELETE FROM sessions s USING users u WHERE u.id = s.user_id AND u.role <> 'admin'"
                               " AND s.user_id = ANY(%s)", (sorted(users),)).rowcount  # fmt: skip
         outcome = device_step(device) if device_step else {"credentials": "not_configured"}
@@ -127,7 +136,8 @@ def _kept(conn: psycopg.Connection[Any], scopes: list[Scope], keep: set[str]) ->
     unknown = keep - known
     if unknown:
         raise ErasureError(f"erasure_keep: no patient table {sorted(unknown)} (known: {sorted(known)})", 422)
-    kept = dict(KEEP) | {t: "configured to be kept (erasure_keep)" for t in keep}
+    records = {t: why for t, why in KEPT_RECORDS.items() if t in known}
+    kept = dict(KEEP) | records | {t: "configured to be kept (erasure_keep)" for t in keep}
     for s in scopes:  # parents come first
         parent = s.via.removeprefix("fk:")
         if s.via.startswith("fk:") and parent in kept and s.table not in kept:

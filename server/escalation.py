@@ -6,8 +6,11 @@
 the patient's rule-state lock (the same lock the ingest takes), re-checking in
 SQL, so any number of loops on any number of servers do each step once.
 :func:`run_escalation` is the thin loop around them, which also delivers red alerts to
-the configured channels (:mod:`server.channels`), pushes approved limits to
-phones and stores baseline proposals when a patient's initial phase is complete.
+the configured channels (:mod:`server.channels`) and alerts to caregivers
+(:mod:`server.caregiver_notify`), pushes each phone's retained config when it
+changes (:mod:`server.phone_config`: approved limits, location consent) and
+stores baseline proposals when a patient's initial phase is complete. Patients
+whose monitoring is paused (consent withdrawn) get no no-signal alerts.
 
 The ladder (times from :class:`EscalationPolicy`):
 
@@ -32,11 +35,12 @@ import paho.mqtt.client as mqtt
 import psycopg
 from psycopg.types.json import Jsonb
 
-from server import channels, records, thresholds
+from server import caregiver_notify, channels, phone_config, records, thresholds
 from server.alerting import NO_SIGNAL, tag_version
 from server.baseline import BaselinePolicy
 from server.channels import ChannelSettings
 from server.notify import Notifier, downlink_client, publish_config
+from server.phone_config import CONFIG_CHANNEL
 from server.records import AlertChange
 from server.rules import AlertAction
 
@@ -137,10 +141,11 @@ ALERT_VIEWS = (
     " CASE WHEN level = 'red' THEN extract(epoch FROM coalesce(escalated_at, opened_at))::float8 END,"
     " escalation_step FROM alerts WHERE state <> 'resolved' ORDER BY id"
 )
+# Patients whose monitoring is paused (consent withdrawn) send nothing on purpose: no no-signal alert.
 SIGNAL_VIEWS = (
     "SELECT p.id, extract(epoch FROM p.last_data_at)::float8, EXISTS (SELECT 1 FROM alerts a"
     " WHERE a.patient_id = p.id AND a.parameter = %s AND a.opened_at >= p.last_data_at)"
-    " FROM patients p WHERE p.last_data_at IS NOT NULL ORDER BY p.id"
+    " FROM patients p WHERE p.last_data_at IS NOT NULL AND pisces_consented(p.id, 'monitoring') ORDER BY p.id"
 )
 
 
@@ -200,7 +205,7 @@ _APPLY = {"no_signal": _open_no_signal, "no_signal_red": _to_red, "promote": _to
           "escalate_contact": _next_contact}  # fmt: skip
 
 
-THRESHOLD_CHANNEL = "pisces_thresholds"  # NOTIFY channel of approvals; payload: the patient id
+THRESHOLD_CHANNEL = CONFIG_CHANNEL  # NOTIFY of approvals and location-consent changes; payload: the patient id
 
 
 @dataclass
@@ -228,14 +233,15 @@ def run_round(conn: psycopg.Connection[Any], client: mqtt.Client, now: float, po
         changes = apply_step(conn, step)
         watch.steps += bool(changes)
         watch.phone_notices += notifier.send(devices[step.patient_id], changes)
-    for claim in channels.claim_due(conn, channel_settings.portal_url):
+    claims = channels.claim_due(conn, channel_settings.portal_url)
+    for claim in claims + caregiver_notify.claim_due(conn, now, channel_settings.portal_url):
         error = channels.send(claim, channel_settings)
         channels.record_result(conn, claim, error)
         watch.deliveries += error is None
         watch.delivery_failures += error is not None
-    for row_id, config in thresholds.unpushed_configs(conn, now):
-        if publish_config(client, config):
-            thresholds.mark_pushed(conn, row_id, now)
+    for due in phone_config.due_configs(conn, now):
+        if publish_config(client, due.config):
+            phone_config.mark_pushed(conn, due.patient_id, due.config.version, now)
             watch.configs_pushed += 1
     if now - watch.last_proposal_check >= policy.propose_every_s:
         watch.last_proposal_check = now

@@ -9,7 +9,8 @@ names the patient the usual way:
 - ``dead_letters``, which names the device only in its topic, is the one listed by hand.
 
 ``patients`` itself is not in the list: an erasure keeps its row as a pseudonym
-(:mod:`server.erasure`). :data:`KEEP` are tables an erasure never deletes from;
+(:mod:`server.erasure`). :data:`KEEP` are tables an erasure never deletes from
+(and that are not patient tables); :data:`KEPT_RECORDS` are patient tables it keeps;
 :data:`NO_PATIENT_DATA` are the tables that hold none. Every table of the schema
 must be in exactly one of: discovered, KEEP, NO_PATIENT_DATA, ``patients``
 (tests/server/test_erasure.py fails otherwise, so a new table is classified on purpose).
@@ -30,12 +31,17 @@ KEEP: dict[str, str] = {
     "audit_log": "who read or changed the patient's data, kept as proof of lawful access (pseudonymised)",
     "erasures": "the record of the erasure itself",
 }
+# Patient tables an erasure keeps although they are exported with the rest (discovered as usual).
+KEPT_RECORDS: dict[str, str] = {
+    "consents": "what the patient agreed to and when: proof that the data were processed lawfully (pseudonymised)",
+}
 # Tables that hold no patient's data (the classification the erasure test checks).
 NO_PATIENT_DATA: dict[str, str] = {
     "users": "portal accounts", "sessions": "sign-in sessions (an erasure closes the ones that could read the patient)",
     "schema_migrations": "applied migrations", "store_info": "engine facts", "alert_channels": "delivery targets",
     "weather_hourly": "weather per place and hour", "weather_rejects": "weather input lines refused",
     "retention_runs": "what retention removed, counts only",
+    "caregiver_settings": "a caregiver's own quiet hours and time zone",
 }  # fmt: skip
 # Tables named by hand: (table, condition) for tables that name the patient in another way.
 BY_HAND: dict[str, str] = {

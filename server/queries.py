@@ -41,19 +41,22 @@ class PatientRow:
     """A patient as the overview lists them.
 
     ``state`` is, in this order of precedence: ``red`` or ``yellow`` (the worst
-    active alert), ``no_signal`` (no data for :data:`NO_SIGNAL_AFTER`, or never),
-    ``baseline`` (still in the first :data:`BASELINE_DAYS` of data), else ``ok``.
+    active alert), ``paused`` (the patient withdrew consent to monitoring: what
+    the phone sends is quarantined, no alerts), ``no_signal`` (no data for
+    :data:`NO_SIGNAL_AFTER`, or never), ``baseline`` (still in the first
+    :data:`BASELINE_DAYS` of data), else ``ok``.
     """
 
     id: int
     name: str
     device_id: str
-    state: str  # "ok", "yellow", "red", "no_signal", "baseline"
+    state: str  # "ok", "yellow", "red", "paused", "no_signal", "baseline"
     alert_level: str  # "ok", "yellow", "red": the worst active alert
     last_data_at: datetime | None
     first_data_at: datetime | None
     battery: int | None  # %, the device's latest status, else its latest window
     online: bool | None  # the phone's last status message (None: never sent one)
+    monitoring: bool = True  # consent to monitoring in force
 
 
 @dataclass(frozen=True)
@@ -134,10 +137,12 @@ def _who(user: User) -> dict[str, Any]:
 
 
 def patient_state(alert_level: str, last_data_at: datetime | None, first_data_at: datetime | None,
-                  now: datetime) -> str:
+                  now: datetime, monitoring: bool = True) -> str:
     """The overview state of a patient (see :class:`PatientRow`); pure."""
     if alert_level in ("red", "yellow"):
         return alert_level
+    if not monitoring:
+        return "paused"
     if last_data_at is None or now - last_data_at > NO_SIGNAL_AFTER:
         return "no_signal"
     if first_data_at is not None and now - first_data_at < timedelta(days=BASELINE_DAYS):
@@ -147,7 +152,7 @@ def patient_state(alert_level: str, last_data_at: datetime | None, first_data_at
 
 PATIENT_SELECT = (
     "SELECT p.id, p.name, p.device_id, COALESCE(a.level, 'ok'), p.last_data_at, f.first_at,"
-    " COALESCE(d.battery, l.battery), d.online, now()"
+    " COALESCE(d.battery, l.battery), d.online, now(), pisces_consented(p.id, 'monitoring')"
     " FROM patients p LEFT JOIN LATERAL (SELECT CASE WHEN bool_or(level = 'red') THEN 'red'"
     "   WHEN count(*) > 0 THEN 'yellow' END AS level"
     "   FROM alerts WHERE patient_id = p.id AND state <> 'resolved') a ON true"
@@ -160,11 +165,11 @@ PATIENT_SELECT = (
 
 
 def _patient(r: tuple[Any, ...]) -> PatientRow:
-    state = patient_state(r[3], r[4], r[5], r[8])
-    return PatientRow(r[0], r[1], r[2], state, r[3], r[4], r[5], r[6], r[7])
+    state = patient_state(r[3], r[4], r[5], r[8], r[9])
+    return PatientRow(r[0], r[1], r[2], state, r[3], r[4], r[5], r[6], r[7], r[9])
 
 
-STATE_ORDER = {"red": 0, "yellow": 1, "no_signal": 2, "baseline": 3, "ok": 4}
+STATE_ORDER = {"red": 0, "yellow": 1, "no_signal": 2, "baseline": 3, "ok": 4, "paused": 5}
 
 
 def list_patients(conn: psycopg.Connection[Any], user: User) -> list[PatientRow]:
@@ -192,6 +197,12 @@ SUMMARY_SELECT = (
     " flags, resp_rate, activity, intensity, quality, battery, pnn50, pause_max, ectopic, steps,"
     " posture_changes, fall FROM summaries"
 )
+
+
+def patient_by_id(conn: psycopg.Connection[Any], patient_id: int) -> PatientRow | None:
+    """One patient whoever asks (the caller has checked access, e.g. a caregiver's grant)."""
+    found = conn.execute(f"{PATIENT_SELECT} WHERE p.id = %s AND p.erased_at IS NULL", (patient_id,)).fetchone()
+    return _patient(found) if found else None
 
 
 def list_summaries(

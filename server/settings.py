@@ -36,6 +36,9 @@ class ServerSettings(BaseSettings):
     csp_enforce: bool | None = Field(
         default=None, description="enforce the Content-Security-Policy (None: in production; else report-only)"
     )
+    invitation_hours: float = Field(
+        default=72.0, gt=0, le=24 * 30, description="one-time invitation codes (accounts, caregivers) expire after"
+    )
     login_max_failures: int = Field(default=5, ge=1, le=1000, description="failed sign-ins per user/address")
     login_window_seconds: float = Field(default=900.0, gt=0, description="...within this window, then 429")
     ingest_in_server: bool = Field(default=True, description="run one ingest worker inside `pisces server`")

@@ -23,7 +23,8 @@ from psycopg.types.json import Jsonb
 
 MIGRATION_LOCK_KEY = 0x50_15_CE_5  # pg_advisory_lock key: one migrator at a time
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1  # ~16 MiB, ~50 ms: OWASP's scrypt minimum
-ROLES = ("clinician", "admin")
+ROLES = ("clinician", "admin", "patient", "caregiver")
+STAFF_ROLES = ("clinician", "admin")  # the care team: the only roles clinician routes admit
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 ROLLUPS_REBUILT_BY = 3  # the migration that recreates the TimescaleDB continuous aggregates
 
@@ -50,6 +51,11 @@ class User:
     def is_admin(self) -> bool:
         """True for admins, who see every patient."""
         return self.role == "admin"
+
+    @property
+    def is_staff(self) -> bool:
+        """True for clinicians and admins; patients and caregivers see only their own pages."""
+        return self.role in STAFF_ROLES
 
 
 def _migrations(timescale: bool) -> list[tuple[int, str, str]]:
@@ -190,24 +196,60 @@ def add_user(conn: psycopg.Connection[Any], username: str, password: str, role: 
     return int(row[0])
 
 
-def add_patient(conn: psycopg.Connection[Any], name: str, device_id: str) -> int:
-    """Register a patient and the device (phone agent) that reports for them; return the id."""
+def add_patient(conn: psycopg.Connection[Any], name: str, device_id: str, enrolled_by: int | None = None) -> int:
+    """Register a patient and the device (phone agent) that reports for them; return the id.
+
+    Enrolment records consent to monitoring by the care team (by ``enrolled_by``,
+    the enrolling clinician, else the system); every other purpose stays off
+    until granted (:mod:`server.consent`).
+    """
+    from server.consent import record_enrolment  # consent imports the rule engine; keep store light
+
     row = conn.execute(
         "INSERT INTO patients (name, device_id) VALUES (%s, %s) RETURNING id", (name, device_id)
     ).fetchone()
     assert row is not None
+    record_enrolment(conn, [int(row[0])], enrolled_by)
     return int(row[0])
 
 
-def assign_patient(conn: psycopg.Connection[Any], username: str, patient_id: int) -> None:
-    """Put a patient in a user's care (idempotent); raise StoreError for an unknown user."""
+def user_id(conn: psycopg.Connection[Any], username: str) -> int | None:
+    """The id of a user by name, or None."""
     row = conn.execute("SELECT id FROM users WHERE username = %s", (username,)).fetchone()
+    return int(row[0]) if row else None
+
+
+def assign_patient(conn: psycopg.Connection[Any], username: str, patient_id: int) -> None:
+    """Put a patient in a user's care (idempotent); StoreError for an unknown user or one not of the care team."""
+    row = conn.execute("SELECT id, role FROM users WHERE username = %s", (username,)).fetchone()
     if row is None:
         raise StoreError(f"no user {username!r}")
+    if row[1] not in STAFF_ROLES:
+        raise StoreError(f"{username!r} is a {row[1]}: only clinicians and admins care for patients")
     conn.execute(
         "INSERT INTO care_assignments (user_id, patient_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
         (row[0], patient_id),
     )
+
+
+def link_patient_account(conn: psycopg.Connection[Any], user_id: int, patient_id: int) -> None:
+    """Make a ``patient`` user the account of a patient; StoreError if either already has a link."""
+    try:
+        with conn.transaction():
+            conn.execute("INSERT INTO patient_accounts (user_id, patient_id) VALUES (%s, %s)", (user_id, patient_id))
+    except psycopg.errors.UniqueViolation as exc:
+        raise StoreError(f"patient {patient_id} already has an account") from exc
+
+
+def account_patient(conn: psycopg.Connection[Any], user_id: int) -> int | None:
+    """The patient whose own account this user is, or None."""
+    row = conn.execute("SELECT patient_id FROM patient_accounts WHERE user_id = %s", (user_id,)).fetchone()
+    return int(row[0]) if row else None
+
+
+def has_account(conn: psycopg.Connection[Any], patient_id: int) -> bool:
+    """True if the patient has an account of their own."""
+    return conn.execute("SELECT 1 FROM patient_accounts WHERE patient_id = %s", (patient_id,)).fetchone() is not None
 
 
 def authenticate(conn: psycopg.Connection[Any], username: str, password: str) -> User | None:
@@ -252,7 +294,9 @@ def end_session(conn: psycopg.Connection[Any], token: str) -> None:
 
 
 def can_see(conn: psycopg.Connection[Any], user: User, patient_id: int) -> bool:
-    """True if the patient exists, is not erased and is in the user's care (admins: any such patient)."""
+    """True if the patient exists, is not erased and is in the user's care (admins: any such patient; never a non-staff user)."""
+    if not user.is_staff:
+        return False
     if user.is_admin:
         row = conn.execute("SELECT 1 FROM patients WHERE id = %s AND erased_at IS NULL", (patient_id,)).fetchone()
     else:

@@ -1,9 +1,17 @@
-"""Dependencies of the API routes, as ``Annotated`` aliases: pool, connection, settings, the user."""
+"""Dependencies of the API routes, as ``Annotated`` aliases: pool, connection, settings, the user.
+
+Who may call a route is said by its user dependency: ``CurrentUser`` admits
+the care team only (clinicians and admins; a patient or caregiver gets 403),
+so every clinician route is closed to the other roles by default;
+``AdminUser`` admins only; ``PatientSelf`` a patient's own account (their
+patient id with it); ``CaregiverUser`` a caregiver; ``AnyUser`` anyone
+signed in (sign-out, who am I).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
@@ -12,7 +20,7 @@ from fastapi import Depends, HTTPException, Request, status
 from psycopg_pool import ConnectionPool
 
 from server.settings import ServerSettings
-from server.store import User, session_user
+from server.store import User, account_patient, session_user
 
 SESSION_COOKIE = "pisces_session"
 REASON_HEADER = "X-Access-Reason"  # why a person reads or changes data; recorded in the audit log
@@ -64,8 +72,8 @@ def access_reason(request: Request) -> str | None:
     return value or None
 
 
-def current_user(request: Request, pool: PoolDep) -> User:
-    """The signed-in user, or 401, carrying the request's access reason for the audit log.
+def signed_in(request: Request, pool: PoolDep) -> User:
+    """The signed-in user of any role, or 401, carrying the request's access reason for the audit log.
 
     Uses its own short-lived connection (streams hold none).
     """
@@ -81,7 +89,49 @@ def current_user(request: Request, pool: PoolDep) -> User:
     return replace(user, reason=access_reason(request))
 
 
+AnyUser = Annotated[User, Depends(signed_in)]
+
+
+def current_user(user: AnyUser) -> User:
+    """The signed-in clinician or admin; 403 for a patient or a caregiver (their own routes are elsewhere)."""
+    if not user.is_staff:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "for the care team only (clinicians and admins)")
+    return user
+
+
 CurrentUser = Annotated[User, Depends(current_user)]
+
+
+@dataclass(frozen=True)
+class Self:
+    """A patient signed in to their own account, and the patient they are."""
+
+    user: User
+    patient_id: int
+
+
+def patient_self(user: AnyUser, pool: PoolDep) -> Self:
+    """The signed-in patient and their patient id; 403 for any other role."""
+    patient_id = None
+    if user.role == "patient":
+        with pool.connection() as conn:
+            patient_id = account_patient(conn, user.id)
+    if patient_id is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "for a patient's own account only")
+    return Self(user, patient_id)
+
+
+PatientSelf = Annotated[Self, Depends(patient_self)]
+
+
+def caregiver_user(user: AnyUser) -> User:
+    """The signed-in caregiver; 403 for any other role."""
+    if user.role != "caregiver":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "for caregivers only")
+    return user
+
+
+CaregiverUser = Annotated[User, Depends(caregiver_user)]
 
 
 def admin_user(user: CurrentUser) -> User:

@@ -16,7 +16,10 @@ import psycopg
 from server import thresholds, weather
 from server.ingest import handle_message, keep_dead_letter, rule_config
 from server.settings import ServerSettings
-from server.store import add_patient, add_user, assign_patient, audit, create_session, session_user
+from server import caregivers, consent, invitations
+from server.store import (
+    add_patient, add_user, assign_patient, audit, create_session, link_patient_account, session_user,
+)
 from wire import Event, EventType, Kind, Limits, Status, Strip, Summary, SummaryWindow, encode, topic_for
 
 PASSWORD = "correct horse battery"
@@ -34,10 +37,20 @@ class Filled:
     clinician_id: int
     alert_id: int
     windows: int
+    account: str  # the patient's own sign-in (username names her); "" without people
+    account_id: int  # its user id (0 without people)
+    caregiver_id: int  # the user id of a caregiver following her (0 without people)
+    grant_id: int  # the caregiver's grant (caregivers.id)
+    invitation_id: int  # an open caregiver invitation of hers
 
 
-def fill_patient(conn: psycopg.Connection, t0: float, tag: str | None = None, windows: int = 12) -> Filled:
-    """A patient with data starting at ``t0`` (s since epoch) in every patient table; ``conn`` autocommit."""
+def fill_patient(conn: psycopg.Connection, t0: float, tag: str | None = None, windows: int = 12,
+                 people: bool = True) -> Filled:  # fmt: skip
+    """A patient with data starting at ``t0`` (s since epoch) in every patient table; ``conn`` autocommit.
+
+    She consents to every purpose; with ``people`` she also has her own account, a caregiver
+    following her (every scope, red alerts) and an open caregiver invitation.
+    """
     tag = tag or secrets.token_hex(3)
     device, name, clinician = f"pd-{tag}", f"Petra {tag}", f"doc-{tag}"
     clinician_id = add_user(conn, clinician, PASSWORD)
@@ -73,7 +86,20 @@ def fill_patient(conn: psycopg.Connection, t0: float, tag: str | None = None, wi
     user = session_user(conn, token)
     assert user is not None
     audit(conn, user, "read:patient", [patient_id])
-    return Filled(patient_id, device, name, clinician, clinician_id, row[0], windows)
+    for purpose in consent.PURPOSES:
+        consent.record(conn, patient_id, purpose, True, "clinician", clinician_id, "signed form")
+    if not people:
+        return Filled(patient_id, device, name, clinician, clinician_id, row[0], windows, "", 0, 0, 0, 0)
+    account = f"petra-{tag}"
+    account_id = add_user(conn, account, PASSWORD, "patient")
+    link_patient_account(conn, account_id, patient_id)
+    caregiver_id = add_user(conn, f"son-of-petra-{tag}", PASSWORD, "caregiver")
+    grant = caregivers.add(conn, patient_id, caregiver_id, f"Petra {tag}'s son", ["alerts", "status", "trends"], "red",
+                           None)  # fmt: skip
+    create_session(conn, caregiver_id, 1.0)
+    invitation, _ = invitations.create(conn, "caregiver", patient_id, account_id, 72.0, "daughter", ("status",))
+    return Filled(patient_id, device, name, clinician, clinician_id, row[0], windows, account, account_id,
+                  caregiver_id, grant.id, invitation.id)
 
 
 __all__ = ["Filled", "PASSWORD", "STRIP_SAMPLES", "fill_patient"]

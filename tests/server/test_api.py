@@ -15,6 +15,7 @@ import psycopg
 import pytest
 import uvicorn
 
+from server import consent
 from server.app import create_app
 from server.embedded import free_port
 from server.ingest import handle_message, rule_config
@@ -56,6 +57,7 @@ def world(db_url: str) -> Iterator[World]:
         mine = add_patient(conn, f"Ann {tag}", f"a-{tag}")
         theirs = add_patient(conn, f"Bob {tag}", f"b-{tag}")
         assign_patient(conn, nurse, mine)
+        consent.record(conn, mine, "location", True, "patient", None, "in app")  # Ann shares her position
     settings = ServerSettings(database_url=db_url, ingest_in_server=False)
     server = uvicorn.Server(uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=free_port(), log_level="warning",

@@ -22,17 +22,26 @@ from server.app import create_app
 from server.settings import ServerSettings
 from server.store import add_user
 from tests.server.patient_data import PASSWORD, Filled, fill_patient
-from tests.server.test_security_routes import PATIENT_PARAMS, PUBLIC, RouteInfo, app_routes, serve
+from tests.server.test_security_routes import (
+    OWN_PREFIX, PATIENT_PARAMS, PUBLIC, VALID_BODIES, RouteInfo, app_routes, serve,
+)
 
 pytestmark = pytest.mark.db
 
 REASON = "audit route test"
 # Not called here, on purpose: the endless live stream (its per-alert push:alert rows are tested in
 # test_api.py), and the two routes that end the caller's own sessions (no patient data).
-NOT_CALLED = {("GET", "/api/alerts/stream"), ("POST", "/api/auth/logout"), ("POST", "/api/auth/sessions/revoke-all")}
+NOT_CALLED = {("GET", "/api/alerts/stream"), ("GET", "/api/caregiver/stream"), ("POST", "/api/auth/logout"),
+              ("POST", "/api/auth/sessions/revoke-all")}
+# Called after the others, since they narrow or end what other calls need (the caregiver's grant, the invitation).
+LATE = {("PUT", "/api/me/caregivers/{caregiver_id}"), ("POST", "/api/me/caregivers/{caregiver_id}/revoke"),
+        ("POST", "/api/me/caregivers/invitations/{invitation_id}/cancel")}
 LAST = ("POST", "/api/patients/{patient_id}/erase")  # erases the patient: called last, on a patient of its own
+# About the spare patient, who has no account yet (the main one has, so this would be a 409).
+ON_SPARE = {LAST, ("POST", "/api/patients/{patient_id}/account-invitation")}
 LIMITS = {"yellow_low": 50, "yellow_high": 110, "red_low": 40, "red_high": 150}
 BODIES: dict[tuple[str, str], Any] = {
+    **VALID_BODIES,
     ("POST", "/api/patients/{patient_id}/thresholds"): {"limits": {"hr": LIMITS}, "reason": "test"},
     ("PUT", "/api/patients/{patient_id}/home"): {"lat": 46.0, "lon": 14.5},
     ("POST", "/api/alerts/{alert_id}/acknowledge"): {"note": "seen"},
@@ -53,7 +62,7 @@ class Setup:
     url: str
     admin: str
     admin_id: int
-    patient: Filled
+    patient: Filled  # with her own account and a caregiver, who call their own routes
     spare: Filled  # the one the erase route erases
 
 
@@ -61,7 +70,7 @@ class Setup:
 def setup(db_url: str) -> Iterator[Setup]:
     settings = ServerSettings(database_url=db_url, ingest_in_server=False, escalation_in_server=False)
     with psycopg.connect(db_url, autocommit=True) as conn:
-        patient, spare = fill_patient(conn, T0), fill_patient(conn, T0 + 500)
+        patient, spare = fill_patient(conn, T0), fill_patient(conn, T0 + 500, people=False)
         name = f"auditor-{patient.patient_id}"
         admin_id = add_user(conn, name, PASSWORD, "admin")
     app = create_app(settings)
@@ -70,7 +79,8 @@ def setup(db_url: str) -> Iterator[Setup]:
 
 
 def fill(route: RouteInfo, f: Filled) -> str:
-    values = {"patient_id": f.patient_id, "device_id": f.device_id, "alert_id": f.alert_id, "seq": 5}
+    values = {"patient_id": f.patient_id, "device_id": f.device_id, "alert_id": f.alert_id, "seq": 5,
+              "caregiver_id": f.grant_id, "invitation_id": f.invitation_id}
     path = route.path
     for name, value in values.items():
         path = path.replace(f"{{{name}}}", str(value))
@@ -103,16 +113,33 @@ def call(c: httpx.Client, conn: psycopg.Connection, route: RouteInfo, f: Filled)
     return reply, rows
 
 
+def signed_in(c: httpx.Client, username: str) -> httpx.Client:
+    token = c.post("/api/auth/login", json={"username": username, "password": PASSWORD}).json()["token"]
+    c.headers.update({"Authorization": f"Bearer {token}", "X-Access-Reason": REASON})
+    return c
+
+
+def caller(route: RouteInfo, clients: dict[str, tuple[httpx.Client, int]]) -> tuple[httpx.Client, int]:
+    """The client (and its user id) that may call the route: the patient or caregiver on their own routes."""
+    own = [role for role, prefix in OWN_PREFIX.items() if route.path.startswith(prefix)]
+    return clients[own[0] if own else "admin"]
+
+
 def test_every_read_or_change_of_patient_data_is_audited(setup: Setup, db_url: str) -> None:
     routes, _ = app_routes(setup.app)
-    todo = [r for r in routes if (r.method, r.path) not in PUBLIC | NOT_CALLED and (r.method, r.path) != LAST]
-    todo += [r for r in routes if (r.method, r.path) == LAST]
+    order = {key: 2 for key in LATE} | {("POST", "/api/me/caregivers/{caregiver_id}/revoke"): 3, LAST: 4}
+    todo = sorted((r for r in routes if (r.method, r.path) not in PUBLIC | NOT_CALLED),
+                  key=lambda r: order.get((r.method, r.path), 1))  # fmt: skip
     audited, unaudited, failures = [], [], []
-    with httpx.Client(base_url=setup.url, timeout=60) as c, psycopg.connect(db_url, autocommit=True) as conn:
-        token = c.post("/api/auth/login", json={"username": setup.admin, "password": PASSWORD}).json()["token"]
-        c.headers.update({"Authorization": f"Bearer {token}", "X-Access-Reason": REASON})
+    p = setup.patient
+    with (httpx.Client(base_url=setup.url, timeout=60) as admin, httpx.Client(base_url=setup.url, timeout=60) as own,
+          httpx.Client(base_url=setup.url, timeout=60) as follower, psycopg.connect(db_url, autocommit=True) as conn):
+        clients = {"admin": (signed_in(admin, setup.admin), setup.admin_id),
+                   "patient": (signed_in(own, p.account), p.account_id),
+                   "caregiver": (signed_in(follower, f"son-of-{p.account}"), p.caregiver_id)}  # fmt: skip
         for route in todo:
-            f = setup.spare if (route.method, route.path) == LAST else setup.patient
+            f = setup.spare if (route.method, route.path) in ON_SPARE else p
+            c, user_id = caller(route, clients)
             reply, rows = call(c, conn, route, f)
             what = f"{route.method} {route.path}"
             names = any(p in route.path_params or p in route.query_params for p in PATIENT_PARAMS)
@@ -123,7 +150,7 @@ def test_every_read_or_change_of_patient_data_is_audited(setup: Setup, db_url: s
             if not about:
                 unaudited.append(what)
                 continue
-            mine = [r for r in rows if r[0] == setup.admin_id and r[2] == f.patient_id and r[1] and r[3] == REASON]
+            mine = [r for r in rows if r[0] == user_id and r[2] == f.patient_id and r[1] and r[3] == REASON]
             if mine:
                 audited.append(what)
             else:

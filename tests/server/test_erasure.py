@@ -16,9 +16,9 @@ from psycopg import sql
 
 from server import cli, credentials
 from server.erasure import ErasureError, device_cleanup, erase_patient
-from server.patient_tables import KEEP, NO_PATIENT_DATA, discover, schema_tables
+from server.patient_tables import KEEP, KEPT_RECORDS, NO_PATIENT_DATA, discover, schema_tables
 from server.settings import ServerSettings
-from server.store import User, add_user, migrate
+from server.store import User, add_user, authenticate, migrate
 from tests.fix_db import scratch_database
 from tests.server.helpers import mqtt_client, wait_for
 from tests.server.patient_data import PASSWORD, Filled, fill_patient
@@ -77,16 +77,16 @@ def test_a_table_added_later_is_erased_or_else_fails_the_classification(pg_serve
     with scratch_database(pg_server_url, "pisces_erasure") as url:
         migrate(url, timescale=False)
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("CREATE TABLE consents (id bigserial PRIMARY KEY, patient_id bigint REFERENCES patients(id),"
+            conn.execute("CREATE TABLE later_forms (id bigserial PRIMARY KEY, patient_id bigint REFERENCES patients(id),"
                          " purpose text)")  # fmt: skip
-            conn.execute("CREATE TABLE consent_events (consent_id bigint REFERENCES consents(id), note text)")
+            conn.execute("CREATE TABLE later_form_events (form_id bigint REFERENCES later_forms(id), note text)")
             assert unclassified(conn) == set()  # both found: one by patient_id, one by its foreign key
             f = fill_patient(conn, T0)
-            consent = conn.execute("INSERT INTO consents (patient_id, purpose) VALUES (%s, 'research') RETURNING id",
+            consent = conn.execute("INSERT INTO later_forms (patient_id, purpose) VALUES (%s, 'research') RETURNING id",
                                    (f.patient_id,)).fetchone()[0]  # type: ignore[index]
-            conn.execute("INSERT INTO consent_events VALUES (%s, 'granted')", (consent,))
+            conn.execute("INSERT INTO later_form_events VALUES (%s, 'granted')", (consent,))
             done = erase_patient(conn, f.patient_id, admin(conn), "asked", f.device_id)
-            assert done.erased["consents"] == 1 and done.erased["consent_events"] == 1
+            assert done.erased["later_forms"] == 1 and done.erased["later_form_events"] == 1
             conn.execute("CREATE TABLE caregiver_notes (patient_ref bigint, note text)")  # names the patient oddly
             assert unclassified(conn) == {"caregiver_notes"}
 
@@ -113,20 +113,29 @@ def test_erasure_deletes_the_patients_rows_keeps_the_audit_and_records_it(
         audit_rows = conn.execute("SELECT action FROM audit_log WHERE patient_id = %s ORDER BY id",
                                   (gone.patient_id,)).fetchall()  # fmt: skip
         sessions = dict(conn.execute("SELECT u, (SELECT count(*) FROM sessions WHERE user_id = u)"
-                                     " FROM unnest(%s::bigint[]) AS u", ([gone.clinician_id, other.clinician_id],)))
+                                     " FROM unnest(%s::bigint[]) AS u",
+                                     ([gone.clinician_id, other.clinician_id, gone.caregiver_id],)))
+        account = conn.execute("SELECT username, password_hash FROM users WHERE username LIKE %s",
+                               (f"erased-user-%",)).fetchall()  # fmt: skip
+        signs_in = authenticate(conn, gone.account, PASSWORD)
         left = traces(conn, (gone.device_id, gone.name), set(KEEP))
         stored = conn.execute("SELECT reason, erased, kept, device FROM erasures WHERE id = %s", (done.id,)).fetchone()
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("UPDATE erasures SET reason = 'edited' WHERE id = %s", (done.id,))
-    assert after == dict.fromkeys(after, 0), after
+    erased = set(after) - set(KEPT_RECORDS)
+    assert {t: after[t] for t in erased} == dict.fromkeys(erased, 0), after
+    assert after["consents"] == before["consents"] > 0  # the record of what she agreed to
     assert other_after == other_before
-    assert done.erased == {t: n for t, n in before.items()} and done.erased["summaries"] == gone.windows
+    assert done.erased == {t: n for t, n in before.items() if t in erased}
+    assert done.erased["summaries"] == gone.windows and done.erased["caregivers"] == 1
     assert row == ("[erased]", f"erased:{gone.patient_id}", True)
     assert len(audit_rows) == audit_before[0] + 1 and audit_rows[-1] == ("erase:patient",)  # type: ignore[index]
-    assert sessions == {gone.clinician_id: 0, other.clinician_id: 1} and done.sessions_closed == 1
+    assert sessions == {gone.clinician_id: 0, other.clinician_id: 1, gone.caregiver_id: 0}
+    assert done.sessions_closed == 2
+    assert signs_in is None and ("!",) == tuple({h for _, h in account})  # her own account, pseudonymised
     assert left == [], f"the erased patient's name or device id is still in {left}"
     assert stored is not None and stored[0] == done.reason and stored[1] == done.erased
-    assert set(stored[2]) == {"audit_log", "erasures"}
+    assert set(stored[2]) == {"audit_log", "erasures", "consents"}
     assert stored[3] == {"credentials": "revoked", "retained_config": "cleared"}
     assert set(credentials.read_users(password_file)) == {other.device_id}
     assert retained_config(mqtt_url, gone.device_id) is None

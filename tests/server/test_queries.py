@@ -26,6 +26,8 @@ def test_overview_state_precedence() -> None:
     assert patient_state("ok", NOW - timedelta(minutes=11), old, NOW) == "no_signal"
     assert patient_state("ok", recent, NOW - timedelta(days=3), NOW) == "baseline"
     assert patient_state("ok", recent, old, NOW) == "ok"
+    assert patient_state("ok", recent, old, NOW, monitoring=False) == "paused"  # consent withdrawn
+    assert patient_state("red", recent, old, NOW, monitoring=False) == "red"
 
 
 def test_series_bucket_keeps_charts_small() -> None:
