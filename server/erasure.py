@@ -41,6 +41,7 @@ from psycopg.types.json import Jsonb
 
 from server import credentials
 from server.notify import downlink_client
+from server.consent import PURPOSES
 from server.patient_tables import KEEP, KEPT_RECORDS, Scope, discover, kept_referencing
 from server.store import StoreError, User, audit, refresh_rollups, store_engine
 from wire import Kind, topic_for
@@ -102,6 +103,7 @@ def erase_patient(conn: psycopg.Connection[Any], patient_id: int, user: User, re
                                           (patient_id,)).fetchall()]  # fmt: skip
         erased = {s.table: conn.execute(s.delete(), args).rowcount
                   for s in reversed(scopes) if s.table not in kept}  # fmt: skip
+        withdraw_all(conn, patient_id)
         conn.execute("UPDATE patients SET name = %s, device_id = 'erased:' || id, last_data_at = NULL,"
                      " erased_at = now() WHERE id = %s", (ERASED_NAME, patient_id))  # fmt: skip
         # The patient's own sign-in (its username may name them) cannot sign in again and keeps
@@ -116,6 +118,16 @@ def erase_patient(conn: psycopg.Connection[Any], patient_id: int, user: User, re
     if span and span[0] is not None and store_engine(conn) == "timescaledb":
         refresh_rollups(conn, span[0], span[1])
     return record
+
+
+def withdraw_all(conn: psycopg.Connection[Any], patient_id: int) -> None:
+    """Record every purpose still granted as withdrawn by the erasure (the kept record then ends in a withdrawal)."""
+    conn.execute(
+        "INSERT INTO consents (patient_id, purpose, granted, actor, method)"
+        " SELECT %(p)s, purpose, false, 'system', 'erasure of the patient''s data'"
+        " FROM unnest(%(purposes)s::text[]) AS purpose WHERE pisces_consented(%(p)s, purpose)",
+        {"p": patient_id, "purposes": list(PURPOSES)},
+    )
 
 
 def _lock_patient(conn: psycopg.Connection[Any], patient_id: int, confirm_device: str) -> str:

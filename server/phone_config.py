@@ -33,6 +33,7 @@ WITH wanted AS (
     FROM patients p LEFT JOIN LATERAL (
         SELECT version, limits FROM threshold_versions
         WHERE patient_id = p.id AND status = 'approved' ORDER BY version DESC LIMIT 1) t ON true
+    WHERE p.erased_at IS NULL  -- an erased patient has no phone to configure
 )
 SELECT w.id, w.device_id, w.version, w.limits, w.share_location FROM wanted w
 LEFT JOIN config_pushes c ON c.patient_id = w.id

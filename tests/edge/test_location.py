@@ -24,6 +24,7 @@ from edge.location import PANIC_FIX_MAX_AGE_S, Fix, FixBuffer, window_position, 
 from edge.outbox import Outbox
 from edge.sensors import Notification
 from edge.uplink import TlsAndLogin, Uplink
+from server import consent
 from server.credentials import SERVER_USERNAME, add_device, set_server_account
 from server.ingest import Ingestor
 from server.mobility import gps_distance_m
@@ -164,8 +165,9 @@ async def run(agent: EdgeAgent, uplink: Uplink) -> None:
 def test_with_consent_a_walk_reaches_the_database_with_positions(
     deployment: Deployment, device_id: str, tmp_path: Path
 ) -> None:
-    with psycopg.connect(deployment.db_url) as conn:
-        add_patient(conn, "Walker", device_id)
+    with psycopg.connect(deployment.db_url, autocommit=True) as conn:
+        patient_id = add_patient(conn, "Walker", device_id)
+        consent.record(conn, patient_id, "location", True, "patient", None, "in app")  # else the server strips them
     worker = Ingestor(ServerSettings(
         database_url=deployment.db_url, mqtt_url=deployment.broker.url(SERVER_USERNAME, deployment.server_password),
         mqtt_client_id=f"loc-{device_id}", mqtt_protocol="5", ingest_in_server=False,

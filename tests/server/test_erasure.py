@@ -14,7 +14,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from server import cli, credentials
+from server import cli, consent, credentials, phone_config
+from server.consent import PURPOSES
 from server.erasure import ErasureError, device_cleanup, erase_patient
 from server.patient_tables import KEEP, KEPT_RECORDS, NO_PATIENT_DATA, discover, schema_tables
 from server.settings import ServerSettings
@@ -118,13 +119,16 @@ def test_erasure_deletes_the_patients_rows_keeps_the_audit_and_records_it(
         account = conn.execute("SELECT username, password_hash FROM users WHERE username LIKE %s",
                                (f"erased-user-%",)).fetchall()  # fmt: skip
         signs_in = authenticate(conn, gone.account, PASSWORD)
+        consents_now = {c.purpose: c.granted for c in consent.current(conn, gone.patient_id)}
+        configs_due = {d.patient_id for d in phone_config.due_configs(conn, time.time())}  # no phone to configure
         left = traces(conn, (gone.device_id, gone.name), set(KEEP))
         stored = conn.execute("SELECT reason, erased, kept, device FROM erasures WHERE id = %s", (done.id,)).fetchone()
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("UPDATE erasures SET reason = 'edited' WHERE id = %s", (done.id,))
     erased = set(after) - set(KEPT_RECORDS)
     assert {t: after[t] for t in erased} == dict.fromkeys(erased, 0), after
-    assert after["consents"] == before["consents"] > 0  # the record of what she agreed to
+    assert after["consents"] == before["consents"] + len(PURPOSES)  # the record, ending in withdrawals
+    assert consents_now == dict.fromkeys(PURPOSES, False) and gone.patient_id not in configs_due
     assert other_after == other_before
     assert done.erased == {t: n for t, n in before.items() if t in erased}
     assert done.erased["summaries"] == gone.windows and done.erased["caregivers"] == 1
