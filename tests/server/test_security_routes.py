@@ -50,6 +50,7 @@ VALID_BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/alerts/{alert_id}/acknowledge"): {"note": ""},
     ("POST", "/api/alerts/{alert_id}/resolve"): {"note": ""},
     ("POST", "/api/alerts/{alert_id}/notes"): {"note": "x"},
+    ("POST", "/api/patients/{patient_id}/visits"): {"note": "seen in clinic"},
 }
 # Routes whose answer concerns one patient, named by one of these parameters.
 PATIENT_PARAMS = ("patient_id", "device_id", "alert_id")

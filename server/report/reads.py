@@ -1,0 +1,104 @@
+"""The visit report's reads: thin SQL filling :class:`~server.report.inputs.ReportData`.
+
+What other modules already read is read through them: series and rhythm
+episodes (:mod:`server.trends`), alerts and their history (:mod:`server.queries`),
+symptom periods with their vitals and strips (:mod:`server.search`), threshold
+versions (:mod:`server.thresholds`). Only the daily sums and the band counts
+behind the time beyond limits are new queries. Access is checked by the caller.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from server import queries, thresholds, trends
+from server.queries import PatientRow
+from server.report.inputs import BandCount, DayStats, Pause, ReportData, ReportPeriod
+from server.report.period import day_bounds, day_spans, parse_zone
+from server.report.vitals import limit_edges, limits_at
+from server.rules import PAUSE_RED_S
+from server.search import SymptomFilter, search_symptoms
+from server.store import User
+
+MAX_SYMPTOMS = 500  # periods listed in one report (the search's largest page)
+PAUSES_LISTED = 5
+
+# Windows starting in the period: their day (width_bucket over the day bounds, 0-based), duration and usability.
+_WINDOWS = """
+  SELECT *, width_bucket(start_at, %(bounds)s::timestamptz[]) - 1 AS day,
+         extract(epoch FROM end_at - start_at)::float8 AS d, quality >= %(q)s AS u
+  FROM summaries WHERE patient_id = %(pid)s AND start_at >= %(start)s AND start_at < %(end)s
+"""
+# One row per day in DayStats field order; FILTER (WHERE u) keeps vitals and rhythm to usable windows.
+DAY_SQL = f"""
+SELECT day, count(*)::int, sum(d), (count(*) FILTER (WHERE u))::int, COALESCE(sum(d) FILTER (WHERE u), 0),
+  (count(hr_mean) FILTER (WHERE u))::int, COALESCE(sum(hr_mean::float8) FILTER (WHERE u), 0),
+  min(hr_min) FILTER (WHERE u), max(hr_max) FILTER (WHERE u),
+  (count(rmssd) FILTER (WHERE u))::int, COALESCE(sum(rmssd::float8) FILTER (WHERE u), 0),
+  (count(sdnn) FILTER (WHERE u))::int, COALESCE(sum(sdnn::float8) FILTER (WHERE u), 0),
+  (count(resp_rate) FILTER (WHERE u))::int, COALESCE(sum(resp_rate::float8) FILTER (WHERE u), 0),
+  count(intensity)::int, COALESCE(sum(intensity::float8), 0), sum(steps)::bigint,
+  COALESCE(sum(d) FILTER (WHERE activity IN ('walk', 'run')), 0),
+  COALESCE(sum(d) FILTER (WHERE u AND 'af_suspected' = ANY(flags)), 0),
+  (count(*) FILTER (WHERE u AND 'pause' = ANY(flags)))::int,
+  (count(*) FILTER (WHERE u AND pause_max >= %(long)s))::int,
+  COALESCE(sum(ectopic) FILTER (WHERE u), 0)::bigint,
+  COALESCE(sum(beats) FILTER (WHERE u AND ectopic IS NOT NULL), 0)::bigint,
+  COALESCE(sum(d) FILTER (WHERE u AND ectopic IS NOT NULL), 0)
+FROM ({_WINDOWS}) w GROUP BY day ORDER BY day
+"""
+# Usable windows per activity and bucket of one vital's value (its column is formatted in).
+BAND_SQL = f"""
+SELECT activity, width_bucket({{column}}::float8, %(edges)s::float8[]), count(*)::int, sum(d)
+FROM ({_WINDOWS}) w WHERE u AND {{column}} IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2
+"""
+BAND_COLUMNS = {"hr": "hr_mean", "resp_rate": "resp_rate"}
+PAUSE_SQL = """
+SELECT start_at, end_at, pause_max FROM summaries WHERE patient_id = %(pid)s AND start_at >= %(start)s
+  AND start_at < %(end)s AND quality >= %(q)s AND 'pause' = ANY(flags)
+ORDER BY pause_max DESC NULLS LAST, start_at LIMIT %(n)s
+"""
+
+
+def load_report_data(
+    conn: psycopg.Connection[Any], user: User, patient: PatientRow, period: ReportPeriod, q: float, now: datetime
+) -> ReportData:
+    """Everything a report of ``patient`` over ``period`` needs, read in one portal transaction.
+
+    Args:
+        q: the usable quality (0..1), the server's ``min_quality``.
+    """
+    pid, start, end = patient.id, period.start, period.end
+    days = day_spans(start, end, parse_zone(period.tz))
+    params = {"pid": pid, "start": start, "end": end, "q": q, "bounds": day_bounds(days), "long": PAUSE_RED_S}
+    bucket = trends.series_bucket((end - start).total_seconds())
+    with queries.portal_read(conn):
+        versions = thresholds.list_versions(conn, pid)
+        limits = limits_at(versions, end)
+        edges = limit_edges(limits.limits)
+        alerts = queries.list_alerts(conn, user, "all", patient_id=pid, active_from=start, active_until=end)
+        symptoms = search_symptoms(conn, user, SymptomFilter((pid,), start, end, limit=MAX_SYMPTOMS), q)
+        return ReportData(
+            patient, period, now, q, limits,
+            limit_changes=sorted((v for v in versions if v.version is not None and v.approved_at is not None
+                                  and start <= v.approved_at < end), key=lambda v: v.version or 0),
+            days=days, day_stats=[DayStats(*r) for r in conn.execute(DAY_SQL, params)],
+            edges=edges, bands=_bands(conn, params, edges),
+            series=trends.series(conn, pid, start, end, bucket, q), bucket_s=bucket,
+            alerts=alerts, notes=queries.alert_history(conn, [a.id for a in alerts]),
+            symptoms=symptoms.results, symptoms_more=symptoms.more,
+            episodes=trends.rhythm_episodes(conn, pid, start, end, q),
+            pauses=[Pause(*r) for r in conn.execute(PAUSE_SQL, params | {"n": PAUSES_LISTED})],
+        )  # fmt: skip
+
+
+def _bands(conn: psycopg.Connection[Any], params: dict[str, Any], edges: dict[str, list[float]]) -> list[BandCount]:
+    bands = []
+    for name, column in BAND_COLUMNS.items():
+        if name in edges:
+            rows = conn.execute(BAND_SQL.format(column=column), params | {"edges": edges[name]})
+            bands += [BandCount(name, *r) for r in rows]
+    return bands
