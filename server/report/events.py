@@ -1,4 +1,4 @@
-"""Report sections of what happened: alerts with their outcomes, symptom periods, medication adherence.
+"""Report sections of what the patient marked and took: symptom periods, medication adherence.
 
 Pure functions of :class:`~server.report.inputs.ReportData`, each returning
 ``(headline, body)``. Lists are in time order, oldest first, so a report reads
@@ -7,11 +7,10 @@ like the period it covers.
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
-from server.queries import AlertRow, HistoryEntry, StripInfo
+from server.queries import StripInfo
 from server.report.inputs import DrugAdherence, ReportData
 from server.rules import limits_for, vital_level
 from server.search import PeriodVitals, SymptomResult
@@ -19,100 +18,11 @@ from server.trends import ARRHYTHMIA_FLAGS, PeriodMark
 from wire import Limits
 
 MAX_STRIPS = 4  # ECG strips drawn in a report; the other periods link to theirs
-ESCALATION_KINDS = ("escalate_contact", "promote", "no_signal_red")
 FLAG_LABELS = {
     "af_suspected": "AF suspected", "brady": "bradycardia", "ectopic": "ectopic beats",
     "irregular": "irregular rhythm", "pause": "pause", "tachy": "tachycardia", "vt": "VT",
 }  # fmt: skip
 NO_PLAN = "no medication plan recorded"
-
-
-# --- alerts
-
-
-@dataclass(frozen=True)
-class AlertNote:
-    """A note a person added to an alert."""
-
-    at: datetime
-    by: str | None
-    note: str
-
-
-@dataclass(frozen=True)
-class ReportAlert:
-    """An alert and its outcome: who acknowledged it and how fast, who resolved it (or the rules), notes."""
-
-    id: int
-    level: str
-    parameter: str
-    state: str
-    opened_at: datetime
-    escalated_at: datetime | None
-    closed_at: datetime | None
-    value: float | None  # what the rule judged (bpm, /min, s); None for panic and no-signal alerts
-    acked_by: str | None
-    acked_at: datetime | None
-    ack_note: str | None
-    seconds_to_ack: float | None
-    resolved_by: str | None
-    resolved_by_rules: bool  # closed by the rules (back within limits, data again)
-    resolve_note: str | None
-    escalation_steps: int
-    notes: list[AlertNote]
-
-
-@dataclass(frozen=True)
-class AlertsBody:
-    """The period's alerts, oldest first, with counts; ``median_seconds_to_ack`` over acknowledged ones."""
-
-    alerts: list[ReportAlert]
-    total: int
-    red: int
-    acknowledged: int
-    never_acknowledged: int
-    active: int
-    median_seconds_to_ack: float | None
-
-
-def report_alert(a: AlertRow, history: list[HistoryEntry]) -> ReportAlert:
-    """One alert with its time to acknowledge, notes and escalation steps."""
-    value = a.trigger.get("value")
-    to_ack = None if a.acked_at is None else round((a.acked_at - a.opened_at).total_seconds(), 1)
-    notes = [AlertNote(h.at, h.by, str(h.detail.get("note", ""))) for h in history if h.kind == "note"]
-    return ReportAlert(
-        a.id, a.level, a.parameter, a.state, a.opened_at, a.escalated_at, a.closed_at,
-        float(value) if isinstance(value, (int, float)) else None, a.acked_by, a.acked_at, a.ack_note, to_ack,
-        a.resolved_by, a.state == "resolved" and a.resolved_by is None, a.resolve_note,
-        sum(h.kind in ESCALATION_KINDS for h in history), notes,
-    )  # fmt: skip
-
-
-def alerts_section(data: ReportData) -> tuple[str, AlertsBody]:
-    """Every alert active in the period, with outcome figures."""
-    items = [report_alert(a, data.notes.get(a.id, [])) for a in sorted(data.alerts, key=lambda a: (a.opened_at, a.id))]
-    waits = [i.seconds_to_ack for i in items if i.seconds_to_ack is not None]
-    body = AlertsBody(
-        items, len(items), sum(i.level == "red" for i in items), len(waits), len(items) - len(waits),
-        sum(i.state != "resolved" for i in items), round(statistics.median(waits), 1) if waits else None,
-    )  # fmt: skip
-    return _alerts_headline(body), body
-
-
-def _minutes(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
-
-
-def _alerts_headline(b: AlertsBody) -> str:
-    if not b.total:
-        return "No alerts in this period."
-    text = f"{b.total} alert{'s' if b.total != 1 else ''} ({b.red} red, {b.total - b.red} yellow)"
-    text += f"; {b.acknowledged} acknowledged"
-    if b.median_seconds_to_ack is not None:
-        text += f", median {_minutes(b.median_seconds_to_ack)} to acknowledge"
-    if b.active:
-        text += f"; {b.active} still active"
-    return text + "."
 
 
 # --- symptom periods

@@ -17,8 +17,8 @@ import psycopg
 from server import queries, thresholds, trends
 from server.queries import PatientRow
 from server.report.inputs import BandCount, DayStats, Pause, ReportData, ReportPeriod
+from server.report.limits import limit_edges, limits_at
 from server.report.period import day_bounds, day_spans, parse_zone
-from server.report.vitals import limit_edges, limits_at
 from server.rules import PAUSE_RED_S
 from server.search import SymptomFilter, search_symptoms
 from server.store import User

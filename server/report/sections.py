@@ -14,11 +14,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from server.report.events import AdherenceBody, AlertsBody, SymptomsBody, adherence_section, alerts_section
-from server.report.events import symptoms_section
+from server.report.alerts import AlertsBody, alerts_section
+from server.report.events import AdherenceBody, SymptomsBody, adherence_section, symptoms_section
 from server.report.inputs import ReportData, ReportPeriod
-from server.report.vitals import CompletenessBody, RhythmBody, TrendsBody, completeness_section, rhythm_section
-from server.report.vitals import trends_section
+from server.report.vitals import (
+    CompletenessBody,
+    RhythmBody,
+    TrendsBody,
+    completeness_section,
+    rhythm_section,
+    trends_section,
+)
 
 SectionBody = TrendsBody | AlertsBody | SymptomsBody | RhythmBody | AdherenceBody | CompletenessBody
 

@@ -3,24 +3,19 @@
 Pure functions of :class:`~server.report.inputs.ReportData`. Vitals and rhythm
 count *usable* windows (quality at least ``usable_quality``, as the alert
 rules and the trends do); monitored time is the duration of those windows.
-Time beyond the limits is judged as the rules judge a window: its ``hr_mean``
-or ``resp_rate`` against the limits of its activity context in force at the
-period's end, hard limits included (:func:`server.rules.vital_level`).
+Time beyond the limits is judged as the rules judge a window
+(:mod:`server.report.limits`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 
-import numpy as np
-
-from server.report.inputs import BandCount, DayStats, Pause, ReportData
-from server.rules import HARD_LIMITS, limits_for, vital_level, vitals_of
-from server.thresholds import DEFAULTS, InForce, VersionRow, limits_from_json
-from server.trends import ARRHYTHMIA_FLAGS, Episode, LimitBand, SeriesPoint, limit_bands
-from wire import ACTIVITY_CLASSES, Limits
+from server.report.inputs import DayStats, Pause, ReportData
+from server.report.limits import time_beyond
+from server.trends import ARRHYTHMIA_FLAGS, AlertMark, Episode, LimitBand, SeriesPoint, limit_bands
 
 HOUR_S = 3600.0
 SHORT_DAY_HOURS = 12.0  # a whole day with less good signal than this is a short day (pro rata for part days)
@@ -41,77 +36,6 @@ def _total(stats: Iterable[DayStats], attr: str) -> float:
 
 def _hours(seconds: float) -> float:
     return round(seconds / HOUR_S, 2)
-
-
-# --- the limits in force, and time beyond them
-
-
-def limits_at(versions: Sequence[VersionRow], t: datetime) -> InForce:
-    """The threshold version in force at ``t``: the newest approved by then, else the NEWS2 defaults."""
-    approved = [v for v in versions if v.version is not None and v.approved_at is not None and v.approved_at <= t]
-    if not approved:
-        return DEFAULTS
-    newest = max(approved, key=lambda v: v.version or 0)
-    return InForce(newest.version, limits_from_json(newest.limits))
-
-
-def _float4_above(x: float) -> float:
-    """The smallest float4 value greater than ``x``."""
-    f = np.float32(x)
-    return float(f if float(f) > x else np.nextafter(f, np.float32(np.inf)))
-
-
-def _float4_at_or_above(x: float) -> float:
-    """The smallest float4 value not less than ``x``."""
-    f = np.float32(x)
-    return float(f if float(f) >= x else np.nextafter(f, np.float32(np.inf)))
-
-
-def limit_edges(limits: Mapping[str, Limits]) -> dict[str, list[float]]:
-    """Bucket edges per vital that no limit of any activity context (nor a hard limit) falls inside.
-
-    Window values are float4. A value is beyond a high limit when at or above
-    it and beyond a low one when at or below it, so a high limit's edge is the
-    limit itself (as float4, rounded up) and a low limit's the next float4 above
-    it. Every bucket then lies on one side of every limit, and any one value of
-    it (:func:`bucket_value`) classifies the whole bucket.
-    """
-    edges: dict[str, list[float]] = {}
-    for name in vitals_of(limits):
-        found: set[float] = set()
-        contexts = [lim for a in sorted(ACTIVITY_CLASSES) if (lim := limits_for(limits, name, a)) is not None]
-        for lim in [*contexts, HARD_LIMITS[name]]:
-            found.update(_float4_above(v) for v in (lim.yellow_low, lim.red_low) if v is not None)
-            found.update(_float4_at_or_above(v) for v in (lim.yellow_high, lim.red_high) if v is not None)
-        edges[name] = sorted(found)
-    return edges
-
-
-def bucket_value(edges: Sequence[float], bucket: int) -> float:
-    """A value inside ``width_bucket`` bucket ``bucket`` of ``edges``."""
-    return edges[bucket - 1] if bucket > 0 else edges[0] - 1.0
-
-
-def time_beyond(
-    name: str, bands: Iterable[BandCount], edges: Mapping[str, Sequence[float]], limits: Mapping[str, Limits]
-) -> tuple[float | None, float | None]:
-    """Shares (%) of the usable windows' time with ``name`` at or beyond the yellow limits, and the red ones.
-
-    Windows of an activity context without limits for ``name`` are not judged (as
-    by the rules) and count as within. None without windows.
-    """
-    total = beyond = red = 0.0
-    for band in bands:
-        if band.parameter != name:
-            continue
-        total += band.seconds
-        lim = limits_for(limits, name, band.activity)
-        if lim is None:
-            continue
-        level, _ = vital_level(name, bucket_value(edges[name], band.bucket), lim)
-        beyond += band.seconds if level != "ok" else 0.0
-        red += band.seconds if level == "red" else 0.0
-    return _pct(beyond, total, 2), _pct(red, total, 2)
 
 
 # --- trends
@@ -152,6 +76,7 @@ class TrendsBody:
     stats: list[VitalStat]
     limits: list[LimitBand]
     limit_changes: list[LimitChange]
+    alerts: list[AlertMark]  # every alert of the period, for the chart's event lane
     steps_per_day: float | None  # mean over the days with step counts
     active_hours_per_day: float | None  # walking or running, mean over the days with windows
     series: list[SeriesPoint]
@@ -190,8 +115,9 @@ def trends_section(data: ReportData) -> tuple[str, TrendsBody]:
     with_steps = [d.steps for d in data.day_stats if d.steps is not None]
     changes = [LimitChange(v.version, v.approved_at, v.approved_by, v.reason)
                for v in data.limit_changes if v.version is not None and v.approved_at is not None]  # fmt: skip
+    marks = [AlertMark(a.id, a.level, a.parameter, a.state, a.opened_at, a.closed_at) for a in data.alerts]
     body = TrendsBody(
-        stats, limit_bands(data.limits), changes,
+        stats, limit_bands(data.limits), changes, sorted(marks, key=lambda m: (m.opened_at, m.id)),
         _mean(float(sum(with_steps)), len(with_steps), 0),
         _mean(_total(data.day_stats, "active_s") / HOUR_S, len(data.day_stats), 1),
         list(data.series), data.bucket_s,
@@ -250,8 +176,9 @@ class RhythmBody:
     ectopic_beats: int
     ectopic_per_hour: float | None
     ectopic_pct_of_beats: float | None
-    episodes: list[EpisodeCount]
+    episode_counts: list[EpisodeCount]
     longest_episodes: list[Episode]
+    episodes: list[Episode]  # all, oldest first (the trends chart marks them)
 
 
 def _duration(e: Episode) -> float:
@@ -278,6 +205,7 @@ def rhythm_section(data: ReportData) -> tuple[str, RhythmBody]:
         _rate(ectopic, _total(s, "ectopic_s") / HOUR_S),
         _pct(ectopic, _total(s, "ectopic_beats"), 2), episode_counts(data.episodes),
         sorted(data.episodes, key=lambda e: (-_duration(e), e.start))[:LONGEST_SHOWN],
+        sorted(data.episodes, key=lambda e: e.start),
     )  # fmt: skip
     return _rhythm_headline(body), body
 

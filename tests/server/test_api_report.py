@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import psycopg
@@ -61,9 +61,9 @@ def data(world: World) -> World:  # noqa: F811
     return world
 
 
-def report(world: World, user: str, **params: object) -> dict[str, Any]:
-    with client(world, user) as c:
-        r = c.get(f"/api/patients/{world.mine}/report", params={"end": iso(T + 2 * 86400), **params})
+def report(w: World, user: str, **params: object) -> dict[str, Any]:
+    with client(w, user) as c:
+        r = c.get(f"/api/patients/{w.mine}/report", params={"end": iso(T + 2 * 86400), **params})
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -81,7 +81,7 @@ def test_rhythm_and_completeness_are_counted_from_the_stored_windows(data: World
     assert rhythm["longest_pauses"][0]["seconds"] == pytest.approx(3.4) and rhythm["longest_pauses"][0]["start"] == iso(T + 13 * H)
     assert rhythm["ectopic_beats"] == 120 and rhythm["ectopic_per_hour"] == 12.0  # 120 over the 10 h that counted them
     assert rhythm["ectopic_pct_of_beats"] == round(100 * 120 / (60 * 700), 2)
-    assert [e["flag"] for e in rhythm["episodes"]] == ["af_suspected", "irregular", "pause"]  # noise makes no episode
+    assert [e["flag"] for e in rhythm["episode_counts"]] == ["af_suspected", "irregular", "pause"]  # noise makes no episode
     days = section(model, "completeness")["days"]
     assert [(d["day"], d["good_h"], d["recorded_h"], d["short"]) for d in days] == [
         ("2025-01-01", round(73 * W / H, 2), round(79 * W / H, 2), False), ("2025-01-02", 4.0, 4.0, True)]
@@ -108,18 +108,27 @@ def test_alerts_of_the_period_with_their_outcomes(data: World) -> None:
     alerts = section(report(data, data.nurse, start=iso(T)), "alerts")
     with psycopg.connect(data.db_url) as conn:
         expected = conn.execute(
-            "SELECT id, level, parameter, extract(epoch FROM acked_at - opened_at) FROM alerts WHERE patient_id = %s"
-            " AND opened_at < %s AND COALESCE(closed_at, 'infinity') > %s ORDER BY opened_at, id",
+            "SELECT id, level, parameter, extract(epoch FROM acked_at - opened_at),"
+            " level = 'red' OR acked_at IS NOT NULL OR resolved_by IS NOT NULL"
+            " OR EXISTS (SELECT 1 FROM alert_history h WHERE h.alert_id = a.id AND h.kind = 'note')"
+            " FROM alerts a WHERE patient_id = %s AND opened_at < %s AND COALESCE(closed_at, 'infinity') > %s"
+            " ORDER BY opened_at, id",
             (data.mine, datetime.fromtimestamp(T + 2 * 86400, timezone.utc), datetime.fromtimestamp(T, timezone.utc)),
         ).fetchall()  # fmt: skip
-    assert [(a["id"], a["level"], a["parameter"]) for a in alerts["alerts"]] == [r[:3] for r in expected]
-    assert {"hr", "pause", "panic"} <= {a["parameter"] for a in alerts["alerts"]}  # not the tachycardia before
+    assert [(a["id"], a["level"], a["parameter"]) for a in alerts["alerts"]] == [r[:3] for r in expected if r[4]]
+    assert alerts["total"] == len(expected) and sum(g["alerts"] for g in alerts["groups"]) == len(expected)
+    chart = section(report(data, data.nurse, start=iso(T)), "trends")["alerts"]  # every one, on the chart
+    assert [(m["id"], m["level"]) for m in chart] == [r[:2] for r in expected]
+    assert alerts["not_listed"] == sum(not r[4] for r in expected) > 0
+    kinds = {(g["parameter"], g["level"]) for g in alerts["groups"]}
+    assert {("hr", "yellow"), ("pause", "red"), ("panic", "red")} <= kinds  # not the red tachycardia before
+    assert ("hr", "red") not in kinds
     got = next(a for a in alerts["alerts"] if a["id"] == panic[0])
     assert (got["acked_by"], got["ack_note"]) == (data.nurse, "no harm")
     assert got["seconds_to_ack"] == round(float(next(r[3] for r in expected if r[0] == panic[0])), 1)
     assert [(n["by"], n["note"]) for n in got["notes"]] == [(data.nurse, "called: she had dropped the phone")]
-    hr = next(a for a in alerts["alerts"] if a["parameter"] == "hr")
-    assert hr["resolved_by_rules"] and hr["value"] == 115.0
+    hr = next(g for g in alerts["groups"] if g["parameter"] == "hr")
+    assert (hr["alerts"], hr["resolved_by_rules"], hr["acknowledged"]) == (1, 1, 0)
 
 
 def test_symptom_periods_with_what_the_data_showed_and_their_strips(data: World) -> None:

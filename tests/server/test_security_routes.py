@@ -41,7 +41,7 @@ PUBLIC = {
     ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect"), ("GET", "/redoc"),
     ("GET", "/"), ("GET", "/login"), ("GET", "/patients/{patient_id}"),
     ("GET", "/patients/{patient_id}/thresholds"), ("GET", "/search"),
-    ("GET", "/strips/{patient_id}/{device_id}/{seq}"),
+    ("GET", "/strips/{patient_id}/{device_id}/{seq}"), ("GET", "/patients/{patient_id}/report"),
 }  # fmt: skip
 PUBLIC_MOUNTS = {"/metrics", "/static"}
 VALID_BODIES: dict[tuple[str, str], Any] = {

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 from server.queries import PatientRow
 from server.report.inputs import BandCount, ReportData, ReportPeriod
-from server.report.vitals import limit_edges
+from server.report.limits import limit_edges
 from server.thresholds import DEFAULTS, InForce
 
 PATIENT = PatientRow(7, "Ana Novak", "dev-7", "ok", "ok", None, None, 80, True)

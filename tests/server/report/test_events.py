@@ -1,49 +1,17 @@
-"""The report's event sections on constructed data: alert outcomes, symptom findings and strips, adherence."""
+"""The report's sections of what the patient marked and took, on constructed data: symptom findings, strips,
+adherence."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from server.queries import AlertRow, HistoryEntry, StripInfo
-from server.report.events import MAX_STRIPS, adherence_section, alerts_section, finding, symptoms_section
+from server.queries import StripInfo
+from server.report.events import MAX_STRIPS, adherence_section, finding, symptoms_section
 from server.report.inputs import DrugAdherence
 from server.search import HrStats, PeriodVitals, SymptomResult
 from server.thresholds import InForce
 from tests.server.report.data import T0, data
 from wire import Limits
-
-
-def alert(i: int, level: str, opened: datetime, acked_after_s: float | None, state: str = "resolved",
-          resolved_by: str | None = None, value: float | None = 120.0) -> AlertRow:  # fmt: skip
-    acked = None if acked_after_s is None else opened + timedelta(seconds=acked_after_s)
-    trigger = {} if value is None else {"value": value}
-    return AlertRow(i, 7, "Ana", level, "hr", state, opened, None, opened + timedelta(hours=1),
-                    trigger, "dr-kos" if acked else None, acked, "seen" if acked else None, "ok", resolved_by)  # fmt: skip
-
-
-def test_alert_outcomes_who_and_how_fast() -> None:
-    rows = [alert(3, "red", T0 + timedelta(hours=5), 600, resolved_by="dr-lee"),
-            alert(1, "yellow", T0 + timedelta(hours=1), 60),
-            alert(2, "yellow", T0 + timedelta(hours=2), None, value=None),
-            alert(4, "red", T0 + timedelta(hours=9), 200, state="acknowledged")]  # fmt: skip
-    notes = {3: [HistoryEntry(T0 + timedelta(hours=5, minutes=3), "note", "dr-lee", {"note": "called her"}),
-                 HistoryEntry(T0 + timedelta(hours=5, minutes=5), "escalate_contact", None, {}),
-                 HistoryEntry(T0 + timedelta(hours=5, minutes=6), "delivered", None, {})]}  # fmt: skip
-    headline, body = alerts_section(data(alerts=rows, notes=notes))
-    assert [a.id for a in body.alerts] == [1, 2, 3, 4]  # in time order
-    assert [a.seconds_to_ack for a in body.alerts] == [60.0, None, 600.0, 200.0]
-    assert (body.total, body.red, body.acknowledged, body.never_acknowledged, body.active) == (4, 2, 3, 1, 1)
-    assert body.median_seconds_to_ack == 200.0
-    red = body.alerts[2]
-    assert (red.resolved_by, red.resolved_by_rules, red.escalation_steps) == ("dr-lee", False, 1)
-    assert [(n.by, n.note) for n in red.notes] == [("dr-lee", "called her")]
-    assert body.alerts[0].resolved_by_rules and body.alerts[1].value is None
-    assert headline == "4 alerts (2 red, 2 yellow); 3 acknowledged, median 3 min to acknowledge; 1 still active."
-
-
-def test_no_alerts() -> None:
-    headline, body = alerts_section(data())
-    assert body.total == 0 and body.median_seconds_to_ack is None and headline == "No alerts in this period."
 
 
 def vitals(hr: float | None, flags: list[str], windows: int = 5) -> PeriodVitals:

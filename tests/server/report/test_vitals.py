@@ -7,10 +7,9 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from server.report.inputs import DaySpan, DayStats, Pause
+from server.report.limits import limit_edges, limits_at, time_beyond
 from server.report.period import PeriodError, day_spans, parse_zone
-from server.report.vitals import (
-    completeness_section, limit_edges, limits_at, rhythm_section, time_beyond, trends_section,
-)  # fmt: skip
+from server.report.vitals import completeness_section, rhythm_section, trends_section
 from server.thresholds import InForce, VersionRow, limits_to_json
 from server.trends import Episode
 from tests.server.report.data import T0, W, bands, data, period
@@ -95,7 +94,7 @@ def test_af_burden_is_af_time_over_monitored_time() -> None:
     assert body.af_burden_pct == 5.0  # 1.5 h of 30 h
     assert (body.pause_windows, body.long_pauses, body.longest_pauses[0].seconds) == (3, 1, 3.4)
     assert (body.ectopic_beats, body.ectopic_per_hour, body.ectopic_pct_of_beats) == (40, 2.0, 0.05)
-    af = next(c for c in body.episodes if c.flag == "af_suspected")
+    af = next(c for c in body.episode_counts if c.flag == "af_suspected")
     assert (af.episodes, af.total_s, af.longest_s) == (2, 5400.0, 3600.0)
     assert body.longest_episodes[0].start == T0 + timedelta(hours=5)
     assert headline == ("AF burden 5 % over 30.0 h monitored; 3 pauses (longest 3.4 s, 1 of 3 s or more); "
