@@ -3,8 +3,9 @@
 What other modules already read is read through them: series and rhythm
 episodes (:mod:`server.trends`), alerts and their history (:mod:`server.queries`),
 symptom periods with their vitals and strips (:mod:`server.search`), threshold
-versions (:mod:`server.thresholds`). Only the daily sums and the band counts
-behind the time beyond limits are new queries. Access is checked by the caller.
+versions (:mod:`server.thresholds`). New are only the daily sums and the band
+counts behind the time beyond limits, both from one scan of the period's
+windows, and the longest pauses. Access is checked by the caller.
 """
 
 from __future__ import annotations
@@ -26,15 +27,23 @@ from server.store import User
 MAX_SYMPTOMS = 500  # periods listed in one report (the search's largest page)
 PAUSES_LISTED = 5
 
-# Windows starting in the period: their day (width_bucket over the day bounds, 0-based), duration and usability.
+# Windows starting in the period: their day (width_bucket over the day bounds, 0-based), duration,
+# usability, and for usable ones the bucket of each vital's value among the limit edges (see BandCount).
 _WINDOWS = """
   SELECT *, width_bucket(start_at, %(bounds)s::timestamptz[]) - 1 AS day,
-         extract(epoch FROM end_at - start_at)::float8 AS d, quality >= %(q)s AS u
+         extract(epoch FROM end_at - start_at)::float8 AS d, quality >= %(q)s AS u,
+         CASE WHEN quality >= %(q)s AND cardinality(%(hr_edges)s::float8[]) > 0
+              THEN width_bucket(hr_mean::float8, %(hr_edges)s::float8[]) END AS hb,
+         CASE WHEN quality >= %(q)s AND cardinality(%(resp_edges)s::float8[]) > 0
+              THEN width_bucket(resp_rate::float8, %(resp_edges)s::float8[]) END AS rb
   FROM summaries WHERE patient_id = %(pid)s AND start_at >= %(start)s AND start_at < %(end)s
 """
-# One row per day in DayStats field order; FILTER (WHERE u) keeps vitals and rhythm to usable windows.
-DAY_SQL = f"""
-SELECT day, count(*)::int, sum(d), (count(*) FILTER (WHERE u))::int, COALESCE(sum(d) FILTER (WHERE u), 0),
+# One scan of the period's windows, three groupings: per day (``set`` 7; the columns in DayStats field
+# order, FILTER (WHERE u) keeping vitals and rhythm to usable windows), and per activity and bucket of
+# heart rate (9) or of respiration (10), whose last two columns are the windows and their duration.
+SCAN_SQL = f"""
+SELECT GROUPING(day, activity, hb, rb) AS set, activity, hb, rb,
+  day, count(*)::int, sum(d), (count(*) FILTER (WHERE u))::int, COALESCE(sum(d) FILTER (WHERE u), 0),
   (count(hr_mean) FILTER (WHERE u))::int, COALESCE(sum(hr_mean::float8) FILTER (WHERE u), 0),
   min(hr_min) FILTER (WHERE u), max(hr_max) FILTER (WHERE u),
   (count(rmssd) FILTER (WHERE u))::int, COALESCE(sum(rmssd::float8) FILTER (WHERE u), 0),
@@ -48,17 +57,13 @@ SELECT day, count(*)::int, sum(d), (count(*) FILTER (WHERE u))::int, COALESCE(su
   COALESCE(sum(ectopic) FILTER (WHERE u), 0)::bigint,
   COALESCE(sum(beats) FILTER (WHERE u AND ectopic IS NOT NULL), 0)::bigint,
   COALESCE(sum(d) FILTER (WHERE u AND ectopic IS NOT NULL), 0)
-FROM ({_WINDOWS}) w GROUP BY day ORDER BY day
+FROM ({_WINDOWS}) w GROUP BY GROUPING SETS ((day), (activity, hb), (activity, rb)) ORDER BY 1, 2, 3, 4, 5
 """
-# Usable windows per activity and bucket of one vital's value (its column is formatted in).
-BAND_SQL = f"""
-SELECT activity, width_bucket({{column}}::float8, %(edges)s::float8[]), count(*)::int, sum(d)
-FROM ({_WINDOWS}) w WHERE u AND {{column}} IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2
-"""
-BAND_COLUMNS = {"hr": "hr_mean", "resp_rate": "resp_rate"}
+DAY_SET, HR_SET, RESP_SET = 7, 9, 10
+# flags <> '{}' lets the partial index of flagged windows (migration 030) find them
 PAUSE_SQL = """
 SELECT start_at, end_at, pause_max FROM summaries WHERE patient_id = %(pid)s AND start_at >= %(start)s
-  AND start_at < %(end)s AND quality >= %(q)s AND 'pause' = ANY(flags)
+  AND start_at < %(end)s AND quality >= %(q)s AND flags <> '{}' AND 'pause' = ANY(flags)
 ORDER BY pause_max DESC NULLS LAST, start_at LIMIT %(n)s
 """
 
@@ -73,20 +78,22 @@ def load_report_data(
     """
     pid, start, end = patient.id, period.start, period.end
     days = day_spans(start, end, parse_zone(period.tz))
-    params = {"pid": pid, "start": start, "end": end, "q": q, "bounds": day_bounds(days), "long": PAUSE_RED_S}
+    params: dict[str, Any] = {"pid": pid, "start": start, "end": end, "q": q, "bounds": day_bounds(days),
+                              "long": PAUSE_RED_S}  # fmt: skip
     bucket = trends.series_bucket((end - start).total_seconds())
     with queries.portal_read(conn):
         versions = thresholds.list_versions(conn, pid)
         limits = limits_at(versions, end)
         edges = limit_edges(limits.limits)
+        scan = params | {"hr_edges": edges.get("hr", []), "resp_edges": edges.get("resp_rate", [])}
+        day_stats, bands = _scan(conn, scan)
         alerts = queries.list_alerts(conn, user, "all", patient_id=pid, active_from=start, active_until=end)
         symptoms = search_symptoms(conn, user, SymptomFilter((pid,), start, end, limit=MAX_SYMPTOMS), q)
         return ReportData(
             patient, period, now, q, limits,
             limit_changes=sorted((v for v in versions if v.version is not None and v.approved_at is not None
                                   and start <= v.approved_at < end), key=lambda v: v.version or 0),
-            days=days, day_stats=[DayStats(*r) for r in conn.execute(DAY_SQL, params)],
-            edges=edges, bands=_bands(conn, params, edges),
+            days=days, day_stats=day_stats, edges=edges, bands=bands,
             series=trends.series(conn, pid, start, end, bucket, q), bucket_s=bucket,
             alerts=alerts, notes=queries.alert_history(conn, [a.id for a in alerts]),
             symptoms=symptoms.results, symptoms_more=symptoms.more,
@@ -95,10 +102,14 @@ def load_report_data(
         )  # fmt: skip
 
 
-def _bands(conn: psycopg.Connection[Any], params: dict[str, Any], edges: dict[str, list[float]]) -> list[BandCount]:
-    bands = []
-    for name, column in BAND_COLUMNS.items():
-        if name in edges:
-            rows = conn.execute(BAND_SQL.format(column=column), params | {"edges": edges[name]})
-            bands += [BandCount(name, *r) for r in rows]
-    return bands
+def _scan(conn: psycopg.Connection[Any], params: dict[str, Any]) -> tuple[list[DayStats], list[BandCount]]:
+    """The daily sums and the band counts of the period, from one scan of its windows."""
+    days, bands = [], []
+    for set_, activity, hb, rb, *rest in conn.execute(SCAN_SQL, params):
+        if set_ == DAY_SET:
+            days.append(DayStats(*rest))
+        elif set_ == HR_SET and hb is not None:
+            bands.append(BandCount("hr", activity, hb, rest[1], rest[2]))
+        elif set_ == RESP_SET and rb is not None:
+            bands.append(BandCount("resp_rate", activity, rb, rest[1], rest[2]))
+    return days, bands
