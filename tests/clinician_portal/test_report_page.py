@@ -106,6 +106,9 @@ def test_report_page_shows_every_section_records_a_visit_and_prints(
     assert "no medication plan recorded" in page.locator("section[data-key=adherence]").inner_text()
     assert re.search(r"\d+ short days", page.locator("section[data-key=completeness]").inner_text())
     shot(page, "portal-report")
+    page.set_viewport_size({"width": 768, "height": 1024})  # a tablet: nothing scrolls sideways
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.set_viewport_size({"width": 1280, "height": 900})
 
     page.fill("#visit-note", "AF burden discussed; bisoprolol 2.5 mg")
     page.get_by_role("button", name="Record visit").click()
