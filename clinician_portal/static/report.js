@@ -170,13 +170,13 @@ async function render(report) {
   document.getElementById("r-period").textContent = periodText(report.period);
   document.getElementById("r-facts").textContent = `Device ${report.patient.device_id} · limits ${report.limits_source}`
     + ` · good signal: quality ≥ ${report.usable_quality} · days in ${report.period.tz} · made ${at(report.generated_at)}`;
-  document.getElementById("r-headlines").replaceChildren(...report.sections.flatMap((s) => {
+  document.getElementById("r-headlines").replaceChildren(...report.sections.map((s) => {
     const row = el("div", null, `glance-${s.key}`);
     row.append(el("dt", s.title), el("dd", s.headline));
-    return [row];
+    return row;
   }));
   document.getElementById("r-sections").replaceChildren(...report.sections.map((s) => renderSection(s, hooks)));
-  // a drawing that fails (a strip that cannot be read) says so where it would be, the rest still draws
+  // a drawing that fails (a strip that cannot be read) is announced, and the rest still draws
   await Promise.all(hooks.pending.map((run) => Promise.resolve().then(run).catch((e) => {
     document.getElementById("announce").textContent = `Could not draw part of the report: ${e.message}`;
   })));

@@ -98,13 +98,14 @@ def vital_stats(data: ReportData) -> list[VitalStat]:
         return VitalStat(name, label, unit, _mean(_total(s, f"{part}_sum"), n, digits), None, None, n)
 
     hr_n = int(_total(s, "hr_n"))
+    resp_yellow, resp_red = beyond("resp_rate")
     return [
         VitalStat("hr", "Heart rate", "bpm", _mean(_total(s, "hr_sum"), hr_n, 0), min(lows, default=None),
                   max(highs, default=None), hr_n, *beyond("hr")),
         stat("rmssd", "HRV (RMSSD)", "ms", "rmssd"),
         stat("sdnn", "HRV (SDNN)", "ms", "sdnn"),
-        replace(stat("resp_rate", "Respiration", "/min", "resp", 1),
-                beyond_yellow_pct=beyond("resp_rate")[0], beyond_red_pct=beyond("resp_rate")[1]),
+        replace(stat("resp_rate", "Respiration", "/min", "resp", 1), beyond_yellow_pct=resp_yellow,
+                beyond_red_pct=resp_red),
         stat("intensity", "Activity intensity", "g", "intensity", 3),
     ]  # fmt: skip
 
