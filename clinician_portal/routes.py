@@ -2,6 +2,7 @@
 
 Clinicians: ``/`` overview (live alert inbox, patients), ``/patients/{id}``
 trends (and consent), ``/patients/{id}/thresholds`` threshold editor,
+``/patients/{id}/report`` the printable visit report and visits,
 ``/search`` symptom-period search and correlation,
 ``/strips/{patient}/{device}/{seq}`` ECG strip viewer. Everyone: ``/login``,
 ``/join`` (an invitation code into a new account). Patients: ``/me`` (their
@@ -50,6 +51,12 @@ def patient_page(patient_id: int) -> FileResponse:
 def thresholds_page(patient_id: int) -> FileResponse:
     """The threshold editor of a patient."""
     return _page("thresholds.html")
+
+
+@router.get("/patients/{patient_id}/report")
+def report_page(patient_id: int) -> FileResponse:
+    """The printable visit report of a patient, and the visit form."""
+    return _page("report.html")
 
 
 @router.get("/search")

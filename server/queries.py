@@ -104,6 +104,17 @@ class AlertRow:
     acked_at: datetime | None
     ack_note: str | None
     resolve_note: str | None
+    resolved_by: str | None = None  # None when the rules resolved it (back within limits) or it is active
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One step of an alert's history: a note, an escalation step, a delivery (``by``: who, if a person)."""
+
+    at: datetime
+    kind: str  # note, escalate_contact, promote, no_signal, delivered, failed
+    by: str | None
+    detail: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -219,8 +230,9 @@ def list_summaries(
 
 ALERT_SELECT = (
     "SELECT a.id, a.patient_id, p.name AS patient_name, a.level, a.parameter, a.state, a.opened_at,"
-    " a.escalated_at, a.closed_at, a.trigger, u.username AS acked_by, a.acked_at, a.ack_note, a.resolve_note"
-    " FROM alerts a JOIN patients p ON p.id = a.patient_id LEFT JOIN users u ON u.id = a.acked_by"
+    " a.escalated_at, a.closed_at, a.trigger, u.username AS acked_by, a.acked_at, a.ack_note, a.resolve_note,"
+    " r.username AS resolved_by FROM alerts a JOIN patients p ON p.id = a.patient_id"
+    " LEFT JOIN users u ON u.id = a.acked_by LEFT JOIN users r ON r.id = a.resolved_by"
 )
 
 
@@ -231,19 +243,26 @@ def list_alerts(
     level: str | None = None,
     patient_id: int | None = None,
     limit: int = 500,
+    active_from: datetime | None = None,
+    active_until: datetime | None = None,
 ) -> list[AlertRow]:
     """Alerts of the user's patients: red first, newest first; ``state`` open|acknowledged|resolved|active|all.
 
     ``open`` means not yet acknowledged; ``active`` means open or acknowledged.
+    ``active_from`` / ``active_until``: only alerts active at some time in that range
+    (opened before its end, closed after its start or not yet).
     """
     states = {"all": None, "active": ["open", "acknowledged"]}.get(state, [state])
-    params = _who(user) | {"states": states, "level": level, "pid": patient_id, "limit": limit}
+    params = _who(user) | {"states": states, "level": level, "pid": patient_id, "limit": limit,
+                           "t0": active_from, "t1": active_until}  # fmt: skip
     cur = conn.cursor(row_factory=class_row(AlertRow))
     return cur.execute(
         f"{ALERT_SELECT} WHERE {VISIBLE}"
         " AND (%(states)s::text[] IS NULL OR a.state = ANY(%(states)s))"
         " AND (%(level)s::text IS NULL OR a.level = %(level)s)"
         " AND (%(pid)s::bigint IS NULL OR a.patient_id = %(pid)s)"
+        " AND (%(t1)s::timestamptz IS NULL OR a.opened_at < %(t1)s)"
+        " AND (%(t0)s::timestamptz IS NULL OR COALESCE(a.closed_at, 'infinity') > %(t0)s)"
         " ORDER BY a.level = 'red' DESC, a.opened_at DESC LIMIT %(limit)s",
         params,
     ).fetchall()
@@ -286,6 +305,19 @@ def _change_open_alert(
         raise AlertConflict(f"alert {alert_id} is already resolved")
     conn.execute(update, (user.id, note, alert_id))
     return get_alert(conn, user, alert_id)
+
+
+def alert_history(conn: psycopg.Connection[Any], alert_ids: list[int]) -> dict[int, list[HistoryEntry]]:
+    """The history of each of these alerts, oldest first (access is checked by the caller)."""
+    rows = conn.execute(
+        "SELECT h.alert_id, h.at, h.kind, u.username, h.detail FROM alert_history h"
+        " LEFT JOIN users u ON u.id = h.user_id WHERE h.alert_id = ANY(%s) ORDER BY h.alert_id, h.id",
+        (alert_ids,),
+    ).fetchall()
+    found: dict[int, list[HistoryEntry]] = {}
+    for alert_id, *entry in rows:
+        found.setdefault(int(alert_id), []).append(HistoryEntry(*entry))
+    return found
 
 
 def list_dead_letters(conn: psycopg.Connection[Any], limit: int = 100) -> list[DeadLetterRow]:

@@ -94,6 +94,9 @@ class ServerSettings(BaseSettings):
     alert_max_gap_seconds: float = Field(
         default=300.0, gt=0, description="longer without usable windows restarts the hold/clear timers"
     )
+    report_default_days: int = Field(
+        default=30, ge=1, le=400, description="a visit report of a patient never visited covers this many days"
+    )
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> ServerSettings:

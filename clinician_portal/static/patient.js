@@ -113,6 +113,7 @@ async function main() {
   document.getElementById("patient-facts").textContent =
     `${STATE_LABEL[p.state] || p.state} · last data ${when(p.last_data_at)} · battery ${p.battery ?? "—"} % · device ${p.device_id}`;
   document.getElementById("thresholds").href = `/patients/${patientId}/thresholds`;
+  document.getElementById("report-link").href = `/patients/${patientId}/report`;
   const params = new URLSearchParams(window.location.search);
   const end = params.get("end") ? Date.parse(params.get("end")) : (p.last_data_at ? Date.parse(p.last_data_at) : Date.now());
   const start = params.get("start") ? Date.parse(params.get("start")) : end - 86400e3;

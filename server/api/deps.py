@@ -164,6 +164,13 @@ def _in_years(name: str, value: datetime | None) -> None:
                             f"{LATEST_QUERY_TIME.year - 1}")
 
 
+def check_time(name: str, value: datetime | None) -> datetime | None:
+    """A request time normalised to UTC; 422 naming ``name`` when it is outside the years served."""
+    value = as_utc(value)
+    _in_years(name, value)
+    return value
+
+
 def check_range(start: datetime | None, end: datetime | None) -> tuple[datetime | None, datetime | None]:
     """Normalise a [start, end) query range to UTC; 422 naming the bound that is out of years or order."""
     start, end = as_utc(start), as_utc(end)

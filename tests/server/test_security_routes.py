@@ -46,6 +46,7 @@ PUBLIC = {
     ("GET", "/strips/{patient_id}/{device_id}/{seq}"),
     ("POST", "/api/invitations/accept"),  # the one-time code is the credential (rate-limited)
     ("GET", "/me"), ("GET", "/caregiver"), ("GET", "/join"),
+    ("GET", "/patients/{patient_id}/report"),
 }  # fmt: skip
 PUBLIC_MOUNTS = {"/metrics", "/static"}
 VALID_BODIES: dict[tuple[str, str], Any] = {
@@ -61,6 +62,7 @@ VALID_BODIES: dict[tuple[str, str], Any] = {
     ("PUT", "/api/me/caregivers/{caregiver_id}"): {"label": "x", "scopes": ["status"], "notify_level": "red"},
     ("PUT", "/api/caregiver/settings"): {"email": None, "timezone": "UTC"},
     ("POST", "/api/caregiver/invitations/redeem"): {"code": "0000-0000-0000"},
+    ("POST", "/api/patients/{patient_id}/visits"): {"note": "seen in clinic"},
 }
 # Routes whose answer concerns one patient, named by one of these parameters.
 PATIENT_PARAMS = ("patient_id", "device_id", "alert_id", "caregiver_id", "invitation_id")
