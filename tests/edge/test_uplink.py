@@ -5,6 +5,7 @@ from __future__ import annotations
 import queue
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +17,7 @@ import pytest
 from edge.outbox import Outbox
 from edge.uplink import Uplink
 from tests.edge.test_reliability import PrivateBroker
-from wire import BrokerAddress, Event, EventType, Level, Notify, decode, encode, topic_for
+from wire import BrokerAddress, Event, EventType, Kind, Level, Notify, Status, decode, encode, topic_for
 
 pytestmark = pytest.mark.mqtt
 
@@ -139,3 +140,57 @@ def test_messages_kept_while_broker_down_then_sent(private_broker, device_id: st
     finally:
         uplink.stop()
         box.close()
+
+
+def _retained_status(url: str, device_id: str) -> Status:
+    """The retained status a new subscriber gets at once (what the server or a caregiver would see)."""
+    sub = Subscriber(url, topic_for(device_id, "status"))
+    try:
+        _, _, payload = sub.take(1)[0]
+    finally:
+        sub.close()
+    status = decode(payload, Kind.STATUS)
+    assert isinstance(status, Status)
+    return status
+
+
+UPLINK_THEN_WAIT = """
+import sys, time
+from edge.outbox import Outbox
+from edge.uplink import Uplink
+from wire import BrokerAddress
+uplink = Uplink(sys.argv[2], BrokerAddress.parse(sys.argv[1]), Outbox(sys.argv[3]))
+uplink.start()
+assert uplink.wait_connected(10)
+print("connected", flush=True)
+time.sleep(120)
+"""
+
+
+def test_retained_status_says_online_and_the_last_will_says_offline(mqtt_url: str, device_id: str, tmp_path: Path) -> None:
+    """Online while connected; offline after a goodbye, and from the broker's last will after a kill."""
+    box = Outbox(tmp_path / "o.sqlite3")
+    uplink = Uplink(device_id, BrokerAddress.parse(mqtt_url), box)
+    uplink.start()
+    try:
+        assert uplink.wait_connected(10)
+        assert _until(lambda: _retained_status(mqtt_url, device_id).online, lambda: None)
+    finally:
+        uplink.stop()  # a clean stop says goodbye
+        box.close()
+    assert _retained_status(mqtt_url, device_id).online is False
+
+    killed = subprocess.Popen(
+        [sys.executable, "-c", UPLINK_THEN_WAIT, mqtt_url, device_id, str(tmp_path / "o.sqlite3")],
+        cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert killed.stdout is not None and killed.stdout.readline().strip() == "connected"
+        assert _until(lambda: _retained_status(mqtt_url, device_id).online, lambda: None)
+    finally:
+        killed.kill()  # no goodbye: only the will the broker holds can say so
+        killed.wait(10)
+        if killed.stdout is not None:
+            killed.stdout.close()
+    assert _until(lambda: _retained_status(mqtt_url, device_id).online is False, lambda: None)
+    assert _retained_status(mqtt_url, device_id).device == device_id
