@@ -29,6 +29,23 @@ NO_SIGNAL_AFTER = timedelta(minutes=10)  # no data for longer: the overview says
 BASELINE_DAYS = 7  # the first days of data are the baseline phase
 
 
+@dataclass(frozen=True)
+class Phases:
+    """When the overview calls a patient silent, and how long their baseline phase lasts.
+
+    The defaults are the settings' defaults; :meth:`from_settings` takes a
+    deployment's, so that the overview agrees with the no-signal alerts and the
+    threshold phase (``ServerSettings.no_signal_after_seconds``, ``.baseline_days``).
+    """
+
+    no_signal_after: timedelta = NO_SIGNAL_AFTER
+    baseline: timedelta = timedelta(days=BASELINE_DAYS)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Phases:
+        return cls(timedelta(seconds=settings.no_signal_after_seconds), timedelta(days=settings.baseline_days))
+
+
 class AlertConflict(StoreError):
     """An alert change that its state forbids, e.g. acknowledging a resolved alert."""
 
@@ -38,8 +55,8 @@ class PatientRow:
     """A patient as the overview lists them.
 
     ``state`` is, in this order of precedence: ``red`` or ``yellow`` (the worst
-    active alert), ``no_signal`` (no data for :data:`NO_SIGNAL_AFTER`, or never),
-    ``baseline`` (still in the first :data:`BASELINE_DAYS` of data), else ``ok``.
+    active alert), ``no_signal`` (no data for :attr:`Phases.no_signal_after`, or
+    never), ``baseline`` (still in the first :attr:`Phases.baseline` of data), else ``ok``.
     """
 
     id: int
@@ -131,13 +148,13 @@ def _who(user: User) -> dict[str, Any]:
 
 
 def patient_state(alert_level: str, last_data_at: datetime | None, first_data_at: datetime | None,
-                  now: datetime) -> str:
+                  now: datetime, phases: Phases = Phases()) -> str:
     """The overview state of a patient (see :class:`PatientRow`); pure."""
     if alert_level in ("red", "yellow"):
         return alert_level
-    if last_data_at is None or now - last_data_at > NO_SIGNAL_AFTER:
+    if last_data_at is None or now - last_data_at > phases.no_signal_after:
         return "no_signal"
-    if first_data_at is not None and now - first_data_at < timedelta(days=BASELINE_DAYS):
+    if first_data_at is not None and now - first_data_at < phases.baseline:
         return "baseline"
     return "ok"
 
@@ -156,25 +173,27 @@ PATIENT_SELECT = (
 )
 
 
-def _patient(r: tuple[Any, ...]) -> PatientRow:
-    state = patient_state(r[3], r[4], r[5], r[8])
+def _patient(r: tuple[Any, ...], phases: Phases) -> PatientRow:
+    state = patient_state(r[3], r[4], r[5], r[8], phases)
     return PatientRow(r[0], r[1], r[2], state, r[3], r[4], r[5], r[6], r[7])
 
 
 STATE_ORDER = {"red": 0, "yellow": 1, "no_signal": 2, "baseline": 3, "ok": 4}
 
 
-def list_patients(conn: psycopg.Connection[Any], user: User) -> list[PatientRow]:
+def list_patients(conn: psycopg.Connection[Any], user: User, phases: Phases = Phases()) -> list[PatientRow]:
     """The user's patients, most urgent state first (red, yellow, no signal, baseline, ok), then by name."""
     rows = conn.execute(f"{PATIENT_SELECT} WHERE {VISIBLE}", _who(user)).fetchall()
-    return sorted((_patient(r) for r in rows), key=lambda p: (STATE_ORDER[p.state], p.name, p.id))
+    return sorted((_patient(r, phases) for r in rows), key=lambda p: (STATE_ORDER[p.state], p.name, p.id))
 
 
-def get_patient(conn: psycopg.Connection[Any], user: User, patient_id: int) -> PatientRow | None:
+def get_patient(
+    conn: psycopg.Connection[Any], user: User, patient_id: int, phases: Phases = Phases()
+) -> PatientRow | None:
     """One patient, if the user may see them."""
     row = conn.execute(f"{PATIENT_SELECT} WHERE p.id = %(pid)s AND {VISIBLE}", _who(user) | {"pid": patient_id})
     found = row.fetchone()
-    return _patient(found) if found else None
+    return _patient(found, phases) if found else None
 
 
 def list_summaries(
