@@ -1,4 +1,5 @@
-"""The uplink against a real broker: QoS 1 topics, ack on PUBACK, offline survival, downlink."""
+"""The uplink against a real broker: QoS 1 topics, ack on PUBACK, offline survival, downlink, the retained
+status with its last will, and the persistent session that keeps notifications for an absent phone."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 from edge.outbox import Outbox
 from edge.uplink import Uplink
 from tests.edge.test_reliability import PrivateBroker
+from tests.server.helpers import forget_session, publish
 from wire import BrokerAddress, Event, EventType, Kind, Level, Notify, Status, decode, encode, topic_for
 
 pytestmark = pytest.mark.mqtt
@@ -194,3 +196,26 @@ def test_retained_status_says_online_and_the_last_will_says_offline(mqtt_url: st
             killed.stdout.close()
     assert _until(lambda: _retained_status(mqtt_url, device_id).online is False, lambda: None)
     assert _retained_status(mqtt_url, device_id).device == device_id
+
+
+def test_a_notification_sent_while_the_phone_was_away_arrives_when_it_returns(
+    mqtt_url: str, device_id: str, tmp_path: Path
+) -> None:
+    """The persistent session: the broker keeps a QoS 1 notify for the phone and hands it over on reconnect."""
+    box = Outbox(tmp_path / "o.sqlite3")
+    first = Uplink(device_id, BrokerAddress.parse(mqtt_url), box, session_expiry_s=60)
+    first.start()
+    assert first.wait_connected(10)
+    time.sleep(0.3)  # the subscription settles
+    first.stop()  # the phone goes away; its session stays on the broker
+    while_away = Notify(device_id, 1_700_000_000.0, Level.YELLOW, "Heart rate outside your range", parameter="hr")
+    publish(mqtt_url, [(topic_for(device_id, "notify"), encode(while_away))])
+    notes: queue.SimpleQueue[object] = queue.SimpleQueue()
+    back = Uplink(device_id, BrokerAddress.parse(mqtt_url), box, on_notify=notes.put, session_expiry_s=60)
+    back.start()
+    try:
+        assert notes.get(timeout=10) == while_away
+    finally:
+        back.stop()
+        box.close()
+        forget_session(mqtt_url, f"pisces-edge-{device_id}")
