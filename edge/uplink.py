@@ -182,6 +182,12 @@ class Uplink:
             if self._stop.wait(backoff_for(failures, error, policy=self._retry, salt=self.device_id)):
                 break
         self._client.disconnect()
+        # paho's loop() opens a wake-up socket pair that only its finaliser closes; the client and
+        # this object form a reference cycle, so without this the pair is left to the garbage
+        # collector, which may finalise the sockets first (a ResourceWarning, at a random moment)
+        reset = getattr(self._client, "_reset_sockets", None)
+        if reset is not None:
+            reset()
 
     def _session(self) -> bool:
         """Connect and run the loop until the link drops; True if it was up."""

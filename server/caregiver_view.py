@@ -55,9 +55,9 @@ ALERT_SELECT = (
 )
 
 
-def status(conn: psycopg.Connection[Any], grant: Followed) -> CaregiverStatus:
+def status(conn: psycopg.Connection[Any], grant: Followed, phases: queries.Phases = queries.Phases()) -> CaregiverStatus:
     """The status of the patient of ``grant`` (the caller checked the ``status`` scope)."""
-    row = queries.patient_by_id(conn, grant.patient_id)
+    row = queries.patient_by_id(conn, grant.patient_id, phases)
     assert row is not None  # the grant's patient exists (foreign key)
     return CaregiverStatus(row.id, row.name, grant.label, grant.scopes, row.state, row.monitoring,
                            row.last_data_at, row.online, row.battery)  # fmt: skip

@@ -17,6 +17,7 @@ import secrets
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,7 +161,7 @@ async def _serve(
     base_url = f"http://{settings.http_host}:{settings.http_port}"
     _print_banner(base_url, settings, login, patients)
     sims = [asyncio.create_task(_run_patient(p, settings, options, outbox_dir)) for p in patients]
-    progress = asyncio.create_task(_progress(base_url, login, patients))
+    progress = asyncio.create_task(_progress(base_url, login, patients, lambda: bool(server.should_exit)))
     if options.duration is not None:
         asyncio.get_running_loop().call_later(options.duration, setattr, server, "should_exit", True)
     try:
@@ -212,13 +213,17 @@ def _print_banner(base_url: str, settings: ServerSettings, login: tuple[str, str
     )
 
 
-async def _progress(base_url: str, login: tuple[str, str], patients: list[DemoPatient]) -> None:
-    """Print a status line every few seconds, read through the HTTP API."""
+async def _progress(
+    base_url: str, login: tuple[str, str], patients: list[DemoPatient], stopping: Callable[[], bool]
+) -> None:
+    """Print a status line every few seconds, read through the HTTP API, until the server is stopping."""
     started = time.monotonic()
     token = await asyncio.to_thread(_login, base_url, login)
     seen_levels: dict[int, str] = {}
     while True:
         await asyncio.sleep(PROGRESS_EVERY_S)
+        if stopping():  # the API is going away: a refused request now is no news to the user
+            return
         try:
             listed = await asyncio.to_thread(_get, base_url, "/api/patients", token)
             alerts = await asyncio.to_thread(_get, base_url, "/api/alerts?state=open", token)

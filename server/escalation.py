@@ -63,6 +63,17 @@ class EscalationPolicy:
     tick_s: float = 1.0  # longest sleep between rounds; alert and threshold NOTIFYs wake the loop at once
     propose_every_s: float = 600.0  # how often to look for patients whose initial phase is complete
 
+    @classmethod
+    def from_settings(cls, settings: Any) -> EscalationPolicy:
+        """The ladder a deployment configured (``ServerSettings.no_signal_after_seconds`` and the rest)."""
+        return cls(
+            no_signal_after_s=settings.no_signal_after_seconds,
+            no_signal_red_after_s=settings.no_signal_red_after_seconds,
+            escalate_after_s=settings.escalate_after_seconds,
+            all_on_call_after_s=settings.escalate_all_after_seconds,
+            promote_after_s=settings.promote_yellow_after_seconds,
+        )
+
 
 @dataclass(frozen=True)
 class AlertView:
@@ -273,11 +284,12 @@ def run_escalation(settings: Any, stop: threading.Event, policy: EscalationPolic
     Args:
         settings: ``server.settings.ServerSettings`` (database_url, mqtt_url, mqtt_client_id).
         stop: set it to end the loop (within ``policy.tick_s``).
-        policy, channel_settings, baseline: defaults when None (channels read ``PISCES_ALERT_*``).
+        policy, channel_settings, baseline: from ``settings`` when None (channels read ``PISCES_ALERT_*``).
         watch: counters to update (a fresh one when None); also returned.
     """
-    policy, watch = policy or EscalationPolicy(), watch or Watch()
-    channel_settings, baseline = channel_settings or ChannelSettings(), baseline or BaselinePolicy()
+    policy, watch = policy or EscalationPolicy.from_settings(settings), watch or Watch()
+    channel_settings = channel_settings or ChannelSettings()
+    baseline = baseline or BaselinePolicy.from_settings(settings)
     client = downlink_client(settings, f"{settings.mqtt_client_id}-escalation")
     client.loop_start()
     try:

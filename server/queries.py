@@ -32,6 +32,23 @@ NO_SIGNAL_AFTER = timedelta(minutes=10)  # no data for longer: the overview says
 BASELINE_DAYS = 7  # the first days of data are the baseline phase
 
 
+@dataclass(frozen=True)
+class Phases:
+    """When the overview calls a patient silent, and how long their baseline phase lasts.
+
+    The defaults are the settings' defaults; :meth:`from_settings` takes a
+    deployment's, so that the overview agrees with the no-signal alerts and the
+    threshold phase (``ServerSettings.no_signal_after_seconds``, ``.baseline_days``).
+    """
+
+    no_signal_after: timedelta = NO_SIGNAL_AFTER
+    baseline: timedelta = timedelta(days=BASELINE_DAYS)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Phases:
+        return cls(timedelta(seconds=settings.no_signal_after_seconds), timedelta(days=settings.baseline_days))
+
+
 class AlertConflict(StoreError):
     """An alert change that its state forbids, e.g. acknowledging a resolved alert."""
 
@@ -43,8 +60,8 @@ class PatientRow:
     ``state`` is, in this order of precedence: ``red`` or ``yellow`` (the worst
     active alert), ``paused`` (the patient withdrew consent to monitoring: what
     the phone sends is quarantined, no alerts), ``no_signal`` (no data for
-    :data:`NO_SIGNAL_AFTER`, or never), ``baseline`` (still in the first
-    :data:`BASELINE_DAYS` of data), else ``ok``.
+    :attr:`Phases.no_signal_after`, or never), ``baseline`` (still in the first
+    :attr:`Phases.baseline` of data), else ``ok``.
     """
 
     id: int
@@ -148,15 +165,15 @@ def _who(user: User) -> dict[str, Any]:
 
 
 def patient_state(alert_level: str, last_data_at: datetime | None, first_data_at: datetime | None,
-                  now: datetime, monitoring: bool = True) -> str:
+                  now: datetime, monitoring: bool = True, phases: Phases = Phases()) -> str:
     """The overview state of a patient (see :class:`PatientRow`); pure."""
     if alert_level in ("red", "yellow"):
         return alert_level
     if not monitoring:
         return "paused"
-    if last_data_at is None or now - last_data_at > NO_SIGNAL_AFTER:
+    if last_data_at is None or now - last_data_at > phases.no_signal_after:
         return "no_signal"
-    if first_data_at is not None and now - first_data_at < timedelta(days=BASELINE_DAYS):
+    if first_data_at is not None and now - first_data_at < phases.baseline:
         return "baseline"
     return "ok"
 
@@ -175,18 +192,18 @@ PATIENT_SELECT = (
 )
 
 
-def _patient(r: tuple[Any, ...]) -> PatientRow:
-    state = patient_state(r[3], r[4], r[5], r[8], r[9])
+def _patient(r: tuple[Any, ...], phases: Phases = Phases()) -> PatientRow:
+    state = patient_state(r[3], r[4], r[5], r[8], r[9], phases)
     return PatientRow(r[0], r[1], r[2], state, r[3], r[4], r[5], r[6], r[7], r[9])
 
 
 STATE_ORDER = {"red": 0, "yellow": 1, "no_signal": 2, "baseline": 3, "ok": 4, "paused": 5}
 
 
-def list_patients(conn: psycopg.Connection[Any], user: User) -> list[PatientRow]:
+def list_patients(conn: psycopg.Connection[Any], user: User, phases: Phases = Phases()) -> list[PatientRow]:
     """The user's patients, most urgent state first (red, yellow, no signal, baseline, ok), then by name."""
     rows = conn.execute(f"{PATIENT_SELECT} WHERE {VISIBLE}", _who(user)).fetchall()
-    return sorted((_patient(r) for r in rows), key=lambda p: (STATE_ORDER[p.state], p.name, p.id))
+    return sorted((_patient(r, phases) for r in rows), key=lambda p: (STATE_ORDER[p.state], p.name, p.id))
 
 
 def patient_row(conn: psycopg.Connection[Any], patient_id: int) -> PatientRow | None:
@@ -195,11 +212,13 @@ def patient_row(conn: psycopg.Connection[Any], patient_id: int) -> PatientRow | 
     return _patient(found) if found else None
 
 
-def get_patient(conn: psycopg.Connection[Any], user: User, patient_id: int) -> PatientRow | None:
+def get_patient(
+    conn: psycopg.Connection[Any], user: User, patient_id: int, phases: Phases = Phases()
+) -> PatientRow | None:
     """One patient, if the user may see them."""
     row = conn.execute(f"{PATIENT_SELECT} WHERE p.id = %(pid)s AND {VISIBLE}", _who(user) | {"pid": patient_id})
     found = row.fetchone()
-    return _patient(found) if found else None
+    return _patient(found, phases) if found else None
 
 
 # The columns of a SummaryRow, in its order (for class_row).
@@ -210,10 +229,10 @@ SUMMARY_SELECT = (
 )
 
 
-def patient_by_id(conn: psycopg.Connection[Any], patient_id: int) -> PatientRow | None:
+def patient_by_id(conn: psycopg.Connection[Any], patient_id: int, phases: Phases = Phases()) -> PatientRow | None:
     """One patient whoever asks (the caller has checked access, e.g. a caregiver's grant)."""
     found = conn.execute(f"{PATIENT_SELECT} WHERE p.id = %s AND p.erased_at IS NULL", (patient_id,)).fetchone()
-    return _patient(found) if found else None
+    return _patient(found, phases) if found else None
 
 
 def list_summaries(

@@ -97,6 +97,14 @@ class ServerSettings(BaseSettings):
     report_default_days: int = Field(
         default=30, ge=1, le=400, description="a visit report of a patient never visited covers this many days"
     )
+    # the initial phase (defaults judge while the baseline grows) and the alert ladder, s
+    baseline_days: float = Field(default=7.0, ge=1, le=365, description="initial data-collection phase, days")
+    baseline_min_good_hours: float = Field(default=48.0, ge=1, description="good data the phase needs, h")
+    no_signal_after_seconds: float = Field(default=600.0, gt=0, description="silent: yellow (the phone)")
+    no_signal_red_after_seconds: float = Field(default=1800.0, gt=0, description="silent: red (clinicians)")
+    escalate_after_seconds: float = Field(default=300.0, gt=0, description="red unacked: second contact")
+    escalate_all_after_seconds: float = Field(default=600.0, gt=0, description="red unacked: all on call")
+    promote_yellow_after_seconds: float = Field(default=1800.0, gt=0, description="yellow unacked: red")
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> ServerSettings:
@@ -108,6 +116,16 @@ class ServerSettings(BaseSettings):
             _refuse_plain_broker(self.mqtt_url)
             if not (self.mqtt_username or BrokerAddress.parse(self.mqtt_url).username):
                 raise ValueError("production mode needs the broker's server account: PISCES_MQTT_USERNAME / _PASSWORD")
+        return self
+
+    @model_validator(mode="after")
+    def _ladder_in_order(self) -> ServerSettings:
+        if self.no_signal_red_after_seconds <= self.no_signal_after_seconds:
+            raise ValueError("PISCES_NO_SIGNAL_RED_AFTER_SECONDS must exceed PISCES_NO_SIGNAL_AFTER_SECONDS")
+        if self.escalate_all_after_seconds <= self.escalate_after_seconds:
+            raise ValueError("PISCES_ESCALATE_ALL_AFTER_SECONDS must exceed PISCES_ESCALATE_AFTER_SECONDS")
+        if self.baseline_min_good_hours > 24 * self.baseline_days:
+            raise ValueError("PISCES_BASELINE_MIN_GOOD_HOURS cannot exceed the hours of PISCES_BASELINE_DAYS")
         return self
 
 

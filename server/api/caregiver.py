@@ -53,10 +53,10 @@ def followed(user: CaregiverUser, conn: ConnDep) -> list[Followed]:
 
 
 @router.get("/patients/{patient_id}")
-def patient_status(patient_id: int, user: CaregiverUser, conn: ConnDep) -> CaregiverStatus:
+def patient_status(patient_id: int, user: CaregiverUser, conn: ConnDep, settings: SettingsDep) -> CaregiverStatus:
     """A followed patient's state and last data (scope ``status``)."""
     grant = grant_for(conn, user, patient_id, "status")
-    out = caregiver_view.status(conn, grant)
+    out = caregiver_view.status(conn, grant, queries.Phases.from_settings(settings))
     store.audit(conn, user, "read:status", [patient_id])
     return out
 

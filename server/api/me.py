@@ -66,9 +66,9 @@ class CaregiversOut:
 
 
 @router.get("")
-def get_me(me: PatientSelf, conn: ConnDep) -> MeOut:
+def get_me(me: PatientSelf, conn: ConnDep, settings: SettingsDep) -> MeOut:
     """The signed-in patient's own status."""
-    row = queries.patient_by_id(conn, me.patient_id)
+    row = queries.patient_by_id(conn, me.patient_id, queries.Phases.from_settings(settings))
     assert row is not None  # the account's patient row exists (foreign key)
     store.audit(conn, me.user, "read:self", [me.patient_id])
     return MeOut(row.id, row.name, row.state, row.monitoring, row.last_data_at)
