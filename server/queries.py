@@ -165,7 +165,7 @@ def _who(user: User) -> dict[str, Any]:
 
 
 def patient_state(alert_level: str, last_data_at: datetime | None, first_data_at: datetime | None,
-                  now: datetime, monitoring: bool = True, phases: Phases = Phases()) -> str:
+                  now: datetime, *, monitoring: bool = True, phases: Phases = Phases()) -> str:
     """The overview state of a patient (see :class:`PatientRow`); pure."""
     if alert_level in ("red", "yellow"):
         return alert_level
@@ -193,7 +193,7 @@ PATIENT_SELECT = (
 
 
 def _patient(r: tuple[Any, ...], phases: Phases = Phases()) -> PatientRow:
-    state = patient_state(r[3], r[4], r[5], r[8], r[9], phases)
+    state = patient_state(r[3], r[4], r[5], r[8], monitoring=r[9], phases=phases)
     return PatientRow(r[0], r[1], r[2], state, r[3], r[4], r[5], r[6], r[7], r[9])
 
 

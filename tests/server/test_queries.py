@@ -39,9 +39,9 @@ def test_overview_phases_follow_the_settings() -> None:
     assert Phases() == Phases.from_settings(ServerSettings())  # the defaults agree
     two_minutes_ago, ten_days_ago = NOW - timedelta(minutes=2), NOW - timedelta(days=10)
     assert patient_state("ok", two_minutes_ago, NOW - timedelta(days=30), NOW) == "ok"
-    assert patient_state("ok", two_minutes_ago, NOW - timedelta(days=30), NOW, phases) == "no_signal"
+    assert patient_state("ok", two_minutes_ago, NOW - timedelta(days=30), NOW, phases=phases) == "no_signal"
     assert patient_state("ok", NOW, ten_days_ago, NOW) == "ok"
-    assert patient_state("ok", NOW, ten_days_ago, NOW, phases) == "baseline"
+    assert patient_state("ok", NOW, ten_days_ago, NOW, phases=phases) == "baseline"
 
 
 def test_series_bucket_keeps_charts_small() -> None:
