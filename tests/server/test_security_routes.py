@@ -192,6 +192,7 @@ def test_every_route_needs_a_session_except_the_public_ones(world: World) -> Non
     served = {(r.method, r.path) for r in routes}
     assert PUBLIC <= served, f"stale allow-list entries: {PUBLIC - served}"
     assert len(checked) >= 35
+    print(f"signed out: {len(checked)} method+path pairs of {len(routes)} answer 401")
 
 
 def test_no_route_answers_about_a_patient_outside_the_clinicians_care(world: World) -> None:
@@ -201,6 +202,7 @@ def test_no_route_answers_about_a_patient_outside_the_clinicians_care(world: Wor
         assert signed_in.status_code == 200
         checked = [check_patient_route(client, route, world) for route in routes if names_a_patient(route)]
     assert len(checked) >= 25, checked
+    print(f"another clinician's patient: {len(checked)} routes answer 403/404 or no row of theirs")
 
 
 def names_a_patient(route: RouteInfo) -> bool:
@@ -248,3 +250,4 @@ def test_patients_and_caregivers_get_403_or_404_but_on_their_own_routes(world: W
             (own if mine else others).append(key)
     assert len(others) >= 40, others  # every clinician and admin route, and the other role's
     assert len(own) >= 3, own  # their own routes, asked about another patient's caregiver, invitation or data
+    print(f"{role}: {len(others)} other routes and {len(own)} own routes about another patient refused")
