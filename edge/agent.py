@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.doses import DoseKeeper
 from edge.outbox import Outbox, StripRequest
 from edge.sensors import Notification, SensorSource
 from edge.strip_policy import RhythmStripPolicy, StripLimits
@@ -189,6 +190,8 @@ class EdgeAgent:
         poll_interval: s between outbox polls (uplink pump, strip requests).
         on_notify: called on the event loop with each ``Notify`` for the patient
             (from the server, or a local warning while offline).
+        clock: s since epoch now, read on each poll for the dose reminders (:attr:`doses`),
+            which also advance with the notifications' times; a simulation passes its own.
     """
 
     def __init__(
@@ -204,6 +207,7 @@ class EdgeAgent:
         strip_limits: StripLimits | None = None,
         poll_interval: float = POLL_INTERVAL_S,
         on_notify: Callable[[Notify], None] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.device_id = device_id
         self.source, self.outbox, self.uplink = source, outbox, uplink
@@ -221,6 +225,8 @@ class EdgeAgent:
                       "rhythm_strips_rate_limited": 0, "rhythm_strips_without_ecg": 0}
         )
         self.strip_policy = self._restore_strip_policy(strip_limits or StripLimits(strip_seconds=strip_seconds))
+        self.clock = clock
+        self.doses = DoseKeeper(outbox, device_id, self.report.counters)
         self._batch: list[SummaryWindow] = []
         self._ring: deque[tuple[float, np.ndarray]] = deque()  # (time of first sample, µV samples)
         self._held: list[Callable[[], object]] = []  # outbox writes that failed (disk full), retried on poll
@@ -269,6 +275,7 @@ class EdgeAgent:
             return
         self.config = config
         self.batch_windows = config.batch_windows
+        self.doses.set_plan(config.medication)
         if config.window_seconds != self.summarizer.window_seconds:
             self._restart_summarizer(config.window_seconds)
         self._attempt(lambda: self.outbox.set_state(CONFIG_STATE, encode(config).decode()))
@@ -326,7 +333,7 @@ class EdgeAgent:
             self.poll()
 
     def poll(self) -> None:
-        """Retry held writes, serve strip requests and let the uplink publish/ack.
+        """Retry held writes, serve strip requests, bring the dose reminders to now, let the uplink publish/ack.
 
         Called every ``poll_interval``, and at once after anything urgent.
         """
@@ -335,6 +342,7 @@ class EdgeAgent:
             apply(message)
         self._retry_held()
         self._serve_strip_requests()
+        self.doses.tick(self.clock())  # reminders due, doses missed (written before the pump sends them)
         if self.uplink is not None:
             self.uplink.pump()
 
@@ -377,6 +385,7 @@ class EdgeAgent:
         elif last is not None and note.time > last + TIME_GAP_S:
             self.report.counters["time_gaps"] += 1  # nothing to repair: the windows in between stay empty
         self.vitals.last_time = note.time if last is None else max(note.time, last) if note.time >= last - CLOCK_BACK_TOLERANCE_S else note.time
+        self.doses.tick(note.time)  # cheap until a reminder is due: the strap's times drive a simulation too
         try:
             windows = self._dispatch(note)
         except WireError:

@@ -6,8 +6,10 @@
 the patient's rule-state lock (the same lock the ingest takes), re-checking in
 SQL, so any number of loops on any number of servers do each step once.
 :func:`run_escalation` is the thin loop around them, which also delivers red alerts to
-the configured channels (:mod:`server.channels`), pushes approved limits to
-phones and stores baseline proposals when a patient's initial phase is complete.
+the configured channels (:mod:`server.channels`), pushes approved limits and
+medication plans to phones (:mod:`server.phone_config`), raises the alerts of
+critical drugs missed repeatedly (:mod:`server.dose_alerts`) and stores
+baseline proposals when a patient's initial phase is complete.
 
 The ladder (times from :class:`EscalationPolicy`):
 
@@ -17,7 +19,9 @@ The ladder (times from :class:`EscalationPolicy`):
 - red and not acknowledged ``escalate_after_s`` after it turned red: step 1,
   the patient's second contact (care assignment rank 2); after
   ``all_on_call_after_s``: step 2, every on-call clinician.
-- yellow and not acknowledged for ``promote_after_s``: promoted to red.
+- yellow and not acknowledged for ``promote_after_s``: promoted to red. This is
+  also how a yellow ``dose:<drug>`` alert (the patient's phone first) reaches
+  the clinicians.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 from psycopg.types.json import Jsonb
 
-from server import channels, records, thresholds
+from server import channels, dose_alerts, phone_config, records, thresholds
 from server.alerting import NO_SIGNAL, tag_version
 from server.baseline import BaselinePolicy
 from server.channels import ChannelSettings
@@ -58,6 +62,8 @@ class EscalationPolicy:
     promote_after_s: float = 1800.0
     tick_s: float = 1.0  # longest sleep between rounds; alert and threshold NOTIFYs wake the loop at once
     propose_every_s: float = 600.0  # how often to look for patients whose initial phase is complete
+    dose_check_every_s: float = 60.0  # how often to look for critical drugs missed repeatedly
+    critical_missed_doses: int = 2  # consecutive doses of a critical drug not taken that raise a yellow alert
 
 
 @dataclass(frozen=True)
@@ -200,7 +206,7 @@ _APPLY = {"no_signal": _open_no_signal, "no_signal_red": _to_red, "promote": _to
           "escalate_contact": _next_contact}  # fmt: skip
 
 
-THRESHOLD_CHANNEL = "pisces_thresholds"  # NOTIFY channel of approvals; payload: the patient id
+THRESHOLD_CHANNEL = phone_config.CONFIG_CHANNEL  # NOTIFY of approvals and plan versions; payload: the patient id
 
 
 @dataclass
@@ -214,13 +220,15 @@ class Watch:
     delivery_failures: int = 0
     configs_pushed: int = 0
     proposals: int = 0
+    dose_alerts: int = 0
     errors: int = 0
     last_proposal_check: float = field(default=0.0, repr=False)
+    last_dose_check: float = field(default=0.0, repr=False)
 
 
 def run_round(conn: psycopg.Connection[Any], client: mqtt.Client, now: float, policy: EscalationPolicy,
               channel_settings: ChannelSettings, baseline: BaselinePolicy, watch: Watch) -> None:  # fmt: skip
-    """One round at ``now``: due steps, phone notices, channel deliveries, config pushes, proposals."""
+    """One round at ``now``: due steps, phone notices, channel deliveries, config pushes, dose alerts, proposals."""
     alerts, signals = load_views(conn)
     devices = dict(conn.execute("SELECT id, device_id FROM patients").fetchall())
     notifier = Notifier(client)
@@ -233,10 +241,15 @@ def run_round(conn: psycopg.Connection[Any], client: mqtt.Client, now: float, po
         channels.record_result(conn, claim, error)
         watch.deliveries += error is None
         watch.delivery_failures += error is not None
-    for row_id, config in thresholds.unpushed_configs(conn, now):
-        if publish_config(client, config):
-            thresholds.mark_pushed(conn, row_id, now)
+    for due in phone_config.due_configs(conn, now):
+        if publish_config(client, due.config):
+            phone_config.mark_pushed(conn, due, now)
             watch.configs_pushed += 1
+    if now - watch.last_dose_check >= policy.dose_check_every_s:
+        watch.last_dose_check = now
+        for patient_id, changes in dose_alerts.check_doses(conn, now, policy.critical_missed_doses):
+            watch.dose_alerts += len(changes)
+            watch.phone_notices += notifier.send(devices[patient_id], changes)
     if now - watch.last_proposal_check >= policy.propose_every_s:
         watch.last_proposal_check = now
         watch.proposals += propose_when_ready(conn, now, baseline)

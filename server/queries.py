@@ -325,3 +325,9 @@ def get_strip(conn: psycopg.Connection[Any], patient_id: int, device_id: str, se
         return None
     samples = list(struct.unpack(f"<{row[9]}h", bytes(row[8])))
     return StripData(StripInfo(*row[:8]), samples)
+
+
+def visible_patients(conn: psycopg.Connection[Any], user: User) -> list[tuple[int, str]]:
+    """``(id, name)`` of the user's patients (every patient for an admin), by name."""
+    rows = conn.execute(f"SELECT p.id, p.name FROM patients p WHERE {VISIBLE} ORDER BY p.name, p.id", _who(user))
+    return [(int(i), str(n)) for i, n in rows.fetchall()]

@@ -2,10 +2,12 @@
 
 from fastapi import APIRouter
 
-from server.api import admin, alerts, analysis, audit, auth, exports, patients, stream, strips, symptoms, thresholds, weather
+from server.api import admin, alerts, analysis, audit, auth, exports, medication, patients, stream, strips, symptoms
+from server.api import thresholds, weather
 
 __all__ = ["api_router"]
 
 api_router = APIRouter()
-for _module in (auth, patients, strips, exports, stream, alerts, symptoms, admin, audit, thresholds, analysis, weather):
+for _module in (auth, patients, strips, exports, stream, alerts, symptoms, admin, audit, thresholds, analysis, weather,
+                medication):
     api_router.include_router(_module.router)
