@@ -1,7 +1,8 @@
 """The clinician portal's pages: static HTML, CSS and JS that call the API (no SQL, no templates).
 
 Pages: ``/`` overview (live alert inbox, patients), ``/patients/{id}`` trends,
-``/patients/{id}/thresholds`` threshold editor, ``/search`` symptom-period
+``/patients/{id}/thresholds`` threshold editor, ``/patients/{id}/medication``
+medication plan editor, ``/search`` symptom-period
 search and correlation, ``/strips/{patient}/{device}/{seq}`` ECG strip viewer,
 ``/login``. Each page reads the ids it needs from its own URL.
 """
@@ -46,6 +47,12 @@ def patient_page(patient_id: int) -> FileResponse:
 def thresholds_page(patient_id: int) -> FileResponse:
     """The threshold editor of a patient."""
     return _page("thresholds.html")
+
+
+@router.get("/patients/{patient_id}/medication")
+def medication_page(patient_id: int) -> FileResponse:
+    """The medication plan editor of a patient (versions, who and when)."""
+    return _page("medication.html")
 
 
 @router.get("/search")

@@ -118,13 +118,13 @@ def review(book: DoseBook, plan: MedicationPlan | None, now: float) -> tuple[Dos
         for key, dose in current.items():
             if key not in entries and dose.planned <= now < dose.closes_at:
                 entries[key] = Reminder.of(dose)
-    missed = sorted((r for r in entries.values() if r.is_open and r.closes_at <= now), key=lambda r: r.planned)
-    for r in missed:
-        entries[r.key] = replace(r, state="missed", snoozed_until=None)
     for key, r in list(entries.items()):
         if not r.is_open and r.closes_at < now - KEEP_S:
             del entries[key]
-    return DoseBook(entries), [entries[r.key] for r in missed]
+    missed = [replace(r, state="missed", snoozed_until=None) for r in
+              sorted((r for r in entries.values() if r.is_open and r.closes_at <= now), key=lambda r: r.planned)]
+    entries.update((r.key, r) for r in missed)
+    return DoseBook(entries), missed
 
 
 def showing(book: DoseBook, now: float) -> list[Reminder]:

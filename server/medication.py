@@ -76,21 +76,25 @@ def checked_plan(body: dict[str, Any]) -> MedicationPlan:
 
 
 def record_plan(
-    conn: psycopg.Connection[Any], patient_id: int, user_id: int | None, plan: MedicationPlan, reason: str = ""
-) -> int:
+    conn: psycopg.Connection[Any], patient_id: int, user_id: int | None, plan: MedicationPlan, reason: str = "",
+    since: datetime | None = None,
+) -> int:  # fmt: skip
     """Store ``plan`` as the patient's next version, in force from now; return the row id.
 
     Versions are numbered in turn under the patient's row lock, so two clinicians
-    saving at once get versions n and n + 1, never the same number.
+    saving at once get versions n and n + 1, never the same number. ``since``
+    backdates the version (the demo and simulations record the plan a simulated
+    record began with); clinicians' versions start at the database's ``now()``.
     """
     conn.execute("SELECT 1 FROM patients WHERE id = %s FOR UPDATE", (patient_id,))
     body = plan_dict(plan)
     row = conn.execute(
         "INSERT INTO medication_plans (patient_id, version, time_zone, on_time_minutes, grace_minutes, drugs,"
-        " reason, created_by) SELECT %(p)s, coalesce(max(version), 0) + 1, %(tz)s, %(on)s, %(grace)s, %(drugs)s,"
-        " %(reason)s, %(u)s FROM medication_plans WHERE patient_id = %(p)s RETURNING id",
+        " reason, created_by, created_at) SELECT %(p)s, coalesce(max(version), 0) + 1, %(tz)s, %(on)s, %(grace)s,"
+        " %(drugs)s, %(reason)s, %(u)s, coalesce(%(since)s::timestamptz, now()) FROM medication_plans WHERE patient_id = %(p)s"
+        " RETURNING id",
         {"p": patient_id, "tz": plan.time_zone, "on": plan.on_time_minutes, "grace": plan.grace_minutes,
-         "drugs": Jsonb(body["drugs"]), "reason": reason, "u": user_id},
+         "drugs": Jsonb(body["drugs"]), "reason": reason, "u": user_id, "since": since},
     ).fetchone()  # fmt: skip
     assert row is not None
     return int(row[0])

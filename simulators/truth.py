@@ -9,12 +9,15 @@ Layout (times in s since epoch; ``format`` names the version)::
      "episodes": [{"type": "af", "start": ..., "end": ..., ...}],
      "events": [{"type": "fall", "time": ...}, {"type": "pause", "time": ..., "duration": 3.5}],
      "actions": [{"type": "panic", "time": ..., ...}],
-     "gps": [[time, lat, lon, speed_m_s], ...], "weather": [{"time": ..., "temperature_c": ...}, ...]}
+     "gps": [[time, lat, lon, speed_m_s], ...], "weather": [{"time": ..., "temperature_c": ...}, ...],
+     "doses": [{"drug": ..., "planned": ..., "behaviour": "late", "tap": ..., "action": "taken", "reason": ""}]}
 
 Episode types: ``af``, ``vt``, ``svt``, ``tachycardia`` (sinus above 100 bpm),
 ``bradycardia`` (below 50 bpm), ``lead_off``, ``loose_strap``,
 ``phone_offline``, ``activity`` (with its ``activity``). A pause's time is the
-R peak that ends it.
+R peak that ends it. ``doses`` (scenarios with medication): every dose planned
+in the run, the patient's behaviour (``on_time``, ``late``, ``skipped``,
+``forgotten``) and tap (see :mod:`simulators.medication`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from simulators.gps import gps_track
+from simulators.medication import DoseTruth, dose_truth
 from simulators.rhythm import Beat
 from simulators.scenarios import Scenario, Segment
 from simulators.weather import weather_hourly
@@ -94,7 +98,16 @@ def ground_truth(
         "gps": [[start_time + f.time, round(f.lat, 6), round(f.lon, 6), f.speed]
                 for f in gps_track(scenario, duration_s, rng, GPS_STEP_S)],
         "weather": [asdict(w) for w in weather_hourly(*home, start_time, math.ceil(duration_s / 3600) + 1, scenario.seed)],
+        "doses": [asdict(d) for d in scenario_doses(scenario, start_time, duration_s)],
     }
+
+
+def scenario_doses(scenario: Scenario, start_time: float, duration_s: float) -> list[DoseTruth]:
+    """The ground truth of the scenario's doses played from ``start_time`` (empty without medication)."""
+    script = scenario.medication
+    if script is None:
+        return []
+    return dose_truth(script, script.plan_at(start_time), start_time, duration_s, scenario.seed)
 
 
 def _events(scenario: Scenario, beats: list[Beat], start_time: float, duration_s: float) -> list[dict[str, Any]]:

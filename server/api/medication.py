@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from server import adherence, medication, queries, store
 from server.adherence import DoseOutcome, DrugAdherence
@@ -37,6 +37,8 @@ End = Annotated[datetime | None, Query(description="ISO 8601; default: now")]
 class DrugIn(BaseModel):
     """One drug: times of day (local, ``HH:MM``) or an interval from a first time on ``start``."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, never silently ignored
+
     name: str = Field(min_length=1, max_length=64)
     dose: str = Field(min_length=1, max_length=64, description="e.g. 5 mg, 1 tablet")
     times: list[str] = Field(min_length=1, max_length=12, description="local times of day HH:MM")
@@ -49,6 +51,8 @@ class DrugIn(BaseModel):
 
 class PlanIn(BaseModel):
     """A new version of the plan: the whole plan as it is from now on (no drugs: no medication)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     time_zone: str = Field(min_length=1, max_length=64, description="the patient's IANA time zone")
     drugs: list[DrugIn] = Field(default_factory=list, max_length=30)

@@ -40,7 +40,7 @@ PUBLIC = {
     ("GET", "/healthz"), ("POST", "/api/auth/login"), ("POST", "/api/auth/logout"),
     ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect"), ("GET", "/redoc"),
     ("GET", "/"), ("GET", "/login"), ("GET", "/patients/{patient_id}"),
-    ("GET", "/patients/{patient_id}/thresholds"), ("GET", "/search"),
+    ("GET", "/patients/{patient_id}/thresholds"), ("GET", "/patients/{patient_id}/medication"), ("GET", "/search"),
     ("GET", "/strips/{patient_id}/{device_id}/{seq}"),
 }  # fmt: skip
 PUBLIC_MOUNTS = {"/metrics", "/static"}
@@ -50,6 +50,8 @@ VALID_BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/alerts/{alert_id}/acknowledge"): {"note": ""},
     ("POST", "/api/alerts/{alert_id}/resolve"): {"note": ""},
     ("POST", "/api/alerts/{alert_id}/notes"): {"note": "x"},
+    ("POST", "/api/patients/{patient_id}/medication"): {
+        "time_zone": "Europe/Ljubljana", "drugs": [{"name": "bisoprolol", "dose": "5 mg", "times": ["08:00"]}]},
 }
 # Routes whose answer concerns one patient, named by one of these parameters.
 PATIENT_PARAMS = ("patient_id", "device_id", "alert_id")

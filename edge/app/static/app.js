@@ -58,7 +58,9 @@ function renderDoses(doses, next) {
   if (!next) return;
   nextLine.replaceChildren(`Next: ${next.drug} ${next.dose} at ${clock(next.planned)}`);
   if (next.planned - Date.now() / 1000 <= 3600) {  // within the hour it may be taken early
-    nextLine.append(doseButton(`I took it (${next.drug})`, next, "taken"));
+    const early = doseButton(`I took it already (${next.drug})`, next, "taken");
+    early.className = "";  // a quiet button: the reminder card's "Taken" is the big one
+    nextLine.append(early);
   }
 }
 
