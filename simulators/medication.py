@@ -85,6 +85,7 @@ class DoseTruth:
 
     drug: str
     planned: float
+    closes_at: float  # when the phone records it as missed if nobody tapped
     behaviour: str
     tap: float | None
     action: str | None  # the tap: taken, skipped (None when forgotten)
@@ -115,5 +116,5 @@ def dose_truth(script: MedicationScript, plan: MedicationPlan, start_time: float
             tap = None
         action = {"on_time": "taken", "late": "taken", "skipped": "skipped"}.get(behaviour)
         reason = SKIP_REASON if behaviour == "skipped" else ""
-        truth.append(DoseTruth(dose.drug, dose.planned, behaviour, tap, action, reason))
+        truth.append(DoseTruth(dose.drug, dose.planned, dose.closes_at, behaviour, tap, action, reason))
     return truth

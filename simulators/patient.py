@@ -164,7 +164,7 @@ async def run_patient(
     )
     if plan is None and scenario.medication is not None:
         plan = scenario.medication.plan_at(start_time)
-    source = _ActingSource(wearable, outbox, device_id, scenario_doses(scenario, start_time, duration_s))
+    source = _ActingSource(wearable, outbox, device_id, scenario_doses(scenario, start_time, duration_s, plan))
     uplink = _PhoneUplink(
         device_id, BrokerAddress.parse(mqtt_url), outbox, username=mqtt_username, password=mqtt_password,
         online=lambda: scenario.phone_online_at(wearable.now),
@@ -181,7 +181,7 @@ async def run_patient(
         report = await agent.run()
         drained = await agent.drain(drain_timeout_s)
         if ground_truth_path is not None:
-            wearable.write_ground_truth(ground_truth_path)
+            wearable.write_ground_truth(ground_truth_path, plan)
         return PatientRunReport(
             device_id=device_id,
             windows=report.windows,
