@@ -173,7 +173,10 @@ def history_many(
     conn: psycopg.Connection[Any], patient_ids: Sequence[int], start: float | datetime, end: float | datetime,
     now: float | None = None, unconfirmed_after_s: float = UNCONFIRMED_AFTER_S,
 ) -> dict[int, list[DoseOutcome]]:  # fmt: skip
-    """Each patient's dose outcomes for doses planned in ``[start, min(end, now))`` (patients without a plan: absent)."""
+    """Each patient's dose outcomes for doses planned in ``[start, min(end, now))``.
+
+    Patients without a plan are absent.
+    """
     now = time.time() if now is None else now
     lo, hi = _seconds(start), min(_seconds(end), now)
     plans = medication.plans_many(conn, list(patient_ids))
@@ -184,7 +187,9 @@ def history_many(
             for pid, versions in plans.items()}  # fmt: skip
 
 
-def _records(conn: psycopg.Connection[Any], patient_ids: list[int], lo: float, hi: float) -> dict[int, list[DoseRecord]]:
+def _records(
+    conn: psycopg.Connection[Any], patient_ids: list[int], lo: float, hi: float
+) -> dict[int, list[DoseRecord]]:
     rows = conn.execute(
         "SELECT patient_id, type, drug, extract(epoch FROM planned_at)::float8, extract(epoch FROM at)::float8,"
         " note, seq FROM events WHERE patient_id = ANY(%s) AND at >= %s AND at < %s AND drug IS NOT NULL"

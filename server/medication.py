@@ -59,7 +59,8 @@ class PlanVersion:
 
 PLAN_SELECT = (
     "SELECT m.id, m.patient_id, m.version, m.time_zone, m.on_time_minutes, m.grace_minutes, m.drugs, m.reason,"
-    " m.created_at, u.username AS created_by, m.pushed_at FROM medication_plans m LEFT JOIN users u ON u.id = m.created_by"
+    " m.created_at, u.username AS created_by, m.pushed_at"
+    " FROM medication_plans m LEFT JOIN users u ON u.id = m.created_by"
 )
 
 
@@ -91,8 +92,8 @@ def record_plan(
     row = conn.execute(
         "INSERT INTO medication_plans (patient_id, version, time_zone, on_time_minutes, grace_minutes, drugs,"
         " reason, created_by, created_at) SELECT %(p)s, coalesce(max(version), 0) + 1, %(tz)s, %(on)s, %(grace)s,"
-        " %(drugs)s, %(reason)s, %(u)s, coalesce(%(since)s::timestamptz, now()) FROM medication_plans WHERE patient_id = %(p)s"
-        " RETURNING id",
+        " %(drugs)s, %(reason)s, %(u)s, coalesce(%(since)s::timestamptz, now())"
+        " FROM medication_plans WHERE patient_id = %(p)s RETURNING id",
         {"p": patient_id, "tz": plan.time_zone, "on": plan.on_time_minutes, "grace": plan.grace_minutes,
          "drugs": Jsonb(body["drugs"]), "reason": reason, "u": user_id, "since": since},
     ).fetchone()  # fmt: skip
@@ -102,7 +103,8 @@ def record_plan(
 
 def get_plan(conn: psycopg.Connection[Any], row_id: int) -> PlanVersion | None:
     """One stored version by row id."""
-    return conn.cursor(row_factory=class_row(PlanVersion)).execute(f"{PLAN_SELECT} WHERE m.id = %s", (row_id,)).fetchone()
+    cur = conn.cursor(row_factory=class_row(PlanVersion))
+    return cur.execute(f"{PLAN_SELECT} WHERE m.id = %s", (row_id,)).fetchone()
 
 
 def list_plans(conn: psycopg.Connection[Any], patient_id: int) -> list[PlanVersion]:
@@ -114,7 +116,8 @@ def list_plans(conn: psycopg.Connection[Any], patient_id: int) -> list[PlanVersi
 def plan_in_force(conn: psycopg.Connection[Any], patient_id: int) -> PlanVersion | None:
     """The newest version, or None if the patient has no plan."""
     cur = conn.cursor(row_factory=class_row(PlanVersion))
-    return cur.execute(f"{PLAN_SELECT} WHERE m.patient_id = %s ORDER BY m.version DESC LIMIT 1", (patient_id,)).fetchone()
+    newest = f"{PLAN_SELECT} WHERE m.patient_id = %s ORDER BY m.version DESC LIMIT 1"
+    return cur.execute(newest, (patient_id,)).fetchone()
 
 
 def plans_many(conn: psycopg.Connection[Any], patient_ids: list[int]) -> dict[int, list[MedicationPlan]]:

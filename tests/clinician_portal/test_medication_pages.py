@@ -31,8 +31,8 @@ def seed(server: LiveServer, db_url: str, device: str) -> tuple[int, float]:
     skipped once and taken late once."""
     pid = provision(db_url, device, server.username, name="Rok Dose")
     t = time.time() // 3600 * 3600 - 24 * 3600
-    plan = MedicationPlan(1, t, "UTC", (Drug("bisoprolol", "5 mg", (hhmm(t + 2 * 3600), hhmm(t + 14 * 3600)), critical=True),
-                                        Drug("apixaban", "5 mg", (hhmm(t + 3 * 3600), hhmm(t + 15 * 3600)))))  # fmt: skip
+    bisoprolol = Drug("bisoprolol", "5 mg", (hhmm(t + 2 * 3600), hhmm(t + 14 * 3600)), critical=True)
+    plan = MedicationPlan(1, t, "UTC", (bisoprolol, Drug("apixaban", "5 mg", (hhmm(t + 3 * 3600), hhmm(t + 15 * 3600)))))
     bis_am, apx_am, bis_pm, apx_pm = schedule(plan, t, t + 24 * 3600)
     hr = [(68.0 if 2.1 * 60 <= i < 8 * 60 else 82.0, (), 0.9) for i in range(24 * 60)]  # minute by minute
     messages = [

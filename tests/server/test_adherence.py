@@ -39,8 +39,8 @@ def record(kind: str, planned_h: float, at_h: float, note: str = "", seq: int = 
 
 
 def test_the_status_of_every_dose_from_the_events_received() -> None:
-    plan = MedicationPlan(1, 0.0, "Europe/Ljubljana", (Drug("bisoprolol", "5 mg", ("02:00", "08:00", "14:00", "20:00")),
-                                                        Drug("apixaban", "5 mg", ("08:00", "20:00"))), 60, 180)  # fmt: skip
+    drugs = (Drug("bisoprolol", "5 mg", ("02:00", "08:00", "14:00", "20:00")), Drug("apixaban", "5 mg", ("08:00", "20:00")))
+    plan = MedicationPlan(1, 0.0, "Europe/Ljubljana", drugs, 60, 180)
     planned = planned_doses([plan], DAY, DAY + 86_400)
     records = [
         record("dose_taken", 2, 1.5),  # early: on time
@@ -68,7 +68,8 @@ def outcome(status: str, i: int) -> DoseOutcome:
 def test_shares_and_runs_of_doses_not_taken() -> None:
     statuses = ["on_time", "missed", "unconfirmed", "skipped", "late", "missed", "on_time", "missed", "pending"]
     (x,) = summarize([outcome(s, i) for i, s in enumerate(statuses)])
-    assert (x.planned, x.taken_on_time, x.taken_late, x.skipped, x.missed, x.unconfirmed, x.pending) == (9, 2, 1, 1, 3, 1, 1)
+    counts = (x.planned, x.taken_on_time, x.taken_late, x.skipped, x.missed, x.unconfirmed, x.pending)
+    assert counts == (9, 2, 1, 1, 3, 1, 1)
     assert x.share_on_time == 0.25 and x.longest_missed_streak == 3 and x.current_missed_streak == 1
     (only_pending,) = summarize([outcome("pending", 0)])
     assert only_pending.share_on_time is None and not adherence.is_low([only_pending], 0.8)

@@ -112,7 +112,7 @@ def test_doses_and_adherence_of_a_period(world: World, client: httpx.Client, db_
     q = {"start": datetime.fromtimestamp(T0, timezone.utc).isoformat(),
          "end": datetime.fromtimestamp(T0 + 2 * 86_400, timezone.utc).isoformat()}  # fmt: skip
     doses = client.get(f"/api/patients/{world.mine}/doses", params=q).json()["doses"]
-    assert [(d["drug"], d["status"]) for d in doses] == [("apixaban", s) for s in ("on_time", "missed", "missed", "on_time")]
+    assert [d["status"] for d in doses] == ["on_time", "missed", "missed", "on_time"] and doses[0]["drug"] == "apixaban"
     day = datetime.fromtimestamp(T0, timezone.utc).date().isoformat()
     assert doses[0]["planned"] == f"{day}T09:00:00Z" and doses[0]["answered_at"] == f"{day}T09:05:00Z"
     got = client.get(f"/api/patients/{world.mine}/adherence", params=q).json()
