@@ -11,11 +11,14 @@ every other event (resent until acknowledged, stored once by ``(device, seq)``).
 Time comes from the caller (the agent's notifications, its clock, or the tap):
 :meth:`DoseKeeper.tick` is cheap until :func:`edge.reminders.next_change`, and
 never goes back (a tick older than the newest one counts as the newest).
+Thread-safe (one lock): the app's routes run in a thread pool beside the
+agent's loop. One keeper per outbox (the agent's).
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable
 
 from edge.outbox import Outbox
@@ -50,6 +53,7 @@ class DoseKeeper:
         self.now = 0.0  # newest time seen
         self._wake = 0.0  # nothing changes before this time
         self._failing = False  # the last write was refused
+        self._lock = threading.RLock()
         try:
             self.book = DoseBook.from_json(outbox.get_state(DOSE_BOOK_STATE))
         except ValueError:
@@ -58,11 +62,16 @@ class DoseKeeper:
 
     def set_plan(self, plan: MedicationPlan | None) -> None:
         """Use ``plan`` from now on (a newer ``config`` arrived); reviewed on the next tick."""
-        if plan != self.plan:
-            self.plan, self._wake = plan, 0.0
+        with self._lock:
+            if plan != self.plan:
+                self.plan, self._wake = plan, 0.0
 
     def tick(self, now: float) -> int:
         """Bring the book to ``now``: open due reminders, record missed doses; returns how many were missed."""
+        with self._lock:
+            return self._tick(now)
+
+    def _tick(self, now: float) -> int:
         self.now = max(self.now, now)
         if self.now < self._wake:
             return 0
@@ -102,12 +111,14 @@ class DoseKeeper:
 
     def showing(self, now: float) -> list[Reminder]:
         """The reminders to show at ``now`` (after a tick)."""
-        self.tick(now)
-        return showing(self.book, self.now)
+        with self._lock:
+            self._tick(now)
+            return showing(self.book, self.now)
 
     def next_dose(self, now: float) -> ScheduledDose | None:
         """The next planned dose not yet in the book."""
-        return next_dose(self.book, self.plan, max(self.now, now))
+        with self._lock:
+            return next_dose(self.book, self.plan, max(self.now, now))
 
     def confirm(self, drug: str, planned: float, action: str, now: float, reason: str = "") -> Event:
         """Record one tap on a dose: ``taken``, ``skipped`` (with an optional reason) or ``snoozed``.
@@ -116,13 +127,14 @@ class DoseKeeper:
             DoseError: unknown dose, already answered or missed, or an early skip/snooze.
             sqlite3.OperationalError: the outbox refused the write (nothing changed).
         """
-        self.tick(now)
-        book, entry = confirm(self.book, self.plan, dose_key(drug, planned), action, max(self.now, now))
-        note = reason if action == "skipped" else ""
-        event = self.outbox.put(
-            lambda seq: Event(self.device_id, seq, EVENT_OF[action], now, note=note, drug=entry.drug,
-                              planned=entry.planned),
-            created=now, state={DOSE_BOOK_STATE: book.to_json()},
-        )  # fmt: skip
-        self.book, self._wake = book, 0.0
-        return event
+        with self._lock:
+            self._tick(now)
+            book, entry = confirm(self.book, self.plan, dose_key(drug, planned), action, max(self.now, now))
+            note = reason if action == "skipped" else ""
+            event = self.outbox.put(
+                lambda seq: Event(self.device_id, seq, EVENT_OF[action], now, note=note, drug=entry.drug,
+                                  planned=entry.planned),
+                created=now, state={DOSE_BOOK_STATE: book.to_json()},
+            )  # fmt: skip
+            self.book, self._wake = book, 0.0
+            return event

@@ -1,8 +1,12 @@
 """Repeated missed doses of a critical drug: a yellow alert for the patient, which the ladder takes to clinicians.
 
 A drug marked ``critical`` in the plan in force whose newest ``min_missed``
-decided doses were all **not taken** (skipped, missed, or unconfirmed: see
-:mod:`server.adherence`) opens a yellow alert with parameter ``dose:<drug>``.
+answered doses were all **not taken** (``missed`` or ``skipped``, as the
+patient's phone recorded them: see :mod:`server.adherence`) opens a yellow
+alert with parameter ``dose:<drug>``. ``unconfirmed`` doses are passed over,
+like pending ones: they say the phone was silent, which is the no-signal
+alarm's business, and the patient may well have taken them; telling the
+patient "you did not take it" would be a guess.
 Like every yellow alert it goes to the patient's phone first, and the
 escalation ladder promotes it to red, to the clinicians, when nobody
 acknowledges it for ``promote_after_s`` (:mod:`server.escalation`). The next
@@ -29,6 +33,7 @@ from server.records import AlertChange
 from server.rules import AlertAction
 
 PREFIX = "dose:"  # alert parameter of a drug: "dose:<drug name>"
+PASSED_OVER = frozenset({"pending", "unconfirmed"})  # neither extend nor end a run of doses not taken
 LOOKBACK_S = 14 * 86_400.0  # the doses read to find the newest run (a weekly drug's last two doses)
 
 
@@ -50,19 +55,16 @@ def dose_actions(
         min_missed: how many consecutive doses not taken open an alert (>= 1).
     """
     actions = []
-    by_drug = {d.drug: d for d in adherence.summarize(doses)}
     for drug in sorted(critical):
-        figures, param = by_drug.get(drug), parameter_of(drug)
-        if figures is None:
-            continue
-        if param not in active and figures.current_missed_streak >= min_missed:
-            run = _run(doses, drug, figures.current_missed_streak)
-            trigger = {"source": "medication", "drug": drug, "not_taken": figures.current_missed_streak,
-                       "doses": [{"planned": d.planned, "status": d.status} for d in run], "min_missed": min_missed}
+        param, answered = parameter_of(drug), _answered(doses, drug)
+        run = _not_taken_run(answered)
+        if param not in active and len(run) >= min_missed:
+            trigger = {"source": "medication", "drug": drug, "not_taken": len(run), "min_missed": min_missed,
+                       "doses": [{"planned": d.planned, "status": d.status} for d in run]}  # fmt: skip
             actions.append(AlertAction("open", param, "yellow", now, trigger))
-        elif param in active and figures.current_missed_streak == 0 and figures.planned > figures.pending:
-            actions.append(AlertAction("resolve", param, active[param], now, {"source": "medication", "drug": drug,
-                                                                              "reason": "a dose was taken"}))
+        elif param in active and answered and not run:
+            trigger = {"source": "medication", "drug": drug, "reason": "a dose was taken"}
+            actions.append(AlertAction("resolve", param, active[param], now, trigger))
     for param, level in sorted(active.items()):
         if param.startswith(PREFIX) and param[len(PREFIX):] not in critical:
             reason = "no longer a critical drug of the plan"
@@ -70,9 +72,19 @@ def dose_actions(
     return actions
 
 
-def _run(doses: Sequence[DoseOutcome], drug: str, length: int) -> list[DoseOutcome]:
-    decided = [d for d in sorted(doses, key=lambda d: d.planned) if d.drug == drug and d.status != "pending"]
-    return decided[-length:]
+def _answered(doses: Sequence[DoseOutcome], drug: str) -> list[DoseOutcome]:
+    """The drug's doses the phone answered (taken, skipped or missed), by planned time."""
+    return sorted((d for d in doses if d.drug == drug and d.status not in PASSED_OVER), key=lambda d: d.planned)
+
+
+def _not_taken_run(answered: list[DoseOutcome]) -> list[DoseOutcome]:
+    """The newest answered doses that were all not taken (missed or skipped), oldest first."""
+    run: list[DoseOutcome] = []
+    for d in reversed(answered):
+        if d.status not in ("missed", "skipped"):
+            break
+        run.insert(0, d)
+    return run
 
 
 def _concerned(conn: psycopg.Connection[Any]) -> list[int]:

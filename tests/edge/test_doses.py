@@ -4,6 +4,7 @@ kept across a restart, and never recorded twice when the disk refuses a write; t
 from __future__ import annotations
 
 import sqlite3
+import threading
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -44,6 +45,27 @@ def test_missed_doses_are_events_stored_with_the_book_and_a_restart_does_not_rep
         (EventType.DOSE_MISSED, "bisoprolol", DAY + 8 * H, DAY + 11 * H),
     ]
     assert taken.seq < got[1].seq
+
+
+def test_the_app_and_the_agent_reviewing_at_once_record_each_missed_dose_once(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.sqlite3") as box:
+        keeper = DoseKeeper(box, "dev-d", {})
+        keeper.set_plan(PLAN)
+        keeper.tick(DAY + 8 * H)
+        start = threading.Barrier(4)
+
+        def review(showing: bool) -> None:  # the app's status read (a pool thread) or the agent's poll
+            start.wait()
+            for i in range(200):
+                (keeper.showing if showing else keeper.tick)(DAY + 11 * H + i)
+
+        threads = [threading.Thread(target=review, args=(i % 2 == 0,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        got = events(box)
+    assert sorted(e.drug or "" for e in got) == ["apixaban", "bisoprolol"]
 
 
 def test_a_full_disk_delays_the_missed_doses_and_records_each_once(tmp_path: Path) -> None:

@@ -32,15 +32,17 @@ def dose(drug: str, status: str, i: int) -> DoseOutcome:
 
 def test_the_rule_opens_once_for_a_critical_drug_and_resolves_when_a_dose_is_taken() -> None:
     twice = [dose("bisoprolol", "on_time", 0), dose("bisoprolol", "missed", 1), dose("bisoprolol", "unconfirmed", 2),
-             dose("furosemide", "missed", 1), dose("furosemide", "missed", 2)]  # fmt: skip
+             dose("bisoprolol", "skipped", 3), dose("furosemide", "missed", 1), dose("furosemide", "missed", 2)]  # fmt: skip
     (opened,) = dose_alerts.dose_actions(twice, {"bisoprolol"}, {}, DAY, 2)  # furosemide is not critical
     assert (opened.kind, opened.parameter, opened.level) == ("open", "dose:bisoprolol", "yellow")
-    assert opened.trigger["not_taken"] == 2 and [d["status"] for d in opened.trigger["doses"]] == ["missed", "unconfirmed"]
+    assert opened.trigger["not_taken"] == 2 and [d["status"] for d in opened.trigger["doses"]] == ["missed", "skipped"]
+    silent = [dose("bisoprolol", "on_time", 0), dose("bisoprolol", "unconfirmed", 1), dose("bisoprolol", "unconfirmed", 2)]
+    assert dose_alerts.dose_actions(silent, {"bisoprolol"}, {}, DAY, 2) == []  # a silent phone is no-signal's business
     assert dose_alerts.dose_actions(twice, {"bisoprolol"}, {"dose:bisoprolol": "yellow"}, DAY, 2) == []
     assert dose_alerts.dose_actions(twice[:2], {"bisoprolol"}, {}, DAY, 2) == []  # once is not repeatedly
-    pending = [*twice, dose("bisoprolol", "pending", 3)]
+    pending = [*twice, dose("bisoprolol", "pending", 4), dose("bisoprolol", "unconfirmed", 5)]
     assert dose_alerts.dose_actions(pending, {"bisoprolol"}, {"dose:bisoprolol": "yellow"}, DAY, 2) == []
-    taken = [*twice, dose("bisoprolol", "late", 3)]
+    taken = [*twice, dose("bisoprolol", "late", 4)]
     (resolved,) = dose_alerts.dose_actions(taken, {"bisoprolol"}, {"dose:bisoprolol": "red"}, DAY, 2)
     assert (resolved.kind, resolved.level) == ("resolve", "red")
     (dropped,) = dose_alerts.dose_actions(twice, set(), {"dose:bisoprolol": "yellow", "hr": "red"}, DAY, 2)
