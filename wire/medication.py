@@ -26,11 +26,12 @@ Pure and stdlib only (``zoneinfo``, which reads the system's time-zone data).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from wire.errors import WireDecodeError
 
@@ -41,6 +42,7 @@ MAX_INSTRUCTIONS = 500
 MAX_EVERY_HOURS = 168  # a weekly dose
 TIME_OF_DAY = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+FIRST_YEAR, LAST_YEAR = 1900, 2999  # days outside are refused (no clock arithmetic near year 1 or 9999)
 DEFAULT_ON_TIME_MINUTES = 60
 DEFAULT_GRACE_MINUTES = 180
 
@@ -168,10 +170,17 @@ def zone(name: str) -> ZoneInfo:
     """The time zone of an IANA name; WireDecodeError("range", "time_zone") if unknown."""
     if not isinstance(name, str) or not 0 < len(name) <= MAX_TEXT:
         raise WireDecodeError("range", "time_zone", "an IANA time zone name, e.g. Europe/Ljubljana")
+    if name not in _zone_names():  # also refuses "localtime", which means whatever the machine is set to
+        raise WireDecodeError("range", "time_zone", f"unknown time zone {name!r}")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise WireDecodeError("range", "time_zone", f"unknown time zone {name!r}") from exc
+
+
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(available_timezones()) - {"localtime"}
 
 
 def schedule(plan: MedicationPlan, start: float, end: float) -> list[ScheduledDose]:
@@ -233,9 +242,12 @@ def _day(name: str, value: str | None) -> date | None:
     if not isinstance(value, str) or DATE.fullmatch(value) is None:
         raise WireDecodeError("range", name, "a day YYYY-MM-DD")
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError as exc:
         raise WireDecodeError("range", name, str(exc)) from exc
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise WireDecodeError("range", name, f"a day of the years {FIRST_YEAR}-{LAST_YEAR}")
+    return day
 
 
 def _text(name: str, value: str, lo: int, hi: int) -> None:

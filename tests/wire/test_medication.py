@@ -87,6 +87,7 @@ def test_doses_are_named_by_drug_and_whole_second() -> None:
 @pytest.mark.parametrize(("change", "field"), [
     ({"time_zone": "Europe/Nowhere"}, "time_zone"),
     ({"time_zone": "../../etc/passwd"}, "time_zone"),
+    ({"time_zone": "localtime"}, "time_zone"),
     ({"grace_minutes": 30}, "grace_minutes"),
     ({"drugs": [{"name": "a", "dose": "1", "times": ["8:00"]}]}, "drugs[0].times[0]"),
     ({"drugs": [{"name": "a", "dose": "1", "times": ["24:00"]}]}, "drugs[0].times[0]"),
@@ -96,6 +97,9 @@ def test_doses_are_named_by_drug_and_whole_second() -> None:
     ({"drugs": [{"name": "a", "dose": "1", "times": ["08:00"], "every_hours": 0, "start": "2026-01-01"}]},
      "drugs[0].every_hours"),
     ({"drugs": [{"name": "a", "dose": "1", "times": ["08:00"], "start": "2026-02-30"}]}, "drugs[0].start"),
+    ({"drugs": [{"name": "a", "dose": "1", "times": ["08:00"], "every_hours": 1, "start": "0001-01-01"}]},
+     "drugs[0].start"),
+    ({"drugs": [{"name": "a", "dose": "1", "times": ["08:00"], "end": "9999-12-31"}]}, "drugs[0].end"),
     ({"drugs": [{"name": "a", "dose": "1", "times": ["08:00"], "start": "2026-02-03", "end": "2026-02-01"}]},
      "drugs[0].end"),
     ({"drugs": [{"name": " ", "dose": "1", "times": ["08:00"]}]}, "drugs[0].name"),
