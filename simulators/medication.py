@@ -11,7 +11,11 @@ record it) and the patient's habits::
 
 ``taking`` draws each dose's behaviour from the scenario's seed (default:
 always on time); ``doses`` pins the ``n``-th dose of a drug (0-based, in the
-simulated span) to ``on_time``, ``late``, ``skipped`` or ``forgotten``.
+simulated span) to ``on_time``, ``late``, ``skipped`` or ``forgotten``;
+``effects`` (optional) makes a drug act on the heart rate, e.g.
+``{"bisoprolol": {"hr_bpm": -10, "hours": 10}}``: from each dose taken, the rate
+moves by ``hr_bpm``, ramping in and out over an hour, for ``hours``
+(:func:`hr_offsets`; a forgotten dose has no effect, so the chart shows it).
 :func:`dose_truth` is the ground truth of a run: every dose planned from the
 start, what the patient did and when they tapped (on time: within the first
 half of the on-time window; late: between the on-time window and the dose's
@@ -51,12 +55,30 @@ class DoseOverride:
 
 
 @dataclass(frozen=True)
+class HrOffset:
+    """A drug's effect on the heart rate: ``delta`` bpm from ``at`` for ``duration`` s (s from the start)."""
+
+    at: float
+    duration: float
+    delta: float
+    ramp: float = 3600.0
+
+    def share(self, t: float) -> float:
+        """How much of the effect acts at ``t`` (0..1)."""
+        if not self.at <= t < self.at + self.duration:
+            return 0.0
+        ramp = min(self.ramp, self.duration / 2)
+        return min(1.0, (t - self.at) / ramp, (self.at + self.duration - t) / ramp)
+
+
+@dataclass(frozen=True)
 class MedicationScript:
     """A scenario's plan (as the wire's plan object, without version and since) and the patient's habits."""
 
     plan: dict[str, Any]
     taking: tuple[tuple[str, float], ...] = (("on_time", 1.0),)
     doses: tuple[DoseOverride, ...] = ()
+    effects: tuple[tuple[str, float, float], ...] = ()  # (drug, bpm, hours)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> MedicationScript:
@@ -64,7 +86,10 @@ class MedicationScript:
         data = dict(raw)
         taking = data.pop("taking", {"on_time": 1.0})
         doses = tuple(DoseOverride(**d) for d in data.pop("doses", ()))
-        script = cls(data, tuple(sorted(taking.items())), doses)
+        effects = tuple((drug, float(e["hr_bpm"]), float(e["hours"])) for drug, e in data.pop("effects", {}).items())
+        if any(not -60 <= bpm <= 60 or not 0 < hours <= 72 for _, bpm, hours in effects):
+            raise ValueError("medication.effects: hr_bpm within -60..60 and hours within 0..72")
+        script = cls(data, tuple(sorted(taking.items())), doses, effects)
         unknown = set(taking) - set(BEHAVIOURS)
         if unknown or any(p < 0 for p in taking.values()) or sum(taking.values()) <= 0:
             raise ValueError(f"medication.taking: probabilities of {list(BEHAVIOURS)}")
@@ -118,3 +143,10 @@ def dose_truth(script: MedicationScript, plan: MedicationPlan, start_time: float
         reason = SKIP_REASON if behaviour == "skipped" else ""
         truth.append(DoseTruth(dose.drug, dose.planned, dose.closes_at, behaviour, tap, action, reason))
     return truth
+
+
+def hr_offsets(script: MedicationScript, truth: list[DoseTruth], start_time: float) -> tuple[HrOffset, ...]:
+    """The heart-rate effects of the doses taken in ``truth`` (times relative to ``start_time``)."""
+    effects = {drug: (bpm, hours) for drug, bpm, hours in script.effects}
+    return tuple(HrOffset(t.tap - start_time, effects[t.drug][1] * 3600.0, effects[t.drug][0])
+                 for t in truth if t.action == "taken" and t.tap is not None and t.drug in effects)  # fmt: skip

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edge.agent import EdgeAgent, mark_symptom, press_panic
@@ -31,7 +31,7 @@ from edge.doses import DoseError, DoseKeeper
 from edge.outbox import Outbox
 from edge.sensors import Notification
 from edge.uplink import Uplink
-from simulators.medication import DoseTruth
+from simulators.medication import DoseTruth, hr_offsets
 from simulators.scenarios import Action, Scenario
 from simulators.truth import scenario_doses
 from simulators.wearable import VirtualWearable
@@ -158,13 +158,16 @@ async def run_patient(
     Returns:
         Counts of what was produced, sent and acknowledged.
     """
+    if plan is None and scenario.medication is not None:
+        plan = scenario.medication.plan_at(start_time)
+    taps = scenario_doses(scenario, start_time, duration_s, plan)
+    if scenario.medication is not None:  # the drugs taken act on the heart rate
+        scenario = replace(scenario, hr_offsets=hr_offsets(scenario.medication, taps, start_time))
     outbox = Outbox(outbox_path)
     wearable = VirtualWearable(
         scenario, start_time=start_time, duration_s=duration_s, speed=speed, strap=strap, seed=seed
     )
-    if plan is None and scenario.medication is not None:
-        plan = scenario.medication.plan_at(start_time)
-    source = _ActingSource(wearable, outbox, device_id, scenario_doses(scenario, start_time, duration_s, plan))
+    source = _ActingSource(wearable, outbox, device_id, taps)
     uplink = _PhoneUplink(
         device_id, BrokerAddress.parse(mqtt_url), outbox, username=mqtt_username, password=mqtt_password,
         online=lambda: scenario.phone_online_at(wearable.now),

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simulators.medication import MedicationScript
+from simulators.medication import HrOffset, MedicationScript
 from simulators.profiles import Profile, load_profile
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
@@ -175,6 +175,7 @@ class Scenario:
     incidents: tuple[Incident, ...] = ()
     profile: Profile | None = None
     medication: MedicationScript | None = None  # the plan and how the patient takes it (simulators.medication)
+    hr_offsets: tuple[HrOffset, ...] = ()  # drug effects of a run (simulators.medication.hr_offsets)
 
     def __post_init__(self) -> None:
         _choice("activity", self.activity, ACTIVITIES)
@@ -197,7 +198,7 @@ class Scenario:
             target = s.hr if s.hr is not None else (activity_hr(self._resting(), s.activity) if s.activity else None)
             if target is not None:
                 hr = hr + (target - hr) * share
-        return hr
+        return hr + sum(o.delta * o.share(t) for o in self.hr_offsets)
 
     def _resting(self) -> Profile:
         p = self.patient

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from server import adherence, medication
 from server.ingest import Ingestor
 from server.settings import ServerSettings
 from server.store import add_patient
-from simulators.medication import MedicationScript, dose_truth
+from simulators.medication import MedicationScript, dose_truth, hr_offsets
 from simulators.patient import run_patient
 from simulators.scenarios import Scenario, load_scenario
 from simulators.truth import scenario_doses
@@ -40,6 +41,21 @@ def test_habits_are_seeded_and_pinned_doses_do_what_they_say() -> None:
     assert {t.behaviour for t in dose_truth(often, often.plan_at(START), START, 3 * 86_400, 1)} == {"forgotten"}
 
 
+def test_a_rate_control_dose_taken_lowers_the_heart_rate_and_a_forgotten_one_does_not() -> None:
+    scenario = load_scenario("medication")
+    assert scenario.medication is not None
+    truth = scenario_doses(scenario, START, 2 * 86_400)
+    slowed = replace(scenario, hr_offsets=hr_offsets(scenario.medication, truth, START))
+    taken, forgotten = (next(t for t in truth if t.drug == "bisoprolol" and t.behaviour == b) for b in ("on_time",
+                                                                                                       "forgotten"))
+    assert taken.tap is not None
+    two_hours_after = taken.tap - START + 2 * 3600
+    assert slowed.hr_at(two_hours_after) == pytest.approx(scenario.hr_at(two_hours_after) - 12)
+    assert slowed.hr_at(taken.tap - START - 60) == scenario.hr_at(taken.tap - START - 60)
+    after_forgotten = forgotten.planned - START + 2 * 3600
+    assert slowed.hr_at(after_forgotten) == scenario.hr_at(after_forgotten)
+
+
 def test_a_bad_medication_block_is_a_clear_error(tmp_path: Path) -> None:
     bad = {"name": "x", "medication": {"time_zone": "Europe/Ljubljana", "drugs": [{"name": "a", "dose": "1",
                                                                                 "times": ["8:00"]}]}}  # fmt: skip
@@ -48,6 +64,9 @@ def test_a_bad_medication_block_is_a_clear_error(tmp_path: Path) -> None:
     habits = {"name": "x", "medication": {"time_zone": "UTC", "drugs": [], "taking": {"sometimes": 1}}}
     with pytest.raises(ValueError, match="taking"):
         Scenario.from_dict(habits)
+    strong = {"name": "x", "medication": {"time_zone": "UTC", "drugs": [], "effects": {"a": {"hr_bpm": -90, "hours": 1}}}}
+    with pytest.raises(ValueError, match="effects"):
+        Scenario.from_dict(strong)
     path = tmp_path / "s.json"
     path.write_text(json.dumps({**bad, "medication": {**bad["medication"], "doses": [{"drug": "a", "n": 0, "do": "x"}]}}))
     with pytest.raises(ValueError, match="dose behaviour"):
