@@ -5,7 +5,10 @@ writes the alert, so PostgreSQL delivers it at commit to every API process
 listening. Each stream holds one LISTEN connection of its own (not a pool
 connection) and sends an ``alert`` event with the alert's JSON, for the alerts
 of the user's patients only, plus a comment line every few seconds to keep
-proxies from closing it.
+proxies from closing it. The response closes its generator however it ends
+(:class:`ClosingStreamingResponse`), so the LISTEN connection is closed at once
+even when the stream is cut while a frame is being sent (the client leaves, the
+server shuts down), never left open for the garbage collector.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import anyio
 import psycopg
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import StreamingResponse
 from psycopg_pool import ConnectionPool
+from starlette.types import Receive, Scope, Send
 
 from server import queries, store
 from server.api.deps import CurrentUser, PoolDep, SettingsDep
@@ -30,6 +35,25 @@ from server.store import User
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
 KEEPALIVE_S = 10.0
+
+
+class ClosingStreamingResponse(StreamingResponse):
+    """A streaming response that closes its async generator when it ends, however it ends.
+
+    Starlette cancels the sending task when the client goes away; if that happens while
+    a frame is being sent, the generator is left suspended at its ``yield``, holding its
+    connection until the garbage collector finalises it (after the event loop has closed,
+    if the server is shutting down).
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            close = getattr(self.body_iterator, "aclose", None)
+            if close is not None:
+                with anyio.CancelScope(shield=True):
+                    await close()
 
 
 def sse(event: str, data: Any, event_id: int | None = None) -> str:
@@ -70,4 +94,4 @@ async def stream(request: Request, user: CurrentUser, pool: PoolDep, settings: S
     """Push each new, escalated or resolved alert of the user's patients as an ``alert`` event."""
     events = alert_events(settings.database_url or "", pool, user, request.is_disconnected)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+    return ClosingStreamingResponse(events, media_type="text/event-stream", headers=headers)
