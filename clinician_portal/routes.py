@@ -3,6 +3,7 @@
 Clinicians: ``/`` overview (live alert inbox, patients), ``/patients/{id}``
 trends (and consent), ``/patients/{id}/thresholds`` threshold editor,
 ``/patients/{id}/report`` the printable visit report and visits,
+``/patients/{id}/medication`` medication plan editor,
 ``/search`` symptom-period search and correlation,
 ``/strips/{patient}/{device}/{seq}`` ECG strip viewer. Everyone: ``/login``,
 ``/join`` (an invitation code into a new account). Patients: ``/me`` (their
@@ -57,6 +58,12 @@ def thresholds_page(patient_id: int) -> FileResponse:
 def report_page(patient_id: int) -> FileResponse:
     """The printable visit report of a patient, and the visit form."""
     return _page("report.html")
+
+
+@router.get("/patients/{patient_id}/medication")
+def medication_page(patient_id: int) -> FileResponse:
+    """The medication plan editor of a patient (versions, who and when)."""
+    return _page("medication.html")
 
 
 @router.get("/search")

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from edge.location import LocationSource, panic_position, window_position, without_position
+from edge.doses import DoseKeeper
 from edge.outbox import Outbox, StripRequest
 from edge.sensors import Notification, SensorSource
 from edge.strip_policy import RhythmStripPolicy, StripLimits
@@ -199,6 +200,8 @@ class EdgeAgent:
             (from the server, or a local warning while offline).
         location: the phone's position fixes; used only while the latest config has
             ``share_location`` (windows get their median fix, panics the newest one).
+        clock: s since epoch now, read on each poll for the dose reminders (:attr:`doses`),
+            which also advance with the notifications' times; a simulation passes its own.
     """
 
     def __init__(
@@ -215,6 +218,7 @@ class EdgeAgent:
         poll_interval: float = POLL_INTERVAL_S,
         on_notify: Callable[[Notify], None] | None = None,
         location: LocationSource | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.device_id = device_id
         self.location = location
@@ -234,6 +238,8 @@ class EdgeAgent:
                       "located_windows": 0, "positions_withdrawn": 0}
         )
         self.strip_policy = self._restore_strip_policy(strip_limits or StripLimits(strip_seconds=strip_seconds))
+        self.clock = clock
+        self.doses = DoseKeeper(outbox, device_id, self.report.counters)
         self._batch: list[SummaryWindow] = []
         self._ring: deque[tuple[float, np.ndarray]] = deque()  # (time of first sample, µV samples)
         self._held: list[Callable[[], object]] = []  # outbox writes that failed (disk full), retried on poll
@@ -284,6 +290,7 @@ class EdgeAgent:
         if was_sharing and not self.sharing_location:
             self._withdraw_positions()
         self.batch_windows = config.batch_windows
+        self.doses.set_plan(config.medication)
         if config.window_seconds != self.summarizer.window_seconds:
             self._restart_summarizer(config.window_seconds)
         self._attempt(lambda: self.outbox.set_state(CONFIG_STATE, encode(config).decode()))
@@ -370,7 +377,7 @@ class EdgeAgent:
             self.poll()
 
     def poll(self) -> None:
-        """Retry held writes, serve strip requests and let the uplink publish/ack.
+        """Retry held writes, serve strip requests, bring the dose reminders to now, let the uplink publish/ack.
 
         Called every ``poll_interval``, and at once after anything urgent.
         """
@@ -379,6 +386,7 @@ class EdgeAgent:
             apply(message)
         self._retry_held()
         self._serve_strip_requests()
+        self.doses.tick(self.clock())  # reminders due, doses missed (written before the pump sends them)
         if self.uplink is not None:
             self.uplink.pump()
 
@@ -421,6 +429,7 @@ class EdgeAgent:
         elif last is not None and note.time > last + TIME_GAP_S:
             self.report.counters["time_gaps"] += 1  # nothing to repair: the windows in between stay empty
         self.vitals.last_time = note.time if last is None else max(note.time, last) if note.time >= last - CLOCK_BACK_TOLERANCE_S else note.time
+        self.doses.tick(note.time)  # cheap until a reminder is due: the strap's times drive a simulation too
         try:
             windows = self._dispatch(note)
         except WireError:

@@ -116,12 +116,26 @@ def _panic(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    from edge.doses import DOSE_BOOK_STATE
+    from edge.reminders import DoseBook
+
     with _outbox(settings) as outbox:
         s = outbox.stats()
+        book = outbox.get_state(DOSE_BOOK_STATE)
     pending = ", ".join(f"{k} {n}" for k, n in sorted(s.pending.items())) or "none"
     print(f"outbox {settings.outbox}\n  pending: {pending} ({s.pending_bytes} bytes)")
     print(f"  next seq {s.next_seq}, acked {s.acked}, dropped by the size bound {s.dropped}")
+    try:
+        open_doses = DoseBook.from_json(book).open_entries()
+    except ValueError:
+        open_doses = []
+    shown = [f"{r.drug} {r.dose} planned {_local_time(r.planned)} ({r.state})" for r in open_doses]
+    print(f"  dose reminders open: {', '.join(shown) or 'none'}")
     return 0
+
+
+def _local_time(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
 
 
 def _run(args: argparse.Namespace) -> int:

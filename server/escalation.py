@@ -8,9 +8,11 @@ SQL, so any number of loops on any number of servers do each step once.
 :func:`run_escalation` is the thin loop around them, which also delivers red alerts to
 the configured channels (:mod:`server.channels`) and alerts to caregivers
 (:mod:`server.caregiver_notify`), pushes each phone's retained config when it
-changes (:mod:`server.phone_config`: approved limits, location consent) and
-stores baseline proposals when a patient's initial phase is complete. Patients
-whose monitoring is paused (consent withdrawn) get no no-signal alerts.
+changes (:mod:`server.phone_config`: approved limits, medication plan, location
+consent), raises the alerts of critical drugs missed repeatedly
+(:mod:`server.dose_alerts`) and stores baseline proposals when a patient's
+initial phase is complete. Patients whose monitoring is paused (consent
+withdrawn) get no no-signal alerts.
 
 The ladder (times from :class:`EscalationPolicy`):
 
@@ -20,7 +22,9 @@ The ladder (times from :class:`EscalationPolicy`):
 - red and not acknowledged ``escalate_after_s`` after it turned red: step 1,
   the patient's second contact (care assignment rank 2); after
   ``all_on_call_after_s``: step 2, every on-call clinician.
-- yellow and not acknowledged for ``promote_after_s``: promoted to red.
+- yellow and not acknowledged for ``promote_after_s``: promoted to red. This is
+  also how a yellow ``dose:<drug>`` alert (the patient's phone first) reaches
+  the clinicians.
 """
 
 from __future__ import annotations
@@ -35,12 +39,11 @@ import paho.mqtt.client as mqtt
 import psycopg
 from psycopg.types.json import Jsonb
 
-from server import caregiver_notify, channels, phone_config, records, thresholds
+from server import caregiver_notify, channels, dose_alerts, phone_config, records, thresholds
 from server.alerting import NO_SIGNAL, tag_version
 from server.baseline import BaselinePolicy
 from server.channels import ChannelSettings
 from server.notify import Notifier, downlink_client, publish_config
-from server.phone_config import CONFIG_CHANNEL
 from server.records import AlertChange
 from server.rules import AlertAction
 
@@ -62,6 +65,8 @@ class EscalationPolicy:
     promote_after_s: float = 1800.0
     tick_s: float = 1.0  # longest sleep between rounds; alert and threshold NOTIFYs wake the loop at once
     propose_every_s: float = 600.0  # how often to look for patients whose initial phase is complete
+    dose_check_every_s: float = 60.0  # how often to look for critical drugs missed repeatedly
+    critical_missed_doses: int = 2  # consecutive doses of a critical drug not taken that raise a yellow alert
 
     @classmethod
     def from_settings(cls, settings: Any) -> EscalationPolicy:
@@ -216,7 +221,7 @@ _APPLY = {"no_signal": _open_no_signal, "no_signal_red": _to_red, "promote": _to
           "escalate_contact": _next_contact}  # fmt: skip
 
 
-THRESHOLD_CHANNEL = CONFIG_CHANNEL  # NOTIFY of approvals and location-consent changes; payload: the patient id
+THRESHOLD_CHANNEL = phone_config.CONFIG_CHANNEL  # NOTIFY of approvals, plan versions and location consent
 
 
 @dataclass
@@ -230,13 +235,15 @@ class Watch:
     delivery_failures: int = 0
     configs_pushed: int = 0
     proposals: int = 0
+    dose_alerts: int = 0
     errors: int = 0
     last_proposal_check: float = field(default=0.0, repr=False)
+    last_dose_check: float = field(default=0.0, repr=False)
 
 
 def run_round(conn: psycopg.Connection[Any], client: mqtt.Client, now: float, policy: EscalationPolicy,
               channel_settings: ChannelSettings, baseline: BaselinePolicy, watch: Watch) -> None:  # fmt: skip
-    """One round at ``now``: due steps, phone notices, channel deliveries, config pushes, proposals."""
+    """One round at ``now``: due steps, phone notices, channel deliveries, config pushes, dose alerts, proposals."""
     alerts, signals = load_views(conn)
     devices = dict(conn.execute("SELECT id, device_id FROM patients").fetchall())
     notifier = Notifier(client)
@@ -252,8 +259,13 @@ def run_round(conn: psycopg.Connection[Any], client: mqtt.Client, now: float, po
         watch.delivery_failures += error is not None
     for due in phone_config.due_configs(conn, now):
         if publish_config(client, due.config):
-            phone_config.mark_pushed(conn, due.patient_id, due.config.version, now)
+            phone_config.mark_pushed(conn, due, now)
             watch.configs_pushed += 1
+    if now - watch.last_dose_check >= policy.dose_check_every_s:
+        watch.last_dose_check = now
+        for patient_id, changes in dose_alerts.check_doses(conn, now, policy.critical_missed_doses):
+            watch.dose_alerts += len(changes)
+            watch.phone_notices += notifier.send(devices[patient_id], changes)
     if now - watch.last_proposal_check >= policy.propose_every_s:
         watch.last_proposal_check = now
         watch.proposals += propose_when_ready(conn, now, baseline)

@@ -408,3 +408,9 @@ def strip_data(row: tuple[Any, ...]) -> StripData:
     """A row of :data:`STRIP_DATA_SELECT` as a strip with its samples."""
     samples = list(struct.unpack(f"<{row[9]}h", bytes(row[8])))
     return StripData(StripInfo(*row[:8]), samples)
+
+
+def visible_patients(conn: psycopg.Connection[Any], user: User) -> list[tuple[int, str]]:
+    """``(id, name)`` of the user's patients (every patient for an admin), by name."""
+    rows = conn.execute(f"SELECT p.id, p.name FROM patients p WHERE {VISIBLE} ORDER BY p.name, p.id", _who(user))
+    return [(int(i), str(n)) for i, n in rows.fetchall()]

@@ -105,6 +105,10 @@ class ServerSettings(BaseSettings):
     escalate_after_seconds: float = Field(default=300.0, gt=0, description="red unacked: second contact")
     escalate_all_after_seconds: float = Field(default=600.0, gt=0, description="red unacked: all on call")
     promote_yellow_after_seconds: float = Field(default=1800.0, gt=0, description="yellow unacked: red")
+    adherence_low_share: float = Field(
+        default=0.8, ge=0, le=1, description="the overview flags a drug taken on time less often than this"
+    )
+    adherence_low_days: float = Field(default=7.0, gt=0, le=90, description="...over this many days")
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> ServerSettings:

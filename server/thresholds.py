@@ -23,7 +23,7 @@ from server.baseline import BaselinePolicy, BaselineSample, PhaseStatus, Proposa
 from server.baseline import DAY_S, good_hours, propose_limits
 from server.records import ts
 from server.rules import NEWS2_LIMITS
-from wire import Config, Limits
+from wire import Limits
 
 
 class ThresholdError(ValueError):
@@ -194,13 +194,6 @@ def approve(
     ).fetchone()  # fmt: skip
     assert row is not None
     return int(row[0])
-
-
-def config_for(device: str, version: int, limits: dict[str, Limits], now: float, window_seconds: float,
-               share_location: bool = False) -> Config:
-    """The retained ``wire.Config`` that tells the phone the limits in force and its location consent (pure)."""
-    return Config(device, version, now, window_seconds=window_seconds, limits=tuple(sorted(limits.items())),
-                  share_location=share_location)
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,11 @@ import json
 import struct
 import zlib
 from dataclasses import MISSING, asdict, fields
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from wire.dvz import strip_decode, strip_encode
 from wire.errors import WireDecodeError
+from wire.medication import Drug, MedicationPlan
 from wire.messages import (
     MAX_STRIP_SAMPLES,
     SCHEMA_VERSION,
@@ -83,6 +84,8 @@ def _encode_value(message: Message, name: str, value: Any) -> Any:
         return [_window_dict(w) for w in value]
     if isinstance(message, Config) and name == "limits":
         return {param: _drop_none(asdict(lim)) for param, lim in value}
+    if isinstance(message, Config) and name == "medication":
+        return plan_dict(value)
     if isinstance(value, tuple):
         return list(value)
     if hasattr(value, "value"):  # enums
@@ -101,6 +104,18 @@ def _window_dict(w: SummaryWindow) -> dict[str, Any]:
         if v is not None and not (name == "fall" and v is False):
             out[name] = list(v) if name == "flags" else v
     return out
+
+
+def plan_dict(plan: MedicationPlan) -> dict[str, Any]:
+    """A medication plan as its JSON object: a drug's unset fields, empty instructions and
+    ``critical: false`` are left out (as absent optional fields are everywhere)."""
+    body = {f.name: getattr(plan, f.name) for f in fields(MedicationPlan) if f.name != "drugs"}
+    body["drugs"] = [
+        {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(d).items()
+         if v is not None and not (k == "instructions" and v == "") and not (k == "critical" and v is False)}
+        for d in plan.drugs
+    ]  # fmt: skip
+    return body
 
 
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
@@ -220,23 +235,33 @@ def _as_tuple(value: Any, name: str) -> tuple[Any, ...]:
 
 def _build_summary(body: dict[str, Any]) -> Summary:
     data = _fields_of(Summary, body)
-    raw_windows = data["windows"]
-    if not isinstance(raw_windows, list):
-        raise WireDecodeError("type", "windows", "expected a list")
-    windows = []
-    for i, raw in enumerate(raw_windows):
-        prefix = f"windows[{i}]."
-        if not isinstance(raw, dict):
-            raise WireDecodeError("type", prefix[:-1], "expected an object")
-        w = _fields_of(SummaryWindow, raw, prefix)
-        if "flags" in w:
-            w["flags"] = _as_tuple(w["flags"], prefix + "flags")
-        try:
-            windows.append(SummaryWindow(**w))
-        except WireDecodeError as exc:
-            raise WireDecodeError(exc.reason, prefix + exc.field, exc.detail) from exc
-    data["windows"] = tuple(windows)
+    data["windows"] = _objects(SummaryWindow, data["windows"], "windows", "flags")
     return Summary(**data)
+
+
+T = TypeVar("T")
+
+
+def _objects(cls: Callable[..., T], raw: Any, where: str, listed: str) -> tuple[T, ...]:
+    """``cls`` built from each object of the JSON list ``raw`` (at field ``where``); field ``listed`` is a list."""
+    items = []
+    for i, item in enumerate(_as_tuple(raw, where)):
+        prefix = f"{where}[{i}]."
+        if not isinstance(item, dict):
+            raise WireDecodeError("type", prefix[:-1], "expected an object")
+        data = _fields_of(cls, item, prefix)  # type: ignore[arg-type]
+        if listed in data:
+            data[listed] = _as_tuple(data[listed], prefix + listed)
+        items.append(_prefixed(prefix, lambda: cls(**data)))
+    return tuple(items)
+
+
+def _prefixed(prefix: str, build: Callable[[], T]) -> T:
+    """``build()``, with the field of a WireDecodeError it raises put under ``prefix``."""
+    try:
+        return build()
+    except WireDecodeError as exc:
+        raise WireDecodeError(exc.reason, prefix + exc.field if exc.field else prefix[:-1], exc.detail) from exc
 
 
 def _build_event(body: dict[str, Any]) -> Event:
@@ -298,7 +323,18 @@ def _build_config(body: dict[str, Any]) -> Config:
             raise WireDecodeError("type", f"limits.{param}", "expected an object")
         limits.append((param, Limits(**_fields_of(Limits, lim, f"limits.{param}."))))
     data["limits"] = tuple(limits)
+    if data.get("medication") is not None:
+        data["medication"] = plan_from_dict(data["medication"], "medication.")
     return Config(**data)
+
+
+def plan_from_dict(raw: Any, prefix: str = "") -> MedicationPlan:
+    """Build and validate a medication plan from its JSON object; errors name the field under ``prefix``."""
+    if not isinstance(raw, dict):
+        raise WireDecodeError("type", prefix[:-1], "expected an object")
+    data = _fields_of(MedicationPlan, raw, prefix)
+    data["drugs"] = _objects(Drug, data.get("drugs", []), prefix + "drugs", "times")
+    return _prefixed(prefix, lambda: MedicationPlan(**data))
 
 
 _BUILDERS: dict[Kind, Callable[[dict[str, Any]], Message]] = {

@@ -18,6 +18,7 @@ from enum import Enum
 from typing import Union
 
 from wire.errors import WireDecodeError
+from wire.medication import MedicationPlan
 from wire.topics import Kind, validate_device_id
 
 SCHEMA_VERSION = 1
@@ -38,6 +39,13 @@ class EventType(str, Enum):
     SYMPTOM_STOP = "symptom_stop"
     PANIC = "panic"
     FEEDBACK = "feedback"
+    DOSE_TAKEN = "dose_taken"  # the patient took a planned dose (time: when)
+    DOSE_SKIPPED = "dose_skipped"  # ... decided not to take it (note: the reason, if given)
+    DOSE_SNOOZED = "dose_snoozed"  # ... asked to be reminded again later
+    DOSE_MISSED = "dose_missed"  # the phone reminded and nobody confirmed before the dose closed
+
+
+DOSE_EVENTS = frozenset({EventType.DOSE_TAKEN, EventType.DOSE_SKIPPED, EventType.DOSE_SNOOZED, EventType.DOSE_MISSED})
 
 
 class Level(str, Enum):
@@ -174,7 +182,11 @@ class Summary:
 
 @dataclass(frozen=True)
 class Event:
-    """Something the patient did: symptom period start/stop, panic, feedback."""
+    """Something the patient did: symptom period start/stop, panic, feedback, a dose confirmation.
+
+    Dose events name their dose by ``drug`` and ``planned`` (see :mod:`wire.medication`); other
+    events carry neither.
+    """
 
     device: str
     seq: int
@@ -186,6 +198,8 @@ class Event:
     note: str = ""  # free text, at most MAX_NOTE_CHARS
     lat: float | None = None
     lon: float | None = None
+    drug: str | None = None  # dose events: the drug's name in the plan
+    planned: float | None = None  # dose events: s since epoch the dose was planned for
     kind: Kind = field(default=Kind.EVENT, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -209,6 +223,18 @@ class Event:
         if not isinstance(self.note, str) or len(self.note) > MAX_NOTE_CHARS:
             raise WireDecodeError("range", "note", f"a string of at most {MAX_NOTE_CHARS} characters")
         _check_location(self.lat, self.lon)
+        self._check_dose()
+
+    def _check_dose(self) -> None:
+        if self.type not in DOSE_EVENTS:
+            if self.drug is not None or self.planned is not None:
+                raise WireDecodeError("range", "drug" if self.drug is not None else "planned", "only for dose events")
+            return
+        if self.drug is None or self.planned is None:
+            raise WireDecodeError("missing", "drug" if self.drug is None else "planned", "dose events name their dose")
+        if not isinstance(self.drug, str) or not 0 < len(self.drug) <= 64:
+            raise WireDecodeError("range", "drug", "1-64 characters")
+        check_range("planned", self.planned, 0, 1e11)
 
 
 @dataclass(frozen=True)
@@ -312,7 +338,7 @@ class Limits:
 
 @dataclass(frozen=True)
 class Config:
-    """Settings pushed to the phone (retained): limits in force and the summary cadence."""
+    """Settings pushed to the phone (retained): limits in force, the summary cadence, the medication plan."""
 
     device: str
     version: int
@@ -322,6 +348,7 @@ class Config:
     limits: tuple[tuple[str, Limits], ...] = ()  # (parameter, limits), e.g. ("hr", Limits(...))
     # The patient's consent to location sharing: without it no GPS position leaves the phone.
     share_location: bool = False
+    medication: MedicationPlan | None = None  # the plan in force (None: the server sent none)
     kind: Kind = field(default=Kind.CONFIG, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -332,6 +359,8 @@ class Config:
         check_int("batch_windows", self.batch_windows, 1, MAX_WINDOWS_PER_MESSAGE)
         if not isinstance(self.share_location, bool):
             raise WireDecodeError("type", "share_location", "expected true or false")
+        if self.medication is not None and not isinstance(self.medication, MedicationPlan):
+            raise WireDecodeError("type", "medication", "expected a medication plan")
 
 
 Uplink = Union[Summary, Event, Strip, Status]

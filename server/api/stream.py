@@ -8,6 +8,10 @@ of the user's patients only, plus a comment line every few seconds to keep
 proxies from closing it. :func:`alert_events` is shared with the caregivers'
 stream (:mod:`server.api.caregiver`), which looks each alert up under the
 caregiver's grant and ends the stream once the caregiver has no access left.
+The response closes its generator however it ends
+(:class:`ClosingStreamingResponse`), so the LISTEN connection is closed at once
+even when the stream is cut while a frame is being sent (the client leaves, the
+server shuts down), never left open for the garbage collector.
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
+import anyio
 import psycopg
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import StreamingResponse
 from psycopg_pool import ConnectionPool
+from starlette.types import Receive, Scope, Send
 
 from server import queries, store
 from server.api.deps import CurrentUser, PoolDep, SettingsDep
@@ -32,6 +38,25 @@ from server.store import User
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
 KEEPALIVE_S = 10.0
+
+
+class ClosingStreamingResponse(StreamingResponse):
+    """A streaming response that closes its async generator when it ends, however it ends.
+
+    Starlette cancels the sending task when the client goes away; if that happens while
+    a frame is being sent, the generator is left suspended at its ``yield``, holding its
+    connection until the garbage collector finalises it (after the event loop has closed,
+    if the server is shutting down).
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            close = getattr(self.body_iterator, "aclose", None)
+            if close is not None:
+                with anyio.CancelScope(shield=True):
+                    await close()
 
 
 def sse(event: str, data: Any, event_id: int | None = None) -> str:
@@ -86,7 +111,7 @@ async def alert_events(
 def event_stream(events: AsyncIterator[str]) -> StreamingResponse:
     """The HTTP response carrying SSE frames (no caching, no proxy buffering)."""
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+    return ClosingStreamingResponse(events, media_type="text/event-stream", headers=headers)
 
 
 @router.get("/stream")

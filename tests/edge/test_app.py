@@ -216,3 +216,55 @@ def test_phone_page_marks_and_panic_reach_the_server(
     ]
     assert events[0][2] == ["palpitations", "dizziness"] and events[0][3] == 3
     assert [e[0] for e in events] == sorted(e[0] for e in events)
+
+
+def _doses(db_url: str, device: str) -> list[tuple[str, str, float]]:
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            "SELECT type, drug, extract(epoch FROM planned_at) FROM events WHERE device_id = %s AND drug IS NOT NULL"
+            " ORDER BY seq", (device,),
+        ).fetchall()  # fmt: skip
+    return [(str(t), str(d), float(p)) for t, d, p in rows]
+
+
+@pytest.mark.mqtt
+@pytest.mark.db
+@pytest.mark.e2e
+def test_phone_page_shows_the_reminder_of_a_plan_from_the_server_and_a_taken_tap_reaches_it(
+    browser: Any, running: RunningAgent, db_url: str
+) -> None:
+    from datetime import datetime, timezone
+
+    from server import medication
+    from server.records import device_patient
+    from wire.medication import Drug, MedicationPlan
+
+    device = running.agent.device_id
+    now = time.time()
+    due = datetime.fromtimestamp(now - 300, timezone.utc).strftime("%H:%M")  # planned five minutes ago
+    plan = MedicationPlan(1, 0.0, "UTC", (Drug("bisoprolol", "5 mg", (due,), instructions="with water"),))
+    with psycopg.connect(db_url, autocommit=True) as conn:  # as a clinician's plan, in force for two hours
+        patient = device_patient(conn, device)
+        assert patient is not None
+        medication.record_plan(conn, patient, None, plan, since=datetime.fromtimestamp(now - 7200, timezone.utc))
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    try:
+        page.goto(f"http://127.0.0.1:{running.port}/")
+        page.get_by_text("Online").wait_for()
+        card = page.get_by_role("group", name="Time for bisoprolol")  # the retained config brought the plan
+        card.wait_for()
+        assert "5 mg" in card.inner_text() and "with water" in card.inner_text()
+        taken = card.get_by_role("button", name="Taken: bisoprolol 5 mg")
+        box = taken.bounding_box()
+        assert box is not None and box["height"] >= 90  # the one-tap answer is the big button
+        taken.tap()
+        page.get_by_text("Recorded: bisoprolol taken.").wait_for()
+        card.wait_for(state="detached")
+        stored = _wait(lambda: _doses(db_url, device))
+    finally:
+        context.close()
+    (planned,) = [d.planned for d in running.agent.doses.book.entries.values()]
+    assert stored == [("dose_taken", "bisoprolol", planned)]
+    assert abs(planned - (now - 300)) < 60

@@ -42,7 +42,7 @@ PUBLIC = {
     ("GET", "/healthz"), ("POST", "/api/auth/login"), ("POST", "/api/auth/logout"),
     ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect"), ("GET", "/redoc"),
     ("GET", "/"), ("GET", "/login"), ("GET", "/patients/{patient_id}"),
-    ("GET", "/patients/{patient_id}/thresholds"), ("GET", "/search"),
+    ("GET", "/patients/{patient_id}/thresholds"), ("GET", "/patients/{patient_id}/medication"), ("GET", "/search"),
     ("GET", "/strips/{patient_id}/{device_id}/{seq}"),
     ("POST", "/api/invitations/accept"),  # the one-time code is the credential (rate-limited)
     ("GET", "/me"), ("GET", "/caregiver"), ("GET", "/join"),
@@ -63,6 +63,8 @@ VALID_BODIES: dict[tuple[str, str], Any] = {
     ("PUT", "/api/caregiver/settings"): {"email": None, "timezone": "UTC"},
     ("POST", "/api/caregiver/invitations/redeem"): {"code": "0000-0000-0000"},
     ("POST", "/api/patients/{patient_id}/visits"): {"note": "seen in clinic"},
+    ("POST", "/api/patients/{patient_id}/medication"): {
+        "time_zone": "Europe/Ljubljana", "drugs": [{"name": "bisoprolol", "dose": "5 mg", "times": ["08:00"]}]},
 }
 # Routes whose answer concerns one patient, named by one of these parameters.
 PATIENT_PARAMS = ("patient_id", "device_id", "alert_id", "caregiver_id", "invitation_id")
