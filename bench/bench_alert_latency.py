@@ -44,6 +44,7 @@ from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
 from bench.bench_ingest import database, mosquitto, payloads, workers  # noqa: E402
 from server.app import create_app  # noqa: E402
+from server.consent import record_enrolment  # noqa: E402
 from server.embedded import free_port  # noqa: E402
 from server.settings import ServerSettings  # noqa: E402
 from server.store import add_patient, add_user, assign_patient, migrate  # noqa: E402
@@ -198,6 +199,7 @@ def main() -> None:
             add_user(conn, username, password, "clinician")
             conn.cursor().executemany("INSERT INTO patients (name, device_id) VALUES (%s, %s)",
                                       [(f"Load {i}", f"b{i:05d}") for i in range(LOAD_DEVICES)])  # fmt: skip
+            record_enrolment(conn, [r[0] for r in conn.execute("SELECT id FROM patients")])  # else quarantined
             probes = []
             for k in range(2 * args.probes):
                 device = f"probe{k:05d}"

@@ -87,13 +87,13 @@ def fill(url: str) -> int:
 def bench_linkage(url: str, pid: int, repeats: int) -> list[weather.LinkedHour]:
     end = T0 + timedelta(days=DAYS)
     with psycopg.connect(url, autocommit=True) as conn:
-        ours = timed(lambda: weather.patient_hours(conn, pid, T0, end, 0.5), repeats)
+        ours = timed(lambda: weather.patient_hours(conn, pid, T0, end, 0.5, gps=True), repeats)
         conn.execute("SET jit = off")  # the same setting the linkage query uses
         floor = timed(lambda: conn.execute(
             "SELECT date_bin('1 hour', start_at, 'epoch'), avg(hr_mean) FROM summaries"
             " WHERE patient_id = %s AND start_at >= %s AND start_at < %s GROUP BY 1", (pid, T0, end)).fetchall(),
             repeats)  # fmt: skip
-        hours = weather.patient_hours(conn, pid, T0, end, 0.5)
+        hours = weather.patient_hours(conn, pid, T0, end, 0.5, gps=True)
     print(f"linkage, 30 days of 10-s windows -> {len(hours)} hours: ours {ours:.1f} ms,"
           f" bare hourly mean {floor:.1f} ms, ratio {ours / floor:.2f}")
     return hours

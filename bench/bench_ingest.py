@@ -36,6 +36,7 @@ import paho.mqtt.client as mqtt  # noqa: E402
 import psycopg  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
+from server.consent import record_enrolment  # noqa: E402
 from server.embedded import free_port, mosquitto_executable, wait_for_port  # noqa: E402
 from server.ingest import supervise  # noqa: E402
 from server.records import SUMMARY_COLUMNS, SUMMARY_TYPES, ts  # noqa: E402
@@ -432,6 +433,7 @@ def main() -> None:
                 "INSERT INTO patients (name, device_id) VALUES (%s, %s)",
                 [(f"Bench {i}", f"b{i:05d}") for i in range(args.devices)],
             )
+            record_enrolment(conn, [r[0] for r in conn.execute("SELECT id FROM patients")])  # else quarantined
         mqtt_ceiling = ceiling_mqtt(mqtt_url, messages)
         copy_ceiling = ceiling_copy(db_url, args.messages * args.windows, args.windows)
         lower = min(mqtt_ceiling * args.windows, copy_ceiling)

@@ -27,6 +27,7 @@ import psycopg  # noqa: E402
 
 from bench.bench_ingest import database, payloads  # noqa: E402
 from server import records  # noqa: E402
+from server.consent import record_enrolment  # noqa: E402
 from server.ingest import decode_one, store_batch  # noqa: E402
 from server.rules import RuleConfig, RuleState, evaluate_windows  # noqa: E402
 from server.store import migrate  # noqa: E402
@@ -52,6 +53,7 @@ def main() -> None:
                 "INSERT INTO patients (name, device_id) VALUES (%s, %s)",
                 [(f"Bench {i}", f"b{i:05d}") for i in range(args.devices)],
             )
+            record_enrolment(conn, [r[0] for r in conn.execute("SELECT id FROM patients")])  # else quarantined
             days = set().union(*(records.summary_days(d.msg) for d in decoded if isinstance(d.msg, Summary)))
             records.ensure_partitions(conn, days)
             store_batch(conn, batches[0], config, rollups=True)  # warm: rule-state rows exist

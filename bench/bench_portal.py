@@ -34,6 +34,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from server.consent import record_enrolment  # noqa: E402
 from server.records import ROLLUP_QUALITY  # noqa: E402
 from server.store import add_user, migrate, refresh_rollups  # noqa: E402
 from server.trends import _RAW_SERIES, ARRHYTHMIA_FLAGS, series, series_bucket, series_source  # noqa: E402
@@ -52,6 +53,7 @@ def generate(url: str, patients: int, days: int, periods: int, long: tuple[int, 
     with psycopg.connect(url) as conn:
         ids = [conn.execute("INSERT INTO patients (name, device_id) VALUES (%s, %s) RETURNING id",
                             (f"Bench {i:04d}", f"bench-{i:04d}")).fetchone()[0] for i in range(patients)]
+        record_enrolment(conn, ids)  # consent to monitoring, as enrolment records it
         conn.commit()
         if conn.execute("SELECT to_regproc('pisces_ensure_summary_partitions')").fetchone()[0]:
             conn.execute("SELECT pisces_ensure_summary_partitions(%s)",

@@ -33,11 +33,13 @@ import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from edge.location import LocationSource, panic_position, window_position, without_position
+from edge.doses import DoseKeeper
 from edge.outbox import Outbox, StripRequest
 from edge.sensors import Notification, SensorSource
 from edge.strip_policy import RhythmStripPolicy, StripLimits
@@ -107,10 +109,17 @@ def mark_symptom(
     return event
 
 
-def press_panic(outbox: Outbox, device_id: str, time: float | None = None) -> Event:
-    """Record a panic press; the running agent adds an ECG strip of the seconds before it."""
+def press_panic(
+    outbox: Outbox, device_id: str, time: float | None = None, where: tuple[float, float] | None = None
+) -> Event:
+    """Record a panic press; the running agent adds an ECG strip of the seconds before it.
+
+    ``where`` is (lat, lon) in degrees, only with the patient's consent (:meth:`EdgeAgent.panic_position`).
+    """
     at = _now(time)
-    return outbox.put(lambda seq: Event(device_id, seq, EventType.PANIC, at), created=at, strip_reason="panic")
+    lat, lon = where or (None, None)
+    return outbox.put(lambda seq: Event(device_id, seq, EventType.PANIC, at, lat=lat, lon=lon), created=at,
+                      strip_reason="panic")  # fmt: skip
 
 
 def send_feedback(outbox: Outbox, device_id: str, text: str, time: float | None = None) -> Event:
@@ -189,6 +198,10 @@ class EdgeAgent:
         poll_interval: s between outbox polls (uplink pump, strip requests).
         on_notify: called on the event loop with each ``Notify`` for the patient
             (from the server, or a local warning while offline).
+        location: the phone's position fixes; used only while the latest config has
+            ``share_location`` (windows get their median fix, panics the newest one).
+        clock: s since epoch now, read on each poll for the dose reminders (:attr:`doses`),
+            which also advance with the notifications' times; a simulation passes its own.
     """
 
     def __init__(
@@ -204,8 +217,11 @@ class EdgeAgent:
         strip_limits: StripLimits | None = None,
         poll_interval: float = POLL_INTERVAL_S,
         on_notify: Callable[[Notify], None] | None = None,
+        location: LocationSource | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.device_id = device_id
+        self.location = location
         self.source, self.outbox, self.uplink = source, outbox, uplink
         self.batch_windows = batch_windows
         self.strip_seconds = strip_seconds
@@ -218,9 +234,12 @@ class EdgeAgent:
         self.report = AgentReport(
             counters={"bad_frames": 0, "unknown_uuid": 0, "clock_jumps": 0, "local_warnings": 0, "outbox_errors": 0,
                       "time_gaps": 0, "rhythm_strips": 0, "rhythm_strips_duplicate": 0,
-                      "rhythm_strips_rate_limited": 0, "rhythm_strips_without_ecg": 0}
+                      "rhythm_strips_rate_limited": 0, "rhythm_strips_without_ecg": 0,
+                      "located_windows": 0, "positions_withdrawn": 0}
         )
         self.strip_policy = self._restore_strip_policy(strip_limits or StripLimits(strip_seconds=strip_seconds))
+        self.clock = clock
+        self.doses = DoseKeeper(outbox, device_id, self.report.counters)
         self._batch: list[SummaryWindow] = []
         self._ring: deque[tuple[float, np.ndarray]] = deque()  # (time of first sample, µV samples)
         self._held: list[Callable[[], object]] = []  # outbox writes that failed (disk full), retried on poll
@@ -267,11 +286,43 @@ class EdgeAgent:
         """Apply a ``config`` from the server (newer versions only) and keep it for offline use."""
         if self.config is not None and config.version < self.config.version:
             return
-        self.config = config
+        was_sharing, self.config = self.sharing_location, config
+        if was_sharing and not self.sharing_location:
+            self._withdraw_positions()
         self.batch_windows = config.batch_windows
+        self.doses.set_plan(config.medication)
         if config.window_seconds != self.summarizer.window_seconds:
             self._restart_summarizer(config.window_seconds)
         self._attempt(lambda: self.outbox.set_state(CONFIG_STATE, encode(config).decode()))
+
+    @property
+    def sharing_location(self) -> bool:
+        """Whether positions may leave the phone: the latest config says so and there is a location source."""
+        return self.location is not None and self.config is not None and self.config.share_location
+
+    def panic_position(self, at: float) -> tuple[float, float] | None:
+        """Where to say a panic pressed at ``at`` happened: the newest recent fix, only with consent."""
+        return panic_position(self.location, at) if self.sharing_location and self.location else None
+
+    def _withdraw_positions(self) -> None:
+        """Consent withdrawn: take positions out of the open batch and of every message still in the outbox.
+
+        A message published before and awaiting its PUBACK may still arrive with its position.
+        """
+        self._batch = [replace(w, lat=None, lon=None) for w in self._batch]
+        self._keep_batch()
+        rewrite = lambda: self.outbox.rewrite_pending((Kind.SUMMARY.value, Kind.EVENT.value), without_position)  # noqa: E731
+        self._attempt(lambda: self.report.counters.__setitem__("positions_withdrawn", rewrite()))
+
+    def _locate(self, w: SummaryWindow) -> SummaryWindow:
+        """The window with the median of its fixes, while the patient shares their location."""
+        if not self.sharing_location or self.location is None:
+            return w
+        where = window_position(self.location.fixes(w.start, w.end))
+        if where is None:
+            return w
+        self.report.counters["located_windows"] += 1
+        return replace(w, lat=where[0], lon=where[1])
 
     def _restore_config(self) -> None:
         config = self._saved(CONFIG_STATE, Kind.CONFIG)
@@ -326,7 +377,7 @@ class EdgeAgent:
             self.poll()
 
     def poll(self) -> None:
-        """Retry held writes, serve strip requests and let the uplink publish/ack.
+        """Retry held writes, serve strip requests, bring the dose reminders to now, let the uplink publish/ack.
 
         Called every ``poll_interval``, and at once after anything urgent.
         """
@@ -335,6 +386,7 @@ class EdgeAgent:
             apply(message)
         self._retry_held()
         self._serve_strip_requests()
+        self.doses.tick(self.clock())  # reminders due, doses missed (written before the pump sends them)
         if self.uplink is not None:
             self.uplink.pump()
 
@@ -377,6 +429,7 @@ class EdgeAgent:
         elif last is not None and note.time > last + TIME_GAP_S:
             self.report.counters["time_gaps"] += 1  # nothing to repair: the windows in between stay empty
         self.vitals.last_time = note.time if last is None else max(note.time, last) if note.time >= last - CLOCK_BACK_TOLERANCE_S else note.time
+        self.doses.tick(note.time)  # cheap until a reminder is due: the strap's times drive a simulation too
         try:
             windows = self._dispatch(note)
         except WireError:
@@ -421,6 +474,7 @@ class EdgeAgent:
         self._serve_rhythm_requests()
 
     def _emit_windows(self, windows: list[SummaryWindow], force: bool) -> None:
+        windows = [self._locate(w) for w in windows]
         self.report.windows += len(windows)
         self._batch.extend(windows)
         for w in windows:

@@ -68,6 +68,8 @@ def _with_common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--window-seconds", type=float, help="summary window length in s")
     p.add_argument("--batch-windows", type=int, help="windows per summary message")
     p.add_argument("--ca-file", help="PEM of the CA that signed the broker's certificate (implies TLS)")
+    p.add_argument("--allow-plain", action="store_true", default=None,
+                   help="allow plain mqtt:// to a broker on another host (refused by default)")
     return p
 
 
@@ -79,6 +81,7 @@ def _settings(args: argparse.Namespace) -> EdgeSettings:
             device_id=args.device, mqtt_url=args.mqtt_url, outbox_path=args.outbox,
             window_seconds=args.window_seconds, batch_windows=args.batch_windows, mqtt_ca_file=args.ca_file,
             mqtt_tls=True if args.ca_file else None, app_port=getattr(args, "app_port", None),
+            mqtt_allow_plain=args.allow_plain,
         )
     except ValidationError as exc:
         raise SystemExit(f"pisces edge: bad settings: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}") from exc
@@ -113,12 +116,26 @@ def _panic(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    from edge.doses import DOSE_BOOK_STATE
+    from edge.reminders import DoseBook
+
     with _outbox(settings) as outbox:
         s = outbox.stats()
+        book = outbox.get_state(DOSE_BOOK_STATE)
     pending = ", ".join(f"{k} {n}" for k, n in sorted(s.pending.items())) or "none"
     print(f"outbox {settings.outbox}\n  pending: {pending} ({s.pending_bytes} bytes)")
     print(f"  next seq {s.next_seq}, acked {s.acked}, dropped by the size bound {s.dropped}")
+    try:
+        open_doses = DoseBook.from_json(book).open_entries()
+    except ValueError:
+        open_doses = []
+    shown = [f"{r.drug} {r.dose} planned {_local_time(r.planned)} ({r.state})" for r in open_doses]
+    print(f"  dose reminders open: {', '.join(shown) or 'none'}")
     return 0
+
+
+def _local_time(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -147,17 +164,21 @@ def _source(args: argparse.Namespace, outbox: Outbox) -> SensorSource:
 
 async def _run_agent(settings: EdgeSettings, args: argparse.Namespace) -> int:
     from edge.agent import EdgeAgent
-    from edge.uplink import TlsAndLogin, Uplink
+    from edge.uplink import PlainBrokerRefused, TlsAndLogin, Uplink
     from wire import BrokerAddress
 
-    outbox = _outbox(settings)
-    source = _source(args, outbox)
     password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
     login = TlsAndLogin(
         settings.mqtt_username, password, str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None,
-        settings.mqtt_tls,
+        settings.mqtt_tls, settings.mqtt_allow_plain,
     )  # fmt: skip
-    uplink = Uplink(settings.device_id, BrokerAddress.parse(settings.mqtt_url), outbox, login=login)
+    outbox = _outbox(settings)
+    try:
+        uplink = Uplink(settings.device_id, BrokerAddress.parse(settings.mqtt_url), outbox, login=login)
+    except PlainBrokerRefused as exc:
+        outbox.close()
+        raise SystemExit(f"pisces edge run: {exc}") from exc
+    source = _source(args, outbox)
     agent = EdgeAgent(
         settings.device_id, source, outbox, uplink, window_seconds=settings.window_seconds,
         batch_windows=settings.batch_windows, strip_seconds=settings.strip_seconds,

@@ -227,6 +227,19 @@ class Outbox:
             ).fetchall()
         return [PendingMessage(int(s), Kind(k), bytes(p)) for s, k, p in rows]
 
+    def rewrite_pending(self, kinds: tuple[str, ...], rewrite: Callable[[str, bytes], bytes | None]) -> int:
+        """Replace pending payloads of ``kinds`` by ``rewrite(kind, payload)`` (None: keep), in one transaction.
+
+        Seqs stay; a message already published and awaiting its PUBACK may still
+        arrive in its old form. Returns how many payloads were replaced.
+        """
+        marks = ",".join("?" * len(kinds))
+        with self._write() as db:
+            rows = db.execute(f"SELECT seq, kind, payload FROM messages WHERE kind IN ({marks})", kinds).fetchall()
+            changed = [(new, seq) for seq, kind, payload in rows if (new := rewrite(kind, bytes(payload))) is not None]
+            db.executemany("UPDATE messages SET payload = ? WHERE seq = ?", changed)
+        return len(changed)
+
     def pending_count(self) -> int:
         """How many messages wait for an ack."""
         with self._lock:

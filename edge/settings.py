@@ -32,6 +32,9 @@ class EdgeSettings(BaseSettings):
     mqtt_password: SecretStr | None = None
     mqtt_ca_file: Path | None = Field(default=None, description="PEM of the CA that signed the broker's certificate")
     mqtt_tls: bool = Field(default=False, description="TLS even for an mqtt:// URL (mqtts:// always uses it)")
+    mqtt_allow_plain: bool = Field(
+        default=False, description="allow plain mqtt:// to a broker on another host (loopback is always allowed)"
+    )
     app_host: str = Field(default="127.0.0.1", description="the patient app listens here (loopback: the phone only)")
     app_port: int = Field(default=8765, ge=0, le=65535, description="the patient app's port; 0: no app")
     outbox_path: Path | None = Field(default=None, description="None: default_outbox_path(device_id)")

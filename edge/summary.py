@@ -45,6 +45,7 @@ from edge.dsp import (
     rhythm_vt_runs,
     rr_stats,
 )
+from edge.dsp.common import FS_MAX_HZ, FS_MIN_HZ, fs_valid
 from edge.dsp.ecg import SegmentQuality, ecg_segments
 from edge.dsp.qrs import ecg_peaks_and_artefacts
 from edge.dsp.rhythm import Episode, intervals_clear
@@ -109,8 +110,12 @@ class Summarizer:
         lateness: float = DEFAULT_LATENESS_S,
         stall_s: float = DEFAULT_STALL_S,
     ) -> None:
-        if window_seconds <= 0:
+        if not window_seconds > 0:
             raise ValueError("window_seconds must be positive")
+        if not fs_valid(ecg_fs):  # the strap's configured rate: a wrong one is a clear error at once
+            raise ValueError(f"ecg_fs must be {FS_MIN_HZ:g}-{FS_MAX_HZ:g} Hz, got {ecg_fs!r}")
+        if not (np.isfinite(acc_fs) and acc_fs > 0):
+            raise ValueError(f"acc_fs must be a positive rate in Hz, got {acc_fs!r}")
         self.window_seconds = float(window_seconds)
         self.ecg_fs, self.acc_fs, self.lateness = ecg_fs, acc_fs, lateness
         self._buckets: dict[int, _Bucket] = {}

@@ -47,6 +47,23 @@ LOOP_TIMEOUT_S = 0.1
 AUTH_REASONS = frozenset({"Not authorized", "Bad user name or password"})
 
 
+class PlainBrokerRefused(ValueError):
+    """A plain (non-TLS) broker URL to another host, and plain links not allowed."""
+
+    def __init__(self, address: BrokerAddress) -> None:
+        super().__init__(
+            f"refusing plain MQTT to {address.host}:{address.port}: use mqtts:// (with the operator's CA file), "
+            "or allow plain links explicitly (PISCES_EDGE_MQTT_ALLOW_PLAIN=true, --allow-plain)"
+        )
+        self.address = address
+
+
+def refuse_plain(address: BrokerAddress, tls: bool, allow_plain: bool) -> None:
+    """Raise :class:`PlainBrokerRefused` for plain TCP beyond loopback unless ``allow_plain``."""
+    if not (tls or allow_plain or address.is_loopback):
+        raise PlainBrokerRefused(address)
+
+
 @dataclass(frozen=True)
 class TlsAndLogin:
     """How this phone proves who it is.
@@ -55,12 +72,14 @@ class TlsAndLogin:
         username, password: the device's own broker credentials (None: from the URL, if any).
         ca_file: PEM file of the CA that signed the broker's certificate (None: the system's CAs).
         tls: force TLS even for an ``mqtt://`` URL (``mqtts://`` always uses it).
+        allow_plain: accept a plain link to a broker on another host (a test network, say).
     """
 
     username: str | None = None
     password: str | None = None
     ca_file: str | None = None
     tls: bool = False
+    allow_plain: bool = False
 
 
 class Uplink:
@@ -107,8 +126,9 @@ class Uplink:
         self._retry = retry
         self._login = TlsAndLogin(
             username or login.username or address.username, password or login.password or address.password,
-            login.ca_file, login.tls or address.tls,
+            login.ca_file, login.tls or address.tls, login.allow_plain,
         )  # fmt: skip
+        refuse_plain(address, self._login.tls, login.allow_plain)
         self._connected = threading.Event()
         self._stop = threading.Event()
         self._refused = False
@@ -162,6 +182,12 @@ class Uplink:
             if self._stop.wait(backoff_for(failures, error, policy=self._retry, salt=self.device_id)):
                 break
         self._client.disconnect()
+        # paho's loop() opens a wake-up socket pair that only its finaliser closes; the client and
+        # this object form a reference cycle, so without this the pair is left to the garbage
+        # collector, which may finalise the sockets first (a ResourceWarning, at a random moment)
+        reset = getattr(self._client, "_reset_sockets", None)
+        if reset is not None:
+            reset()
 
     def _session(self) -> bool:
         """Connect and run the loop until the link drops; True if it was up."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -67,6 +68,11 @@ class BaselinePolicy:
     margins: Mapping[str, Margins] = field(
         default_factory=lambda: {"hr": Margins(yellow=15.0, red=25.0), "resp_rate": Margins(yellow=4.0, red=8.0)}
     )
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> BaselinePolicy:
+        """The phase a deployment configured (``ServerSettings.baseline_days``, ``.baseline_min_good_hours``)."""
+        return cls(days=settings.baseline_days, min_good_hours=settings.baseline_min_good_hours)
 
 
 @dataclass(frozen=True)

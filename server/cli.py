@@ -4,10 +4,12 @@
     pisces server                    HTTP API + portal (+ one ingest worker)
     pisces ingest [--workers N]      ingest workers alone (N processes on a shared subscription)
     pisces db migrate                create or upgrade the schema
+    pisces retention run [--dry-run] remove data older than each kind's retention limit
     pisces devices add|revoke ID     a device's broker credentials (Mosquitto password file)
-    pisces broker init DIR           a Mosquitto configuration with per-device auth and ACL
-    pisces users add NAME            a clinician or admin account
+    pisces broker init DIR           a Mosquitto configuration: TLS for phones, per-device auth, ACL
+    pisces users add NAME            a clinician, admin or patient account
     pisces patients add              a patient and their device
+    pisces patients export|erase ID  everything about a patient as one zip; erasure on request
     pisces weather import FILE       hourly weather (Open-Meteo JSON, CSV, simulator lines)
     pisces weather home ID LAT LON   a patient's home location (their weather without GPS)
     pisces edge ...                  the phone agent (run, mark, panic, status, scan)
@@ -54,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_server(sub)
     _add_ingest(sub)
     _add_db(sub)
+    _add_retention(sub)
     _add_users(sub)
     _add_patients(sub)
     _add_devices(sub)
@@ -144,24 +147,37 @@ def _add_db(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="TimescaleDB path: auto = when the server has the extension preloaded",
     )  # fmt: skip
     m.set_defaults(func=_run_migrate)
-    r = dbsub.add_parser("retention", help="drop raw summary windows older than DAYS now (0: keep all)")
-    r.add_argument("days", type=float)
+
+
+def _add_retention(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("retention", help="retention per kind of data (PISCES_RETENTION_<KIND>_DAYS)")
+    rsub = p.add_subparsers(metavar="ACTION")
+    r = rsub.add_parser("run", help="remove what is older than each kind's limit now (recorded)")
+    r.add_argument("--dry-run", action="store_true", help="only show what would go; change nothing")
     r.set_defaults(func=_run_retention)
 
 
 def _run_retention(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
     import psycopg
 
-    from server.store import StoreError, apply_retention
+    from server.retention import policy_from, run_retention
+    from server.settings import get_settings
 
+    policy = policy_from(get_settings())
     with psycopg.connect(_database_url(), autocommit=True) as conn:
-        try:
-            dropped = apply_retention(conn, args.days)
-        except StoreError as exc:
-            raise CliError(str(exc)) from exc
-        except psycopg.errors.LockNotAvailable as exc:
-            raise CliError("a refresh of the rollups is under way; nothing dropped, try again") from exc
-    print(f"dropped: {', '.join(dropped)}" if dropped else "nothing to drop")
+        outcomes = run_retention(conn, policy, datetime.now(timezone.utc), dry_run=args.dry_run,
+                                 by=f"cli:{getpass.getuser()}")  # fmt: skip
+    verb = "would remove" if args.dry_run else "removed"
+    for kind, days in policy.items():
+        if days <= 0:
+            print(f"{kind:13} keep forever")
+    for o in outcomes:
+        parts = [] if o.rows is None else [f"{o.rows} rows"]
+        parts += [f"{len(o.dropped)} partitions/chunks ({', '.join(o.dropped)})"] if o.dropped else []
+        what = o.skipped or f"{verb} {' and '.join(parts) or 'nothing'}"
+        print(f"{o.kind:13} older than {o.cutoff:%Y-%m-%d %H:%M} UTC: {what}")
     return 0
 
 
@@ -225,27 +241,36 @@ def _run_weather_home(args: argparse.Namespace) -> int:
 
 
 def _add_users(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("users", help="clinician and admin accounts")
+    p = sub.add_parser("users", help="accounts of clinicians, admins and patients")
     usub = p.add_subparsers(metavar="ACTION")
     a = usub.add_parser("add", help="add an account (password from PISCES_NEW_PASSWORD or a prompt)")
     a.add_argument("username")
-    a.add_argument("--role", choices=("clinician", "admin"), default="clinician")
-    a.add_argument("--patient", type=int, action="append", default=[], help="assign this patient id")
+    a.add_argument("--role", choices=("clinician", "admin", "patient"), default="clinician",
+                   help="patient: the patient's own account (give --patient once); caregivers join by invitation")
+    a.add_argument("--patient", type=int, action="append", default=[],
+                   help="clinician/admin: assign this patient id; patient: the patient this account is")
     a.set_defaults(func=_run_users_add)
 
 
 def _run_users_add(args: argparse.Namespace) -> int:
     import psycopg
 
-    from server.store import add_user, assign_patient
+    from server.store import StoreError, add_user, assign_patient, link_patient_account
 
+    if args.role == "patient" and len(args.patient) != 1:
+        raise CliError("a patient account is one patient's: give --patient ID once")
     password = os.environ.get("PISCES_NEW_PASSWORD") or getpass.getpass(f"password for {args.username}: ")
     if len(password) < 8:
         raise CliError("a password needs at least 8 characters")
     with psycopg.connect(_database_url()) as conn:
         user_id = add_user(conn, args.username, password, args.role)
-        for patient_id in args.patient:
-            assign_patient(conn, args.username, patient_id)
+        try:
+            if args.role == "patient":
+                link_patient_account(conn, user_id, args.patient[0])
+            for patient_id in [] if args.role == "patient" else args.patient:
+                assign_patient(conn, args.username, patient_id)
+        except StoreError as exc:
+            raise CliError(str(exc)) from exc
     print(f"user {args.username} ({args.role}) has id {user_id}")
     return 0
 
@@ -258,6 +283,24 @@ def _add_patients(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     a.add_argument("--device", required=True, help="device id, 1-64 of A-Z a-z 0-9 _ -")
     a.add_argument("--clinician", action="append", default=[], help="assign to this clinician")
     a.set_defaults(func=_run_patients_add)
+    e = _by_admin(psub, "export", "everything stored about a patient as one zip (CSV, JSON, FHIR, WFDB)")
+    e.add_argument("--reason", default=None, help="why (recorded in the audit log and the manifest)")
+    e.add_argument("--out", default=None, help="file to write (default: pisces-patient-<id>-<date>.zip)")
+    e.set_defaults(func=_run_patients_export)
+    r = _by_admin(psub, "erase", "erase a patient's data on request (recorded; cannot be undone)")
+    r.add_argument("--reason", required=True, help="why (recorded)")
+    r.add_argument("--confirm-device", required=True, help="the patient's device id, as a confirmation")
+    r.set_defaults(func=_run_patients_erase)
+
+
+def _by_admin(
+    psub: argparse._SubParsersAction, name: str, help_text: str  # type: ignore[type-arg]
+) -> argparse.ArgumentParser:
+    """A ``patients`` action on one patient, done in the name of an admin account (``--by``)."""
+    p: argparse.ArgumentParser = psub.add_parser(name, help=help_text)
+    p.add_argument("patient_id", type=int)
+    p.add_argument("--by", required=True, help="the admin account responsible (recorded in the audit log)")
+    return p
 
 
 def _run_patients_add(args: argparse.Namespace) -> int:
@@ -270,11 +313,75 @@ def _run_patients_add(args: argparse.Namespace) -> int:
         validate_device_id(args.device)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
+    from server.store import StoreError, user_id
+
     with psycopg.connect(_database_url()) as conn:
-        patient_id = add_patient(conn, args.name, args.device)
-        for username in args.clinician:
-            assign_patient(conn, username, patient_id)
+        enrolling = user_id(conn, args.clinician[0]) if args.clinician else None
+        patient_id = add_patient(conn, args.name, args.device, enrolled_by=enrolling)  # consent to monitoring
+        try:
+            for username in args.clinician:
+                assign_patient(conn, username, patient_id)
+        except StoreError as exc:
+            raise CliError(str(exc)) from exc
     print(f"patient {args.name!r} has id {patient_id}, device {args.device}")
+    return 0
+
+
+def _operator(conn, username: str):  # type: ignore[no-untyped-def]
+    """The admin account an operator acts as (CliError otherwise)."""
+    from server.store import User
+
+    row = conn.execute("SELECT id, username, role FROM users WHERE username = %s", (username,)).fetchone()
+    if row is None or row[2] != "admin":
+        raise CliError(f"--by: {username!r} is not an admin account")
+    return User(row[0], row[1], row[2])
+
+
+def _run_patients_export(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    import psycopg
+
+    from server import data_export, store
+    from server.settings import get_settings
+
+    quality, now = get_settings().min_quality, datetime.now(timezone.utc)
+    out = Path(args.out or data_export.archive_name(args.patient_id, now))
+    with psycopg.connect(_database_url(), autocommit=True) as conn:
+        user = replace(_operator(conn, args.by), reason=args.reason)
+        if conn.execute("SELECT 1 FROM patients WHERE id = %s AND erased_at IS NULL",
+                        (args.patient_id,)).fetchone() is None:  # fmt: skip
+            raise CliError(f"patients export: no patient {args.patient_id}")
+        store.audit(conn, user, "export:all", [args.patient_id], {"format": data_export.FORMAT, "via": "cli"})
+        with open(out, "wb") as f:
+            for piece in data_export.export_archive(conn, args.patient_id, user.username, args.reason, now, quality):
+                f.write(piece)
+    print(f"patient {args.patient_id}: wrote {out} ({out.stat().st_size} bytes)")
+    return 0
+
+
+def _run_patients_erase(args: argparse.Namespace) -> int:
+    import json
+
+    import psycopg
+
+    from server import erasure
+    from server.settings import get_settings
+
+    settings = get_settings()
+    with psycopg.connect(_database_url(), autocommit=True) as conn:
+        user = _operator(conn, args.by)
+        try:
+            done = erasure.erase_patient(conn, args.patient_id, user, args.reason, args.confirm_device,
+                                         settings.erasure_keep, erasure.device_cleanup(settings))  # fmt: skip
+        except erasure.ErasureError as exc:
+            raise CliError(f"patients erase: {exc}") from exc
+    print(f"patient {args.patient_id}: erased (record {done.id}); rows: {json.dumps(done.erased)}")
+    print(f"kept: {', '.join(done.kept)}; sessions closed: {done.sessions_closed}; device: {json.dumps(done.device)}")
+    if done.device.get("credentials") == "revoked":
+        print(_RELOAD_HINT, file=sys.stderr)
     return 0
 
 
@@ -338,20 +445,50 @@ def _run_devices_server(args: argparse.Namespace) -> int:
 def _add_broker(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("broker", help="the MQTT broker's configuration")
     bsub = p.add_subparsers(metavar="ACTION")
-    i = bsub.add_parser("init", help="write mosquitto.conf, acl and an empty passwd into DIR")
+    i = bsub.add_parser(
+        "init", help="write mosquitto.conf, acl, an empty passwd and TLS certificates (CA + broker) into DIR"
+    )
     i.add_argument("dir")
-    i.add_argument("--port", type=int, default=1883)
-    i.add_argument("--host", default="127.0.0.1", help="listen address (0.0.0.0 for phones on the network)")
+    i.add_argument("--port", type=int, default=8883, help="TLS port for phones (default 8883)")
+    i.add_argument("--host", default="0.0.0.0", help="TLS listen address (default 0.0.0.0: phones on the network)")
+    i.add_argument(
+        "--local-port", type=int, default=1883,
+        help="plain listener on 127.0.0.1 for the server's own workers (default 1883; 0: none)",
+    )  # fmt: skip
+    i.add_argument(
+        "--name", action="append", default=None,
+        help="host name or IP address phones use for the broker (repeat; default: this host's names and loopback)",
+    )  # fmt: skip
+    i.add_argument("--ca-cert", help="sign the broker's certificate with this CA (PEM) instead of a new one")
+    i.add_argument("--ca-key", help="the key of --ca-cert (PEM, EC)")
+    i.add_argument("--cert", help="use this server certificate (PEM chain) instead of issuing one")
+    i.add_argument("--key", help="the key of --cert")
+    i.add_argument("--run-as", default="mosquitto", help="user Mosquitto switches to when started as root")
     i.set_defaults(func=_run_broker_init)
 
 
 def _run_broker_init(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from server.credentials import render_broker_config
+    from server.broker.certificates import CertificateError
+    from server.broker.config import BrokerOptions, OwnTls, init_broker
 
-    conf = render_broker_config(Path(args.dir), args.port, args.host)
-    print(f"wrote {conf}; start the broker with: mosquitto -c {conf}")
+    def path(value: str | None) -> Path | None:
+        return Path(value) if value else None
+
+    options = BrokerOptions(args.port, args.host, args.local_port or None, run_as=args.run_as)
+    own = OwnTls(path(args.ca_cert), path(args.ca_key), path(args.cert), path(args.key))
+    try:
+        result = init_broker(Path(args.dir), options, args.name, own)
+    except (CertificateError, ValueError) as exc:
+        raise CliError(f"broker init: {exc}") from exc
+    print(f"wrote {result.conf}; start the broker with: mosquitto -c {result.conf}")
+    print(f"TLS on {args.host}:{args.port} with {result.tls.cert}" + (" (new)" if result.issued else " (kept)"))
+    if result.tls.ca is not None:
+        print(f"give phones the CA file {result.tls.ca}: pisces edge run --mqtt-url mqtts://HOST:{args.port} "
+              f"--ca-file ca.crt")  # fmt: skip
+    if options.local_port is not None:
+        print(f"the server on this host: PISCES_MQTT_URL=mqtt://127.0.0.1:{options.local_port} (loopback, plain)")
     return 0
 
 

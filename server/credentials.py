@@ -1,4 +1,4 @@
-"""Broker credentials: per-device MQTT accounts in a Mosquitto password file, and the broker's config.
+"""Broker credentials: per-device MQTT accounts in a Mosquitto password file.
 
 A phone's MQTT username is its device id; the shipped ACL (``server/broker/acl``)
 lets it publish and subscribe only under ``pisces/v1/<device>/``. The server
@@ -9,6 +9,7 @@ Password lines use Mosquitto's PBKDF2-SHA512 format
 ``mosquitto_passwd`` writes, so no Mosquitto tool is needed to provision.
 Mosquitto reads the file at start and on SIGHUP; a revoked device is refused
 from its next connection on (see docs/server.md for disconnecting it at once).
+The broker's own configuration is rendered by :mod:`server.broker.config`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ SERVER_USERNAME = "pisces-server"
 PBKDF2_ITERATIONS = 1000  # per connect; Mosquitto's own default is 101
 SALT_BYTES = 12
 PASSWORD_BYTES = 24  # generated passwords: 32 URL-safe characters
-BROKER_DIR = Path(__file__).with_name("broker")
 
 
 class CredentialsError(Exception):
@@ -88,7 +88,7 @@ def revoke(path: Path, username: str) -> bool:
         users = read_users(path)
         if users.pop(username, None) is None:
             return False
-        _write(path, users)
+        write_users(path, users)
     return True
 
 
@@ -97,7 +97,7 @@ def _set(path: Path, username: str, password: str | None) -> str:
     with _locked(path):
         users = read_users(path)
         users[username] = hash_password(password)
-        _write(path, users)
+        write_users(path, users)
     return password
 
 
@@ -110,38 +110,10 @@ def _locked(path: Path) -> Iterator[None]:
         yield
 
 
-def _write(path: Path, users: dict[str, str]) -> None:
+def write_users(path: Path, users: dict[str, str]) -> None:
     """Replace the file atomically (the broker never reads a half-written one), mode 0600."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.writelines(f"{name}:{hashed}\n" for name, hashed in sorted(users.items()))
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
-
-
-def render_broker_config(
-    directory: Path, port: int = 1883, host: str = "127.0.0.1", log_dest: str = "stderr", run_as: str = "mosquitto"
-) -> Path:
-    """Write ``mosquitto.conf`` and ``acl`` (and an empty ``passwd`` if none) into ``directory``.
-
-    Returns the path of ``mosquitto.conf``; run ``mosquitto -c <it>``. Mosquitto
-    keeps its persistence under ``directory/data``. Started as root, Mosquitto
-    switches to the user ``run_as``, who must be able to read ``passwd`` (0600).
-    """
-    directory = directory.resolve()
-    (directory / "data").mkdir(parents=True, exist_ok=True)
-    acl = directory / "acl"
-    acl.write_text((BROKER_DIR / "acl").read_text(encoding="utf-8"), encoding="utf-8")
-    passwd = directory / "passwd"
-    if not passwd.exists():
-        _write(passwd, {})
-    conf = directory / "mosquitto.conf"
-    template = (BROKER_DIR / "mosquitto.conf.template").read_text(encoding="utf-8")
-    conf.write_text(
-        template.format(
-            password_file=passwd, acl_file=acl, port=port, host=host, data_dir=directory / "data", log_dest=log_dest,
-            user=run_as,
-        ),
-        encoding="utf-8",
-    )
-    return conf

@@ -5,7 +5,10 @@ PostgreSQL and an MQTT broker, migrates the schema, registers a demo clinician
 and a few patients, serves the API and the clinician portal with an ingest
 worker, and runs simulated patients through the real edge agent. One patient
 has a scripted episode that crosses the red heart-rate limit within about two
-minutes. Progress is read back through the HTTP API, as a client would.
+minutes; the second takes medication (the ``medication`` scenario: its plan is
+recorded for the patient, pushed to the phone, and the simulated patient
+answers the reminders at the plan's times). Progress is read back through the
+HTTP API, as a client would.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import secrets
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +29,10 @@ import psycopg
 
 from server.embedded import embedded_broker, embedded_postgres, free_port
 from server.settings import ServerSettings
+from wire.medication import MedicationPlan
 
 DEMO_NAMES = ("Ana Novak", "Marko Kranjc", "Eva Zupan", "Luka Horvat", "Nina Kos", "Jan Vidmar")
+DEMO_SCENARIOS = ("demo_red", "medication")  # the first patients' scenarios; the rest play "baseline"
 DEFAULT_PORT = 8000
 DEMO_WINDOW_SECONDS = 10.0
 DEFAULT_SPAN_S = 24 * 3600.0
@@ -51,6 +57,7 @@ class DemoPatient:
     name: str
     device_id: str
     scenario: str
+    plan: MedicationPlan | None = None  # the medication plan in force, as recorded for the patient
 
 
 def run_demo(options: DemoOptions) -> int:
@@ -130,10 +137,25 @@ def _seed_patients(db_url: str, username: str, count: int) -> list[DemoPatient]:
             name = DEMO_NAMES[i % len(DEMO_NAMES)]
             patient_id = device_patient(conn, device) or add_patient(conn, name, device)
             assign_patient(conn, username, patient_id)
-            scenario = "demo_red" if i == 0 else "baseline"
-            patients.append(DemoPatient(patient_id, name, device, scenario))
+            scenario = DEMO_SCENARIOS[i] if i < len(DEMO_SCENARIOS) else "baseline"
+            patients.append(DemoPatient(patient_id, name, device, scenario, _plan_of(conn, patient_id, scenario)))
         conn.commit()
     return patients
+
+
+def _plan_of(conn: psycopg.Connection[Any], patient_id: int, scenario: str) -> MedicationPlan | None:
+    """The patient's plan in force; the scenario's plan is recorded first if the patient has none."""
+    from server import medication
+    from simulators.scenarios import load_scenario
+
+    script = load_scenario(scenario).medication
+    if script is None:
+        return None
+    row = medication.plan_in_force(conn, patient_id)
+    if row is None:
+        row_id = medication.record_plan(conn, patient_id, None, script.plan_at(time.time()), "demo patient's plan")
+        row = medication.get_plan(conn, row_id)
+    return row.to_wire() if row is not None else None
 
 
 async def _serve(
@@ -160,7 +182,7 @@ async def _serve(
     base_url = f"http://{settings.http_host}:{settings.http_port}"
     _print_banner(base_url, settings, login, patients)
     sims = [asyncio.create_task(_run_patient(p, settings, options, outbox_dir)) for p in patients]
-    progress = asyncio.create_task(_progress(base_url, login, patients))
+    progress = asyncio.create_task(_progress(base_url, login, patients, lambda: bool(server.should_exit)))
     if options.duration is not None:
         asyncio.get_running_loop().call_later(options.duration, setattr, server, "should_exit", True)
     try:
@@ -188,6 +210,7 @@ async def _run_patient(patient: DemoPatient, settings: ServerSettings, options: 
         speed=options.speed,
         window_seconds=DEMO_WINDOW_SECONDS,
         batch_windows=1,
+        plan=patient.plan,
     )
 
 
@@ -204,6 +227,8 @@ def _print_banner(base_url: str, settings: ServerSettings, login: tuple[str, str
                 "  patients:          "
                 + ", ".join(f"{p.name} ({p.device_id}, {p.scenario})" for p in patients),
                 f"  {patients[0].name} has a scripted tachycardia episode: a red alert appears within ~2 minutes.",
+                *[f"  {p.name} takes medication: reminders and doses at the plan's local times (portal: Medication"
+                  " plan, adherence on the patient page)." for p in patients if p.plan is not None],
                 "  Ctrl-C stops everything.",
                 "",
             ]
@@ -212,13 +237,17 @@ def _print_banner(base_url: str, settings: ServerSettings, login: tuple[str, str
     )
 
 
-async def _progress(base_url: str, login: tuple[str, str], patients: list[DemoPatient]) -> None:
-    """Print a status line every few seconds, read through the HTTP API."""
+async def _progress(
+    base_url: str, login: tuple[str, str], patients: list[DemoPatient], stopping: Callable[[], bool]
+) -> None:
+    """Print a status line every few seconds, read through the HTTP API, until the server is stopping."""
     started = time.monotonic()
     token = await asyncio.to_thread(_login, base_url, login)
     seen_levels: dict[int, str] = {}
     while True:
         await asyncio.sleep(PROGRESS_EVERY_S)
+        if stopping():  # the API is going away: a refused request now is no news to the user
+            return
         try:
             listed = await asyncio.to_thread(_get, base_url, "/api/patients", token)
             alerts = await asyncio.to_thread(_get, base_url, "/api/alerts?state=open", token)

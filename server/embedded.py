@@ -50,15 +50,15 @@ def embedded_postgres(data_dir: Path | None = None) -> Iterator[str]:
     With ``data_dir`` the data persist between runs; without, a temporary
     directory is used and removed afterwards.
     """
-    import pgserver  # optional dependency: only the demo and the fixtures need it
-
     tmp = None
     if data_dir is None:
         tmp = tempfile.mkdtemp(prefix="pisces-pg-")
         data_dir = Path(tmp)
     data_dir.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():  # pgserver's platformdirs warns when XDG_RUNTIME_DIR is unset
-        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+    with warnings.catch_warnings():  # pgserver's platformdirs warns when XDG_RUNTIME_DIR is unset,
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")  # on import and on start
+        import pgserver  # optional dependency: only the demo and the fixtures need it
+
         server = pgserver.get_server(str(data_dir), cleanup_mode="stop")
     try:
         yield str(server.get_uri())

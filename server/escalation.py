@@ -6,8 +6,13 @@
 the patient's rule-state lock (the same lock the ingest takes), re-checking in
 SQL, so any number of loops on any number of servers do each step once.
 :func:`run_escalation` is the thin loop around them, which also delivers red alerts to
-the configured channels (:mod:`server.channels`), pushes approved limits to
-phones and stores baseline proposals when a patient's initial phase is complete.
+the configured channels (:mod:`server.channels`) and alerts to caregivers
+(:mod:`server.caregiver_notify`), pushes each phone's retained config when it
+changes (:mod:`server.phone_config`: approved limits, medication plan, location
+consent), raises the alerts of critical drugs missed repeatedly
+(:mod:`server.dose_alerts`) and stores baseline proposals when a patient's
+initial phase is complete. Patients whose monitoring is paused (consent
+withdrawn) get no no-signal alerts.
 
 The ladder (times from :class:`EscalationPolicy`):
 
@@ -17,7 +22,9 @@ The ladder (times from :class:`EscalationPolicy`):
 - red and not acknowledged ``escalate_after_s`` after it turned red: step 1,
   the patient's second contact (care assignment rank 2); after
   ``all_on_call_after_s``: step 2, every on-call clinician.
-- yellow and not acknowledged for ``promote_after_s``: promoted to red.
+- yellow and not acknowledged for ``promote_after_s``: promoted to red. This is
+  also how a yellow ``dose:<drug>`` alert (the patient's phone first) reaches
+  the clinicians.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 from psycopg.types.json import Jsonb
 
-from server import channels, records, thresholds
+from server import caregiver_notify, channels, dose_alerts, phone_config, records, thresholds
 from server.alerting import NO_SIGNAL, tag_version
 from server.baseline import BaselinePolicy
 from server.channels import ChannelSettings
@@ -58,6 +65,19 @@ class EscalationPolicy:
     promote_after_s: float = 1800.0
     tick_s: float = 1.0  # longest sleep between rounds; alert and threshold NOTIFYs wake the loop at once
     propose_every_s: float = 600.0  # how often to look for patients whose initial phase is complete
+    dose_check_every_s: float = 60.0  # how often to look for critical drugs missed repeatedly
+    critical_missed_doses: int = 2  # consecutive doses of a critical drug not taken that raise a yellow alert
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> EscalationPolicy:
+        """The ladder a deployment configured (``ServerSettings.no_signal_after_seconds`` and the rest)."""
+        return cls(
+            no_signal_after_s=settings.no_signal_after_seconds,
+            no_signal_red_after_s=settings.no_signal_red_after_seconds,
+            escalate_after_s=settings.escalate_after_seconds,
+            all_on_call_after_s=settings.escalate_all_after_seconds,
+            promote_after_s=settings.promote_yellow_after_seconds,
+        )
 
 
 @dataclass(frozen=True)
@@ -137,10 +157,11 @@ ALERT_VIEWS = (
     " CASE WHEN level = 'red' THEN extract(epoch FROM coalesce(escalated_at, opened_at))::float8 END,"
     " escalation_step FROM alerts WHERE state <> 'resolved' ORDER BY id"
 )
+# Patients whose monitoring is paused (consent withdrawn) send nothing on purpose: no no-signal alert.
 SIGNAL_VIEWS = (
     "SELECT p.id, extract(epoch FROM p.last_data_at)::float8, EXISTS (SELECT 1 FROM alerts a"
     " WHERE a.patient_id = p.id AND a.parameter = %s AND a.opened_at >= p.last_data_at)"
-    " FROM patients p WHERE p.last_data_at IS NOT NULL ORDER BY p.id"
+    " FROM patients p WHERE p.last_data_at IS NOT NULL AND pisces_consented(p.id, 'monitoring') ORDER BY p.id"
 )
 
 
@@ -200,7 +221,7 @@ _APPLY = {"no_signal": _open_no_signal, "no_signal_red": _to_red, "promote": _to
           "escalate_contact": _next_contact}  # fmt: skip
 
 
-THRESHOLD_CHANNEL = "pisces_thresholds"  # NOTIFY channel of approvals; payload: the patient id
+THRESHOLD_CHANNEL = phone_config.CONFIG_CHANNEL  # NOTIFY of approvals, plan versions and location consent
 
 
 @dataclass
@@ -214,13 +235,15 @@ class Watch:
     delivery_failures: int = 0
     configs_pushed: int = 0
     proposals: int = 0
+    dose_alerts: int = 0
     errors: int = 0
     last_proposal_check: float = field(default=0.0, repr=False)
+    last_dose_check: float = field(default=0.0, repr=False)
 
 
 def run_round(conn: psycopg.Connection[Any], client: mqtt.Client, now: float, policy: EscalationPolicy,
               channel_settings: ChannelSettings, baseline: BaselinePolicy, watch: Watch) -> None:  # fmt: skip
-    """One round at ``now``: due steps, phone notices, channel deliveries, config pushes, proposals."""
+    """One round at ``now``: due steps, phone notices, channel deliveries, config pushes, dose alerts, proposals."""
     alerts, signals = load_views(conn)
     devices = dict(conn.execute("SELECT id, device_id FROM patients").fetchall())
     notifier = Notifier(client)
@@ -228,15 +251,21 @@ def run_round(conn: psycopg.Connection[Any], client: mqtt.Client, now: float, po
         changes = apply_step(conn, step)
         watch.steps += bool(changes)
         watch.phone_notices += notifier.send(devices[step.patient_id], changes)
-    for claim in channels.claim_due(conn, channel_settings.portal_url):
+    claims = channels.claim_due(conn, channel_settings.portal_url)
+    for claim in claims + caregiver_notify.claim_due(conn, now, channel_settings.portal_url):
         error = channels.send(claim, channel_settings)
         channels.record_result(conn, claim, error)
         watch.deliveries += error is None
         watch.delivery_failures += error is not None
-    for row_id, config in thresholds.unpushed_configs(conn, now):
-        if publish_config(client, config):
-            thresholds.mark_pushed(conn, row_id, now)
+    for due in phone_config.due_configs(conn, now):
+        if publish_config(client, due.config):
+            phone_config.mark_pushed(conn, due, now)
             watch.configs_pushed += 1
+    if now - watch.last_dose_check >= policy.dose_check_every_s:
+        watch.last_dose_check = now
+        for patient_id, changes in dose_alerts.check_doses(conn, now, policy.critical_missed_doses):
+            watch.dose_alerts += len(changes)
+            watch.phone_notices += notifier.send(devices[patient_id], changes)
     if now - watch.last_proposal_check >= policy.propose_every_s:
         watch.last_proposal_check = now
         watch.proposals += propose_when_ready(conn, now, baseline)
@@ -267,11 +296,12 @@ def run_escalation(settings: Any, stop: threading.Event, policy: EscalationPolic
     Args:
         settings: ``server.settings.ServerSettings`` (database_url, mqtt_url, mqtt_client_id).
         stop: set it to end the loop (within ``policy.tick_s``).
-        policy, channel_settings, baseline: defaults when None (channels read ``PISCES_ALERT_*``).
+        policy, channel_settings, baseline: from ``settings`` when None (channels read ``PISCES_ALERT_*``).
         watch: counters to update (a fresh one when None); also returned.
     """
-    policy, watch = policy or EscalationPolicy(), watch or Watch()
-    channel_settings, baseline = channel_settings or ChannelSettings(), baseline or BaselinePolicy()
+    policy, watch = policy or EscalationPolicy.from_settings(settings), watch or Watch()
+    channel_settings = channel_settings or ChannelSettings()
+    baseline = baseline or BaselinePolicy.from_settings(settings)
     client = downlink_client(settings, f"{settings.mqtt_client_id}-escalation")
     client.loop_start()
     try:

@@ -1,5 +1,11 @@
 """Export formats of a patient's data (pure): CSV of summary windows, and an HL7 FHIR R4 Bundle.
 
+For the whole record (:mod:`server.data_export`) the Bundle also holds each
+symptom period the patient marked and each panic as an Observation (category
+``survey``, patient-reported), and each alert as a ``Flag`` (category
+``clinical``, active until resolved); :func:`fhir_bundle_text` writes a Bundle
+piece by piece so that a year of windows never sits in memory.
+
 The FHIR Bundle (type ``collection``) holds the Patient, one vital-signs
 Observation per usable window for heart rate (LOINC 8867-4) and respiratory
 rate (LOINC 9279-1), valued as the window's mean in UCUM ``/min`` over its
@@ -14,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+import json
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -24,6 +31,7 @@ UCUM = "http://unitsofmeasure.org"
 LOINC = "http://loinc.org"
 MDC = "urn:oid:2.16.840.1.113883.6.24"
 OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+FLAG_CATEGORY = "http://terminology.hl7.org/CodeSystem/flag-category"
 DEVICE_SYSTEM = "urn:pisces:device"
 ID_NAMESPACE = uuid.UUID("6f1b7f0e-3c59-4d0e-9a8e-5a2b7d1c0f42")
 
@@ -139,3 +147,54 @@ def fhir_bundle(
         "resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "collection", "timestamp": _iso(now),
         "entry": [_entry(r) for r in resources],
     }  # fmt: skip
+
+
+def _survey(patient_ref: str, resource_id: str, text: str) -> dict[str, Any]:
+    """A patient-reported Observation without its time or value."""
+    return {
+        "resourceType": "Observation", "id": resource_id, "status": "final",
+        "category": [{"coding": [{"system": OBS_CATEGORY, "code": "survey", "display": "Survey"}]}],
+        "code": {"text": text}, "subject": {"reference": patient_ref},
+    }  # fmt: skip
+
+
+def fhir_symptom_period(patient_ref: str, period_id: int, started: datetime | None, ended: datetime | None,
+                        tags: list[str], severity: int | None, note: str) -> dict[str, Any]:  # fmt: skip
+    """A symptom period the patient marked: tags as the value, severity (1-5) as a component, the note."""
+    obs = _survey(patient_ref, _id("symptom", patient_ref, period_id), "Patient-marked symptom period")
+    obs["effectivePeriod"] = {k: _iso(v) for k, v in (("start", started), ("end", ended)) if v is not None}
+    if tags:
+        obs["valueString"] = "; ".join(tags)
+    if severity is not None:
+        obs["component"] = [{"code": {"text": "Severity (1 mild - 5 severe)"}, "valueInteger": severity}]
+    if note:
+        obs["note"] = [{"text": note}]
+    return obs
+
+
+def fhir_panic(patient_ref: str, device_id: str, seq: int, at: datetime) -> dict[str, Any]:
+    """A press of the panic button."""
+    obs = _survey(patient_ref, _id("panic", device_id, seq), "Panic button pressed")
+    obs["effectiveDateTime"] = _iso(at)
+    return obs
+
+
+def fhir_alert(patient_ref: str, alert_id: int, level: str, parameter: str, state: str, opened: datetime,
+               closed: datetime | None) -> dict[str, Any]:  # fmt: skip
+    """An alert as a clinical Flag: active while open or acknowledged, inactive once resolved."""
+    period = {"start": _iso(opened)} | ({"end": _iso(closed)} if closed is not None else {})
+    return {
+        "resourceType": "Flag", "id": _id("alert", patient_ref, alert_id),
+        "status": "inactive" if state == "resolved" else "active",
+        "category": [{"coding": [{"system": FLAG_CATEGORY, "code": "clinical", "display": "Clinical"}]}],
+        "code": {"text": f"{level} alert: {parameter}"}, "subject": {"reference": patient_ref}, "period": period,
+    }  # fmt: skip
+
+
+def fhir_bundle_text(resources: Iterable[dict[str, Any]], now: datetime) -> Iterator[str]:
+    """A FHIR R4 ``collection`` Bundle as JSON text in pieces, one entry at a time."""
+    head = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": "collection", "timestamp": _iso(now)}
+    yield json.dumps(head, separators=(",", ":"))[:-1] + ',"entry":['
+    for i, resource in enumerate(resources):
+        yield ("," if i else "") + json.dumps(_entry(resource), separators=(",", ":"))
+    yield "]}"

@@ -18,6 +18,14 @@ patient; they take turns on that patient's ``rule_state`` row (locked in
 ascending patient order), so rules see each patient's windows in order and an
 alert episode is opened once.
 
+Consent (:mod:`server.consent`) is read after those locks, so a grant or
+withdrawal (recorded under the same lock) applies from the next batch at the
+latest. Without consent to location sharing, ``lat``/``lon`` are stripped
+from windows and events before anything is stored (counted); without consent
+to monitoring the message is quarantined in ``dead_letters`` with reason
+``no_consent`` (its key is claimed, so a redelivery is a duplicate) and
+raises no alert. Nothing else of a message is ever dropped.
+
 Retained messages are not taken on subscribing (MQTT 5 retain handling 2; a
 3.1.1 delivery flagged retained is acked and counted, not stored): what the
 server must store reaches its persistent session as it is published, and a
@@ -31,6 +39,8 @@ with backoff, without acking, for as long as it lasts.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import multiprocessing
 import queue
@@ -39,7 +49,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, datetime, timezone
 from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
@@ -49,24 +59,25 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from server import records, thresholds
+from server import consent, records, thresholds
 from server.alerting import judge_state
 from server.metrics import IngestMetrics, serve_metrics
 from server.notify import Notifier, broker_login
 from server.records import AlertChange
 from server.rules import RuleConfig, sync_levels
 from server.settings import ServerSettings
-from server.store import StoreError, apply_retention, store_engine
+from server.retention import ANOTHER_JOB, policy_from, run_retention
+from server.store import store_engine
 from wire import BrokerAddress, Event, Kind, Status, Strip, Summary, TopicError, Uplink, WireDecodeError
-from wire import decode_uplink, uplink_filter
+from wire import decode_uplink, encode, uplink_filter
 
 log = logging.getLogger(__name__)
 
 RETRY_MIN_S, RETRY_MAX_S = 0.2, 5.0  # database retry backoff
 SESSION_EXPIRY_S = 7 * 24 * 3600  # MQTT 5: the broker keeps our queue this long while we are away
 START_TIMEOUT_S = 15.0
-RETENTION_EVERY_S = 3600.0
 DEFAULT_SHARED_GROUP = "pisces-ingest"
+NO_CONSENT = "no_consent"  # dead-letter reason: the patient withdrew consent to monitoring
 UPLINK_KINDS_IN_ORDER = (Kind.SUMMARY, Kind.EVENT, Kind.STRIP, Kind.STATUS)
 RESTART_MIN_S, RESTART_MAX_S = 0.5, 30.0  # supervisor: restart backoff of a worker process that died
 
@@ -80,6 +91,7 @@ class Outcome:
     changes: list[AlertChange] = field(default_factory=list)
     reason: str | None = None  # dead letters: why
     windows: int = 0  # summary windows it carried (stored ones only)
+    positions_stripped: int = 0  # windows/events stored without lat/lon: no location consent
 
 
 @dataclass
@@ -95,6 +107,7 @@ class IngestCounters:
     batches: int = 0
     subscribed: int = 0  # times the broker granted our subscription (1 + reconnects)
     retained_skipped: int = 0  # retained copies a (re)subscription brought, not stored again
+    positions_stripped: int = 0  # windows/events whose lat/lon were not stored: no location consent
 
 
 def rule_config(settings: ServerSettings) -> RuleConfig:
@@ -159,25 +172,65 @@ def store_batch(
         for key, i in first.items():
             if key not in new:
                 outcomes[i] = Outcome("duplicate", key[0])
-        changes = _write(conn, [(patients[batch[i].msg.device], i, batch[i].msg) for i in fresh], config, rollups)  # type: ignore[union-attr]
+        written = _write(conn, [(patients[batch[i].msg.device], i, batch[i].msg) for i in fresh], config, rollups)  # type: ignore[union-attr,misc]
         for i in fresh:
             msg = batch[i].msg
             assert msg is not None
+            if i in written.quarantined:
+                letters.append((i, NO_CONSENT, f"patient of {msg.device!r} has not consented to monitoring"))
+                continue
             n = len(msg.windows) if isinstance(msg, Summary) else 0
-            outcomes[i] = Outcome("stored", msg.device, changes.get(i, []), windows=n)
-        records.dead_letter_many(conn, [(batch[i].topic, batch[i].payload, reason, detail) for i, reason, detail in letters])
+            outcomes[i] = Outcome("stored", msg.device, written.changes.get(i, []), windows=n,
+                                  positions_stripped=written.stripped.get(i, 0))  # fmt: skip
+        letters.sort()
+        kept = [(batch[i].topic, written.quarantined.get(i, batch[i].payload), reason, detail)
+                for i, reason, detail in letters]  # fmt: skip
+        records.dead_letter_many(conn, kept)
         for i, reason, _ in letters:
             msg = batch[i].msg
             outcomes[i] = Outcome("dead_letter", msg.device if msg else None, reason=reason)
     return [o for o in outcomes if o is not None]
 
 
+@dataclass(frozen=True)
+class _Written:
+    """What :func:`_write` did: alert changes, messages quarantined (payload to keep), positions stripped."""
+
+    changes: dict[int, list[AlertChange]]
+    quarantined: dict[int, bytes]
+    stripped: dict[int, int]
+
+
+def _under_consent(
+    conn: psycopg.Connection[Any], fresh: list[tuple[int, int, Uplink]]
+) -> tuple[list[tuple[int, int, Uplink]], dict[int, bytes], dict[int, int]]:
+    """Apply consent (read after the rule-state locks): keep, strip positions, or quarantine each message."""
+    granted = consent.granted_many(conn, (p for p, _, _ in fresh))
+    kept, quarantined, stripped = [], {}, {}
+    counts: dict[tuple[int, str], int] = {}
+    for patient_id, i, msg in fresh:
+        if "location" not in granted[patient_id]:
+            msg, n = consent.without_positions(msg)
+            if n:
+                stripped[i] = n
+                counts[(patient_id, "positions_stripped")] = counts.get((patient_id, "positions_stripped"), 0) + n
+        if "monitoring" not in granted[patient_id]:
+            quarantined[i] = encode(msg)  # kept as sent, less any position the patient did not share
+            counts[(patient_id, "quarantined")] = counts.get((patient_id, "quarantined"), 0) + 1
+        else:
+            kept.append((patient_id, i, msg))
+    consent.count_enforcement(conn, counts)
+    return kept, quarantined, stripped
+
+
 def _write(
     conn: psycopg.Connection[Any], fresh: list[tuple[int, int, Uplink]], config: RuleConfig, rollups: bool
-) -> dict[int, list[AlertChange]]:
-    """Write new messages ``(patient, index in batch, message)``; judge them; alert changes by index."""
+) -> _Written:
+    """Write new messages ``(patient, index in batch, message)`` within consent; judge them."""
+    # Every patient's rows below are ours until commit; a consent change waits for them, or they for it.
+    states = records.lock_rule_states(conn, (p for p, _, _ in fresh))
+    fresh, quarantined, stripped = _under_consent(conn, fresh)
     judged = sorted({p for p, _, m in fresh if isinstance(m, (Summary, Event))})
-    states = records.lock_rule_states(conn, judged)  # every patient's rows below are ours until commit
     records.store_summaries(conn, [(p, m) for p, _, m in fresh if isinstance(m, Summary)], rollups)
     for patient_id, _, msg in sorted(fresh, key=lambda f: (f[2].device, f[2].seq)):
         if isinstance(msg, Event):
@@ -187,7 +240,7 @@ def _write(
         elif isinstance(msg, Status):
             records.store_status(conn, patient_id, msg)
     if not judged:
-        return {}
+        return _Written({}, quarantined, stripped)
     active = records.active_levels_many(conn, judged)
     in_force = thresholds.limits_in_force_many(conn, judged)  # one query per batch, fresh each batch
     by_patient: dict[int, list[tuple[int, Uplink]]] = {}
@@ -205,7 +258,7 @@ def _write(
                 changes[i] = found
         states[patient_id] = state
     records.save_rule_states(conn, {p: states[p] for p in judged})
-    return changes
+    return _Written(changes, quarantined, stripped)
 
 
 def handle_message(conn: psycopg.Connection[Any], topic: str, payload: bytes, config: RuleConfig) -> Outcome:
@@ -269,7 +322,7 @@ class Ingestor:
     @property
     def subscriptions(self) -> list[str]:
         """The topic filters this worker subscribes to: the uplink kinds only (no retained downlink)."""
-        group = self.settings.mqtt_shared_group
+        group = shared_group(self.settings)
         filters = [uplink_filter(kind) for kind in UPLINK_KINDS_IN_ORDER]
         return [f"$share/{group}/{f}" for f in filters] if group else filters
 
@@ -481,24 +534,31 @@ class Ingestor:
             self._days |= missing
 
     def _maybe_retention(self) -> None:
-        days = self.settings.summary_retention_days
-        if days <= 0 or time.monotonic() < self._retention_due:
+        """Every ``retention_every_s``: the retention job of :mod:`server.retention` (one worker at a time)."""
+        policy = policy_from(self.settings)
+        if not any(policy.values()) or time.monotonic() < self._retention_due:
             return
-        self._retention_due = time.monotonic() + RETENTION_EVERY_S
+        self._retention_due = time.monotonic() + self.settings.retention_every_s
         try:
-            dropped = apply_retention(self._connection(), days)
-        except (psycopg.Error, StoreError) as exc:
+            outcomes = run_retention(self._connection(), policy, datetime.now(timezone.utc))
+        except psycopg.Error as exc:
             log.warning("retention failed (%s); will try again", exc)
             return
-        self._days.clear()
-        if dropped:
-            log.info("retention dropped %s", ", ".join(dropped))
+        self._days.clear()  # day partitions may have gone
+        for o in outcomes:
+            if o.removed_anything:
+                log.info("retention %s before %s: %s rows, dropped %s", o.kind, o.cutoff, o.rows, list(o.dropped))
+            elif o.skipped and o.skipped != ANOTHER_JOB:  # another worker's job is the normal case
+                log.warning("retention of %s skipped: %s", o.kind, o.skipped)
 
     def _count(self, outcome: Outcome) -> None:
         if outcome.status == "stored":
             self.counters.stored += 1
             self.metrics.stored.inc()
             self.metrics.windows.inc(outcome.windows)
+            if outcome.positions_stripped:
+                self.counters.positions_stripped += outcome.positions_stripped
+                self.metrics.positions_stripped.inc(outcome.positions_stripped)
         elif outcome.status == "duplicate":
             self.counters.duplicates += 1
             self.metrics.duplicates.inc()
@@ -521,6 +581,30 @@ class Ingestor:
             except psycopg.Error:
                 pass
             self._conn = None
+
+
+def shared_group(settings: ServerSettings) -> str | None:
+    """The shared subscription group on the broker: ``<mqtt_shared_group>-<tag>``, the tag derived from the
+    server account's password (None: no shared subscription).
+
+    Why: Mosquitto 2.0's ACL file does not check subscriptions, only deliveries.
+    A phone that subscribed to ``$share/<group>/pisces/v1/+/summary`` would join
+    the workers' group and be handed its share of every patient's uplink, which
+    the ACL then refuses to deliver to it: lost for the server. A group name only
+    holders of the server password can compute keeps phones out of it (tested in
+    tests/server/test_broker.py). Every worker of a deployment logs in with the
+    same account, so they all land in the same group. Without a password (the
+    demo's anonymous broker) the group is the name as configured.
+    """
+    group = settings.mqtt_shared_group
+    if not group:
+        return None
+    password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+    password = password or BrokerAddress.parse(settings.mqtt_url or "mqtt://localhost").password
+    if not password:
+        return group
+    tag = hmac.new(password.encode(), f"pisces shared group {group}".encode(), hashlib.sha256).hexdigest()
+    return f"{group}-{tag[:24]}"
 
 
 def worker_settings(settings: ServerSettings, index: int) -> ServerSettings:

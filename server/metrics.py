@@ -43,6 +43,11 @@ class IngestMetrics:
         self.retained_skipped = Counter(
             "pisces_ingest_retained_skipped", "Retained copies sent on (re)subscribing, acked, not stored", registry=r
         )
+        self.positions_stripped = Counter(
+            "pisces_ingest_positions_stripped",
+            "Windows and events stored without their lat/lon: the patient has not consented to location sharing",
+            registry=r,
+        )
         self.db_errors = Counter("pisces_ingest_db_errors", "Batches retried after a database error", registry=r)
         self.batch_size = Histogram(
             "pisces_ingest_batch_size", "Messages per committed batch", buckets=BATCH_SIZE_BUCKETS, registry=r

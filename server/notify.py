@@ -13,6 +13,7 @@ import logging
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from server.dose_alerts import PREFIX as DOSE_PREFIX
 from server.records import AlertChange
 from server.settings import ServerSettings
 from wire import BrokerAddress, Config, Kind, Level, Notify, encode, topic_for
@@ -30,6 +31,8 @@ PUBLISH_TIMEOUT_S = 5.0
 def notify_for(device_id: str, change: AlertChange) -> Notify:
     """The message the patient sees for one alert change (pure)."""
     name = PARAMETER_NAMES.get(change.parameter, change.parameter)
+    if change.parameter.startswith(DOSE_PREFIX):
+        return _dose_notice(device_id, change)
     if change.kind == "resolve":
         title = "Receiving your data again" if change.parameter == "no_signal" else f"{name} back in your range"
         return Notify(device_id, change.time, Level.INFO, title, alert_id=change.alert_id, parameter=change.parameter)
@@ -39,6 +42,22 @@ def notify_for(device_id: str, change: AlertChange) -> Notify:
         body = f"{name}: {value:.0f}/min. {body}"
     return Notify(device_id, change.time, Level(change.level), title, body,
                   alert_id=change.alert_id, parameter=change.parameter)  # fmt: skip
+
+
+def _dose_notice(device_id: str, change: AlertChange) -> Notify:
+    """The patient's message about a critical drug's missed doses (``dose:<drug>``)."""
+    drug = change.parameter[len(DOSE_PREFIX):]
+    if change.kind == "resolve":
+        return Notify(device_id, change.time, Level.INFO, f"{drug}: thank you", "Your dose was recorded.",
+                      alert_id=change.alert_id, parameter=change.parameter)  # fmt: skip
+    n = change.trigger.get("not_taken")
+    body = f"Your last {n} doses of {drug} were not taken. " if isinstance(n, int) else ""
+    if change.level == "red":
+        title, body = f"{drug}: your care team has been told", body + "They may call you about your medication."
+    else:
+        title, body = f"{drug}: doses missed", body + "Take your next dose as planned, or contact your care team."
+    return Notify(device_id, change.time, Level(change.level), title, body, alert_id=change.alert_id,
+                  parameter=change.parameter)  # fmt: skip
 
 
 def _wording(name: str, change: AlertChange) -> tuple[str, str]:
@@ -62,7 +81,7 @@ def broker_login(client: mqtt.Client, settings: ServerSettings) -> BrokerAddress
     if username:
         client.username_pw_set(username, password)
     if address.tls:
-        client.tls_set()
+        client.tls_set(ca_certs=settings.mqtt_ca_file)
     return address
 
 

@@ -21,12 +21,32 @@ from psycopg.rows import class_row
 
 from server.store import StoreError, User
 
-# Patients the user may see; binds %(uid)s and %(admin)s.
-VISIBLE = "(%(admin)s OR p.id IN (SELECT patient_id FROM care_assignments WHERE user_id = %(uid)s))"
+# Patients the user may see (never an erased one); binds %(uid)s and %(admin)s.
+VISIBLE = (
+    "(p.erased_at IS NULL AND (%(admin)s OR p.id IN (SELECT patient_id FROM care_assignments"
+    " WHERE user_id = %(uid)s)))"
+)
 
 
 NO_SIGNAL_AFTER = timedelta(minutes=10)  # no data for longer: the overview says "no signal"
 BASELINE_DAYS = 7  # the first days of data are the baseline phase
+
+
+@dataclass(frozen=True)
+class Phases:
+    """When the overview calls a patient silent, and how long their baseline phase lasts.
+
+    The defaults are the settings' defaults; :meth:`from_settings` takes a
+    deployment's, so that the overview agrees with the no-signal alerts and the
+    threshold phase (``ServerSettings.no_signal_after_seconds``, ``.baseline_days``).
+    """
+
+    no_signal_after: timedelta = NO_SIGNAL_AFTER
+    baseline: timedelta = timedelta(days=BASELINE_DAYS)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Phases:
+        return cls(timedelta(seconds=settings.no_signal_after_seconds), timedelta(days=settings.baseline_days))
 
 
 class AlertConflict(StoreError):
@@ -38,19 +58,22 @@ class PatientRow:
     """A patient as the overview lists them.
 
     ``state`` is, in this order of precedence: ``red`` or ``yellow`` (the worst
-    active alert), ``no_signal`` (no data for :data:`NO_SIGNAL_AFTER`, or never),
-    ``baseline`` (still in the first :data:`BASELINE_DAYS` of data), else ``ok``.
+    active alert), ``paused`` (the patient withdrew consent to monitoring: what
+    the phone sends is quarantined, no alerts), ``no_signal`` (no data for
+    :attr:`Phases.no_signal_after`, or never), ``baseline`` (still in the first
+    :attr:`Phases.baseline` of data), else ``ok``.
     """
 
     id: int
     name: str
     device_id: str
-    state: str  # "ok", "yellow", "red", "no_signal", "baseline"
+    state: str  # "ok", "yellow", "red", "paused", "no_signal", "baseline"
     alert_level: str  # "ok", "yellow", "red": the worst active alert
     last_data_at: datetime | None
     first_data_at: datetime | None
     battery: int | None  # %, the device's latest status, else its latest window
     online: bool | None  # the phone's last status message (None: never sent one)
+    monitoring: bool = True  # consent to monitoring in force
 
 
 @dataclass(frozen=True)
@@ -98,6 +121,17 @@ class AlertRow:
     acked_at: datetime | None
     ack_note: str | None
     resolve_note: str | None
+    resolved_by: str | None = None  # None when the rules resolved it (back within limits) or it is active
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One step of an alert's history: a note, an escalation step, a delivery (``by``: who, if a person)."""
+
+    at: datetime
+    kind: str  # note, escalate_contact, promote, no_signal, delivered, failed
+    by: str | None
+    detail: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -131,20 +165,22 @@ def _who(user: User) -> dict[str, Any]:
 
 
 def patient_state(alert_level: str, last_data_at: datetime | None, first_data_at: datetime | None,
-                  now: datetime) -> str:
+                  now: datetime, *, monitoring: bool = True, phases: Phases = Phases()) -> str:
     """The overview state of a patient (see :class:`PatientRow`); pure."""
     if alert_level in ("red", "yellow"):
         return alert_level
-    if last_data_at is None or now - last_data_at > NO_SIGNAL_AFTER:
+    if not monitoring:
+        return "paused"
+    if last_data_at is None or now - last_data_at > phases.no_signal_after:
         return "no_signal"
-    if first_data_at is not None and now - first_data_at < timedelta(days=BASELINE_DAYS):
+    if first_data_at is not None and now - first_data_at < phases.baseline:
         return "baseline"
     return "ok"
 
 
 PATIENT_SELECT = (
     "SELECT p.id, p.name, p.device_id, COALESCE(a.level, 'ok'), p.last_data_at, f.first_at,"
-    " COALESCE(d.battery, l.battery), d.online, now()"
+    " COALESCE(d.battery, l.battery), d.online, now(), pisces_consented(p.id, 'monitoring')"
     " FROM patients p LEFT JOIN LATERAL (SELECT CASE WHEN bool_or(level = 'red') THEN 'red'"
     "   WHEN count(*) > 0 THEN 'yellow' END AS level"
     "   FROM alerts WHERE patient_id = p.id AND state <> 'resolved') a ON true"
@@ -156,25 +192,47 @@ PATIENT_SELECT = (
 )
 
 
-def _patient(r: tuple[Any, ...]) -> PatientRow:
-    state = patient_state(r[3], r[4], r[5], r[8])
-    return PatientRow(r[0], r[1], r[2], state, r[3], r[4], r[5], r[6], r[7])
+def _patient(r: tuple[Any, ...], phases: Phases = Phases()) -> PatientRow:
+    state = patient_state(r[3], r[4], r[5], r[8], monitoring=r[9], phases=phases)
+    return PatientRow(r[0], r[1], r[2], state, r[3], r[4], r[5], r[6], r[7], r[9])
 
 
-STATE_ORDER = {"red": 0, "yellow": 1, "no_signal": 2, "baseline": 3, "ok": 4}
+STATE_ORDER = {"red": 0, "yellow": 1, "no_signal": 2, "baseline": 3, "ok": 4, "paused": 5}
 
 
-def list_patients(conn: psycopg.Connection[Any], user: User) -> list[PatientRow]:
+def list_patients(conn: psycopg.Connection[Any], user: User, phases: Phases = Phases()) -> list[PatientRow]:
     """The user's patients, most urgent state first (red, yellow, no signal, baseline, ok), then by name."""
     rows = conn.execute(f"{PATIENT_SELECT} WHERE {VISIBLE}", _who(user)).fetchall()
-    return sorted((_patient(r) for r in rows), key=lambda p: (STATE_ORDER[p.state], p.name, p.id))
+    return sorted((_patient(r, phases) for r in rows), key=lambda p: (STATE_ORDER[p.state], p.name, p.id))
 
 
-def get_patient(conn: psycopg.Connection[Any], user: User, patient_id: int) -> PatientRow | None:
+def patient_row(conn: psycopg.Connection[Any], patient_id: int) -> PatientRow | None:
+    """One patient whoever asks (access is checked by the caller), erased or not."""
+    found = conn.execute(f"{PATIENT_SELECT} WHERE p.id = %(pid)s", {"pid": patient_id}).fetchone()
+    return _patient(found) if found else None
+
+
+def get_patient(
+    conn: psycopg.Connection[Any], user: User, patient_id: int, phases: Phases = Phases()
+) -> PatientRow | None:
     """One patient, if the user may see them."""
     row = conn.execute(f"{PATIENT_SELECT} WHERE p.id = %(pid)s AND {VISIBLE}", _who(user) | {"pid": patient_id})
     found = row.fetchone()
-    return _patient(found) if found else None
+    return _patient(found, phases) if found else None
+
+
+# The columns of a SummaryRow, in its order (for class_row).
+SUMMARY_SELECT = (
+    "SELECT start_at AS start, end_at AS end, beats, hr_mean, hr_min, hr_max, rr_mean, sdnn, rmssd,"
+    " flags, resp_rate, activity, intensity, quality, battery, pnn50, pause_max, ectopic, steps,"
+    " posture_changes, fall FROM summaries"
+)
+
+
+def patient_by_id(conn: psycopg.Connection[Any], patient_id: int, phases: Phases = Phases()) -> PatientRow | None:
+    """One patient whoever asks (the caller has checked access, e.g. a caregiver's grant)."""
+    found = conn.execute(f"{PATIENT_SELECT} WHERE p.id = %s AND p.erased_at IS NULL", (patient_id,)).fetchone()
+    return _patient(found, phases) if found else None
 
 
 def list_summaries(
@@ -183,10 +241,7 @@ def list_summaries(
     """A patient's windows that overlap [start, end), oldest first (access is checked by the caller)."""
     cur = conn.cursor(row_factory=class_row(SummaryRow))
     return cur.execute(
-        "SELECT start_at AS start, end_at AS end, beats, hr_mean, hr_min, hr_max, rr_mean, sdnn, rmssd,"
-        " flags, resp_rate, activity, intensity, quality, battery, pnn50, pause_max, ectopic, steps,"
-        " posture_changes, fall FROM summaries"
-        " WHERE patient_id = %s AND (%s::timestamptz IS NULL OR end_at > %s)"
+        f"{SUMMARY_SELECT} WHERE patient_id = %s AND (%s::timestamptz IS NULL OR end_at > %s)"
         " AND (%s::timestamptz IS NULL OR start_at < %s) ORDER BY start_at LIMIT %s",
         (patient_id, start, start, end, end, limit),
     ).fetchall()
@@ -194,8 +249,9 @@ def list_summaries(
 
 ALERT_SELECT = (
     "SELECT a.id, a.patient_id, p.name AS patient_name, a.level, a.parameter, a.state, a.opened_at,"
-    " a.escalated_at, a.closed_at, a.trigger, u.username AS acked_by, a.acked_at, a.ack_note, a.resolve_note"
-    " FROM alerts a JOIN patients p ON p.id = a.patient_id LEFT JOIN users u ON u.id = a.acked_by"
+    " a.escalated_at, a.closed_at, a.trigger, u.username AS acked_by, a.acked_at, a.ack_note, a.resolve_note,"
+    " r.username AS resolved_by FROM alerts a JOIN patients p ON p.id = a.patient_id"
+    " LEFT JOIN users u ON u.id = a.acked_by LEFT JOIN users r ON r.id = a.resolved_by"
 )
 
 
@@ -206,19 +262,26 @@ def list_alerts(
     level: str | None = None,
     patient_id: int | None = None,
     limit: int = 500,
+    active_from: datetime | None = None,
+    active_until: datetime | None = None,
 ) -> list[AlertRow]:
     """Alerts of the user's patients: red first, newest first; ``state`` open|acknowledged|resolved|active|all.
 
     ``open`` means not yet acknowledged; ``active`` means open or acknowledged.
+    ``active_from`` / ``active_until``: only alerts active at some time in that range
+    (opened before its end, closed after its start or not yet).
     """
     states = {"all": None, "active": ["open", "acknowledged"]}.get(state, [state])
-    params = _who(user) | {"states": states, "level": level, "pid": patient_id, "limit": limit}
+    params = _who(user) | {"states": states, "level": level, "pid": patient_id, "limit": limit,
+                           "t0": active_from, "t1": active_until}  # fmt: skip
     cur = conn.cursor(row_factory=class_row(AlertRow))
     return cur.execute(
         f"{ALERT_SELECT} WHERE {VISIBLE}"
         " AND (%(states)s::text[] IS NULL OR a.state = ANY(%(states)s))"
         " AND (%(level)s::text IS NULL OR a.level = %(level)s)"
         " AND (%(pid)s::bigint IS NULL OR a.patient_id = %(pid)s)"
+        " AND (%(t1)s::timestamptz IS NULL OR a.opened_at < %(t1)s)"
+        " AND (%(t0)s::timestamptz IS NULL OR COALESCE(a.closed_at, 'infinity') > %(t0)s)"
         " ORDER BY a.level = 'red' DESC, a.opened_at DESC LIMIT %(limit)s",
         params,
     ).fetchall()
@@ -261,6 +324,19 @@ def _change_open_alert(
         raise AlertConflict(f"alert {alert_id} is already resolved")
     conn.execute(update, (user.id, note, alert_id))
     return get_alert(conn, user, alert_id)
+
+
+def alert_history(conn: psycopg.Connection[Any], alert_ids: list[int]) -> dict[int, list[HistoryEntry]]:
+    """The history of each of these alerts, oldest first (access is checked by the caller)."""
+    rows = conn.execute(
+        "SELECT h.alert_id, h.at, h.kind, u.username, h.detail FROM alert_history h"
+        " LEFT JOIN users u ON u.id = h.user_id WHERE h.alert_id = ANY(%s) ORDER BY h.alert_id, h.id",
+        (alert_ids,),
+    ).fetchall()
+    found: dict[int, list[HistoryEntry]] = {}
+    for alert_id, *entry in rows:
+        found.setdefault(int(alert_id), []).append(HistoryEntry(*entry))
+    return found
 
 
 def list_dead_letters(conn: psycopg.Connection[Any], limit: int = 100) -> list[DeadLetterRow]:
@@ -317,11 +393,24 @@ def list_strips(
 def get_strip(conn: psycopg.Connection[Any], patient_id: int, device_id: str, seq: int) -> StripData | None:
     """One strip with its samples, or None (access is checked by the caller)."""
     row = conn.execute(
-        "SELECT patient_id, device_id, seq, start_at, fs, n_samples / fs, reason, ref_seq, samples, n_samples"
-        " FROM strips WHERE patient_id = %s AND device_id = %s AND seq = %s ORDER BY start_at LIMIT 1",
+        f"{STRIP_DATA_SELECT} WHERE patient_id = %s AND device_id = %s AND seq = %s ORDER BY start_at LIMIT 1",
         (patient_id, device_id, seq),
     ).fetchone()
-    if row is None:
-        return None
+    return None if row is None else strip_data(row)
+
+
+STRIP_DATA_SELECT = (
+    "SELECT patient_id, device_id, seq, start_at, fs, n_samples / fs, reason, ref_seq, samples, n_samples FROM strips"
+)
+
+
+def strip_data(row: tuple[Any, ...]) -> StripData:
+    """A row of :data:`STRIP_DATA_SELECT` as a strip with its samples."""
     samples = list(struct.unpack(f"<{row[9]}h", bytes(row[8])))
     return StripData(StripInfo(*row[:8]), samples)
+
+
+def visible_patients(conn: psycopg.Connection[Any], user: User) -> list[tuple[int, str]]:
+    """``(id, name)`` of the user's patients (every patient for an admin), by name."""
+    rows = conn.execute(f"SELECT p.id, p.name FROM patients p WHERE {VISIBLE} ORDER BY p.name, p.id", _who(user))
+    return [(int(i), str(n)) for i, n in rows.fetchall()]

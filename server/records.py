@@ -263,12 +263,15 @@ def dead_letter_many(conn: psycopg.Connection[Any], letters: Sequence[tuple[str,
 
 
 def store_event(conn: psycopg.Connection[Any], patient_id: int, msg: Event) -> None:
-    """Write an event; symptom start/stop also open or close the patient's symptom period."""
+    """Write an event; symptom start/stop also open or close the patient's symptom period.
+
+    Dose events keep their dose's name (``drug``, ``planned_at``) for :mod:`server.adherence`.
+    """
     conn.execute(
-        "INSERT INTO events (patient_id, device_id, seq, type, at, period, tags, severity, note, lat, lon)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        "INSERT INTO events (patient_id, device_id, seq, type, at, period, tags, severity, note, lat, lon,"
+        " drug, planned_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (patient_id, msg.device, msg.seq, msg.type.value, ts(msg.time), msg.period, list(msg.tags),
-         msg.severity, msg.note, msg.lat, msg.lon),
+         msg.severity, msg.note, msg.lat, msg.lon, msg.drug, None if msg.planned is None else ts(msg.planned)),
     )  # fmt: skip
     if msg.type in (EventType.SYMPTOM_START, EventType.SYMPTOM_STOP):
         _upsert_period(conn, patient_id, msg)

@@ -217,10 +217,15 @@ def judge_vital(name: str, window: SummaryWindow, limits: Limits) -> Judgement |
     value = window.hr_mean if name == "hr" else window.resp_rate
     if value is None:
         return None
+    level, at_once = vital_level(name, value, limits)
+    return Judgement(level, value, at_once, limits_basis(limits))
+
+
+def vital_level(name: str, value: float, limits: Limits) -> tuple[str, bool]:
+    """The level of one value of vital ``name`` under ``limits``, and whether a hard limit made it red."""
     hard = HARD_LIMITS.get(name)
     at_once = hard is not None and classify(value, hard) == "red"
-    level = "red" if at_once else classify(value, limits)
-    return Judgement(level, value, at_once, limits_basis(limits))
+    return ("red" if at_once else classify(value, limits)), at_once
 
 
 def judge_rhythm(name: str, window: SummaryWindow) -> Judgement:

@@ -183,7 +183,7 @@ def add_security_middleware(app: FastAPI, settings: ServerSettings) -> None:
         app.add_middleware(
             CORSMiddleware, allow_origins=list(settings.cors_origins), allow_credentials=True,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_headers=["Authorization", "Content-Type", "X-Access-Reason"],
         )  # fmt: skip
     production = settings.mode == "production"
     enforce = production if settings.csp_enforce is None else settings.csp_enforce

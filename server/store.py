@@ -1,5 +1,7 @@
 """PostgreSQL schema and people: migrations, users, patients, sessions, the audit log.
 
+Retention lives in :mod:`server.retention`, erasure in :mod:`server.erasure`.
+
 Ingest writes live in :mod:`server.records`, the portal's reads in
 :mod:`server.queries`; this module owns the schema and everything about who
 may see whom. All functions take an open psycopg connection and leave the
@@ -8,26 +10,26 @@ transaction to the caller unless they say otherwise.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
-from datetime import datetime, time, timedelta, timezone
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from server import timescale as timescale_mod
 
 MIGRATION_LOCK_KEY = 0x50_15_CE_5  # pg_advisory_lock key: one migrator at a time
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1  # ~16 MiB, ~50 ms: OWASP's scrypt minimum
-ROLES = ("clinician", "admin")
+ROLES = ("clinician", "admin", "patient", "caregiver")
+STAFF_ROLES = ("clinician", "admin")  # the care team: the only roles clinician routes admit
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 ROLLUPS_REBUILT_BY = 3  # the migration that recreates the TimescaleDB continuous aggregates
-RETENTION_PATIENCE_S = 10.0  # retention on TimescaleDB waits this long for a policy's refresh, then gives up
 
 
 class StoreError(Exception):
@@ -36,16 +38,27 @@ class StoreError(Exception):
 
 @dataclass(frozen=True)
 class User:
-    """A person who signs in to the portal."""
+    """A person who signs in to the portal.
+
+    ``reason`` is why the current request reads or changes data (the request's
+    ``X-Access-Reason`` header, see :mod:`server.api.deps`); :func:`audit`
+    records it with every row. It is no part of the identity (not compared).
+    """
 
     id: int
     username: str
     role: str
+    reason: str | None = field(default=None, compare=False)
 
     @property
     def is_admin(self) -> bool:
         """True for admins, who see every patient."""
         return self.role == "admin"
+
+    @property
+    def is_staff(self) -> bool:
+        """True for clinicians and admins; patients and caregivers see only their own pages."""
+        return self.role in STAFF_ROLES
 
 
 def _migrations(timescale: bool) -> list[tuple[int, str, str]]:
@@ -103,7 +116,7 @@ def migrate(url: str, timescale: bool | None = None) -> list[int]:
                 timescale = timescale_usable(conn)
             for number, name, text in _migrations(timescale):
                 if number not in done:
-                    timescale_mod.retry_job_races(lambda: _apply(conn, number, name, text))
+                    timescale_mod.retry_job_races(functools.partial(_apply, conn, number, name, text))
                     applied.append(number)
             if timescale and ROLLUPS_REBUILT_BY in applied:
                 refresh_rollups(conn)
@@ -154,45 +167,6 @@ def refresh_rollups(
         )
 
 
-def apply_retention(conn: psycopg.Connection[Any], days: float) -> list[str]:
-    """Drop raw summary windows of whole UTC days that ended ``days`` days ago or earlier (0: keep all).
-
-    Returns the names of the dropped day partitions (plain PostgreSQL) or chunks
-    (TimescaleDB: 1-day chunks, on UTC days too). Rollups are kept on both
-    engines. On TimescaleDB (``conn`` in autocommit mode) the continuous
-    aggregates are first refreshed up to the cutoff, so windows that arrived late
-    are in them before they go (if a policy's refresh keeps that from starting
-    for :data:`RETENTION_PATIENCE_S`, psycopg's ``LockNotAvailable`` is raised and
-    nothing is dropped), and the chunks are then dropped without an invalidation
-    (:func:`server.timescale.drop_chunks_keeping_aggregates`).
-    Run it periodically: the ingest does, hourly, when ``summary_retention_days``
-    is set.
-    """
-    if days <= 0:
-        return []
-    cutoff = datetime.combine((datetime.now(timezone.utc) - timedelta(days=days)).date(), time(), timezone.utc)
-    if store_engine(conn) == "timescaledb":
-        from server.records import ROLLUPS
-
-        # Not waiting long: the ingest runs this between batches; a policy refresh under way means next time.
-        timescale_mod.refresh_aggregates(conn, (t for t, _ in ROLLUPS), None, cutoff, RETENTION_PATIENCE_S)
-        try:
-            return timescale_mod.drop_chunks_keeping_aggregates(conn, "summaries", cutoff)
-        except timescale_mod.TimescaleError as exc:
-            raise StoreError(str(exc)) from exc
-    rows = conn.execute(
-        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-        " WHERE i.inhparent = 'summaries'::regclass ORDER BY c.relname"
-    ).fetchall()
-    dropped = []
-    for (name,) in rows:
-        day = datetime.strptime(name.removeprefix("summaries_"), "%Y%m%d").replace(tzinfo=timezone.utc)
-        if day + timedelta(days=1) <= cutoff:
-            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
-            dropped.append(name)
-    return dropped
-
-
 def hash_password(password: str) -> str:
     """Hash a password with scrypt and a random 16-byte salt, as ``scrypt$n$r$p$salt$hash``."""
     salt = secrets.token_bytes(16)
@@ -226,24 +200,60 @@ def add_user(conn: psycopg.Connection[Any], username: str, password: str, role: 
     return int(row[0])
 
 
-def add_patient(conn: psycopg.Connection[Any], name: str, device_id: str) -> int:
-    """Register a patient and the device (phone agent) that reports for them; return the id."""
+def add_patient(conn: psycopg.Connection[Any], name: str, device_id: str, enrolled_by: int | None = None) -> int:
+    """Register a patient and the device (phone agent) that reports for them; return the id.
+
+    Enrolment records consent to monitoring by the care team (by ``enrolled_by``,
+    the enrolling clinician, else the system); every other purpose stays off
+    until granted (:mod:`server.consent`).
+    """
+    from server.consent import record_enrolment  # consent imports the rule engine; keep store light
+
     row = conn.execute(
         "INSERT INTO patients (name, device_id) VALUES (%s, %s) RETURNING id", (name, device_id)
     ).fetchone()
     assert row is not None
+    record_enrolment(conn, [int(row[0])], enrolled_by)
     return int(row[0])
 
 
-def assign_patient(conn: psycopg.Connection[Any], username: str, patient_id: int) -> None:
-    """Put a patient in a user's care (idempotent); raise StoreError for an unknown user."""
+def user_id(conn: psycopg.Connection[Any], username: str) -> int | None:
+    """The id of a user by name, or None."""
     row = conn.execute("SELECT id FROM users WHERE username = %s", (username,)).fetchone()
+    return int(row[0]) if row else None
+
+
+def assign_patient(conn: psycopg.Connection[Any], username: str, patient_id: int) -> None:
+    """Put a patient in a user's care (idempotent); StoreError for an unknown user or one not of the care team."""
+    row = conn.execute("SELECT id, role FROM users WHERE username = %s", (username,)).fetchone()
     if row is None:
         raise StoreError(f"no user {username!r}")
+    if row[1] not in STAFF_ROLES:
+        raise StoreError(f"{username!r} is a {row[1]}: only clinicians and admins care for patients")
     conn.execute(
         "INSERT INTO care_assignments (user_id, patient_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
         (row[0], patient_id),
     )
+
+
+def link_patient_account(conn: psycopg.Connection[Any], user_id: int, patient_id: int) -> None:
+    """Make a ``patient`` user the account of a patient; StoreError if either already has a link."""
+    try:
+        with conn.transaction():
+            conn.execute("INSERT INTO patient_accounts (user_id, patient_id) VALUES (%s, %s)", (user_id, patient_id))
+    except psycopg.errors.UniqueViolation as exc:
+        raise StoreError(f"patient {patient_id} already has an account") from exc
+
+
+def account_patient(conn: psycopg.Connection[Any], user_id: int) -> int | None:
+    """The patient whose own account this user is, or None."""
+    row = conn.execute("SELECT patient_id FROM patient_accounts WHERE user_id = %s", (user_id,)).fetchone()
+    return int(row[0]) if row else None
+
+
+def has_account(conn: psycopg.Connection[Any], patient_id: int) -> bool:
+    """True if the patient has an account of their own."""
+    return conn.execute("SELECT 1 FROM patient_accounts WHERE patient_id = %s", (patient_id,)).fetchone() is not None
 
 
 def authenticate(conn: psycopg.Connection[Any], username: str, password: str) -> User | None:
@@ -288,12 +298,16 @@ def end_session(conn: psycopg.Connection[Any], token: str) -> None:
 
 
 def can_see(conn: psycopg.Connection[Any], user: User, patient_id: int) -> bool:
-    """True if the patient exists and is in the user's care (admins: any patient)."""
+    """True if the patient exists, is not erased and is in the user's care (admins: any such patient; never a non-staff user)."""
+    if not user.is_staff:
+        return False
     if user.is_admin:
-        row = conn.execute("SELECT 1 FROM patients WHERE id = %s", (patient_id,)).fetchone()
+        row = conn.execute("SELECT 1 FROM patients WHERE id = %s AND erased_at IS NULL", (patient_id,)).fetchone()
     else:
         row = conn.execute(
-            "SELECT 1 FROM care_assignments WHERE user_id = %s AND patient_id = %s", (user.id, patient_id)
+            "SELECT 1 FROM care_assignments c JOIN patients p ON p.id = c.patient_id"
+            " WHERE c.user_id = %s AND c.patient_id = %s AND p.erased_at IS NULL",
+            (user.id, patient_id),
         ).fetchone()
     return row is not None
 
@@ -305,8 +319,13 @@ def audit(
     patient_ids: list[int] | set[int],
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """Record that a person read or changed these patients' data (one row per patient)."""
+    """Record that a person read or changed these patients' data (one row per patient), and why.
+
+    The rows can only be added to: the database refuses UPDATE, DELETE and
+    TRUNCATE on ``audit_log`` except the audit retention's recorded deletion of
+    old rows (migration 065, :mod:`server.retention`).
+    """
     conn.cursor().executemany(
-        "INSERT INTO audit_log (user_id, action, patient_id, detail) VALUES (%s, %s, %s, %s)",
-        [(user.id, action, pid, Jsonb(detail or {})) for pid in sorted(set(patient_ids))],
+        "INSERT INTO audit_log (user_id, action, patient_id, detail, reason) VALUES (%s, %s, %s, %s, %s)",
+        [(user.id, action, pid, Jsonb(detail or {}), user.reason) for pid in sorted(set(patient_ids))],
     )

@@ -4,9 +4,9 @@ A patient starts on the defaults (version None). When the initial phase is
 complete the server stores a *proposal* (:func:`propose`); a clinician edits
 and approves it (:func:`approve`), which makes it version 1, 2, ... with who,
 when and why. The newest approved version is in force from its approval on;
-older ones are kept as ``superseded``. Each new version is marked unpushed
-until :mod:`server.escalation` has published it to the phone as a retained
-``wire.Config``. Functions leave the transaction to the caller.
+older ones are kept as ``superseded``. Each new version reaches the phone in
+its retained ``wire.Config`` (:mod:`server.phone_config`; ``pushed_at`` says
+when). Functions leave the transaction to the caller.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from server.baseline import BaselinePolicy, BaselineSample, PhaseStatus, Proposa
 from server.baseline import DAY_S, good_hours, propose_limits
 from server.records import ts
 from server.rules import NEWS2_LIMITS
-from wire import Config, Limits
+from wire import Limits
 
 
 class ThresholdError(ValueError):
@@ -194,26 +194,6 @@ def approve(
     ).fetchone()  # fmt: skip
     assert row is not None
     return int(row[0])
-
-
-def unpushed_configs(conn: psycopg.Connection[Any], now: float, window_seconds: float = 60.0) -> list[tuple[int, Config]]:
-    """``(row id, config)`` of each version in force not yet published to its phone."""
-    rows = conn.execute(
-        "SELECT t.id, p.device_id, t.version, t.limits FROM threshold_versions t JOIN patients p ON p.id = t.patient_id"
-        " WHERE t.status = 'approved' AND t.pushed_at IS NULL ORDER BY t.id"
-    ).fetchall()
-    return [(int(rid), config_for(device, int(version), limits_from_json(lim), now, window_seconds))
-            for rid, device, version, lim in rows]  # fmt: skip
-
-
-def config_for(device: str, version: int, limits: dict[str, Limits], now: float, window_seconds: float) -> Config:
-    """The retained ``wire.Config`` that tells the phone the limits in force (pure)."""
-    return Config(device, version, now, window_seconds=window_seconds, limits=tuple(sorted(limits.items())))
-
-
-def mark_pushed(conn: psycopg.Connection[Any], row_id: int, now: float) -> None:
-    """Record that a version's config reached the broker."""
-    conn.execute("UPDATE threshold_versions SET pushed_at = %s WHERE id = %s", (ts(now), row_id))
 
 
 @dataclass(frozen=True)

@@ -244,11 +244,15 @@ def rhythm_episodes(
 
 def limits_in_force(conn: psycopg.Connection[Any], patient_id: int) -> list[LimitBand]:
     """The limits the rules apply now: the newest approved version, else the NEWS2 defaults."""
-    now = thresholds.limits_in_force(conn, patient_id)
-    source = "NEWS2" if now.version is None else f"version {now.version}"
+    return limit_bands(thresholds.limits_in_force(conn, patient_id))
+
+
+def limit_bands(in_force: thresholds.InForce) -> list[LimitBand]:
+    """One band per limits entry of a threshold version (or the defaults), by parameter name."""
+    source = "NEWS2" if in_force.version is None else f"version {in_force.version}"
     return [
         LimitBand(name, lim.yellow_low, lim.yellow_high, lim.red_low, lim.red_high, source)
-        for name, lim in sorted(now.limits.items())
+        for name, lim in sorted(in_force.limits.items())
     ]
 
 

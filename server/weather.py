@@ -17,9 +17,11 @@ Importers (pure) all return an :class:`ImportResult` of :class:`WeatherRow` and
 (:func:`store_weather`) upserts per (hour, location to 0.01°) and keeps rejects
 in ``weather_rejects``. :func:`patient_hours` links each hour of a patient's
 usable summary windows to the weather at the patient's place: the median GPS
-position of the hour where the patient consented (the phone sends GPS only
-then), else the home location; the nearest stored grid point within
-:data:`MAX_DISTANCE_DEG` counts.
+position of the hour while the patient's location consent is in force (the
+caller says so; the ingest stores positions only with it), else the home
+location; the nearest stored grid point within :data:`MAX_DISTANCE_DEG` counts.
+Whether a patient's weather may be linked at all (consent ``weather``) is
+decided by the caller, :mod:`server.api.analysis`.
 """
 
 from __future__ import annotations
@@ -301,8 +303,8 @@ WITH h AS (
            avg(resp_rate) FILTER (WHERE quality >= %(q)s) AS resp,
            avg(intensity) AS activity,
            avg((activity IN ('walk', 'run'))::int) AS active_share,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY lat) FILTER (WHERE lat IS NOT NULL) AS gps_lat,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY lon) FILTER (WHERE lon IS NOT NULL) AS gps_lon
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY lat) FILTER (WHERE lat IS NOT NULL AND %(gps)s) AS gps_lat,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY lon) FILTER (WHERE lon IS NOT NULL AND %(gps)s) AS gps_lon
     FROM summaries WHERE patient_id = %(p)s AND start_at >= %(start)s AND start_at < %(end)s
     GROUP BY 1
 ), placed AS (
@@ -327,9 +329,13 @@ def _f(v: Any) -> float | None:
 
 
 def patient_hours(conn: psycopg.Connection[Any], patient_id: int, start: datetime, end: datetime,
-                  min_quality: float) -> list[LinkedHour]:
-    """The patient's hours in [start, end) linked to weather, oldest first (hours without windows are absent)."""
-    params = {"p": patient_id, "start": start, "end": end, "q": min_quality, "d": MAX_DISTANCE_DEG}
+                  min_quality: float, *, gps: bool) -> list[LinkedHour]:
+    """The patient's hours in [start, end) linked to weather, oldest first (hours without windows are absent).
+
+    ``gps``: place hours by their stored GPS positions (only while the patient's
+    location consent is in force); False: by the home location alone.
+    """
+    params = {"p": patient_id, "start": start, "end": end, "q": min_quality, "d": MAX_DISTANCE_DEG, "gps": gps}
     with conn.transaction():
         # PostgreSQL's JIT compile costs several times the query itself here (bench/bench_analysis.py).
         conn.execute("SET LOCAL jit = off")

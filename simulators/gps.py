@@ -5,21 +5,27 @@ sitting or at rest; moving at 1.3 m/s walking and 2.8 m/s running along a
 heading that wanders (random walk, ~20 degrees per minute), turning home for the
 second half of each outing so the patient comes back. Positions use a local
 flat-earth approximation, ample for a few kilometres.
+
+:class:`GpsTrackSource` plays a scenario's track (the one in its ground truth)
+as the phone's :class:`edge.location.LocationSource`.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from edge.location import Fix
 from simulators.scenarios import Scenario
 
 SPEED_M_S = {"walk": 1.3, "run": 2.8}
 FIX_NOISE_M = 5.0
 HEADING_WANDER_RAD_PER_S = math.radians(20) / math.sqrt(60)
 EARTH_M_PER_DEG = 111_320.0
+TRACK_STEP_S = 10.0  # a phone's GPS fix interval while moving
 
 
 @dataclass(frozen=True)
@@ -56,3 +62,25 @@ def gps_track(scenario: Scenario, duration_s: float, rng: np.random.Generator, s
 def _returning(scenario: Scenario, t: float) -> bool:
     seg = next((s for s in reversed(scenario.segments) if s.activity in SPEED_M_S and s.covers(t)), None)
     return seg is not None and t > seg.at + seg.duration / 2
+
+
+def scenario_track(scenario: Scenario, duration_s: float, step_s: float = TRACK_STEP_S) -> list[GpsFix]:
+    """The scenario's own track: the same for the same seed (the ground truth's and the phone's)."""
+    return gps_track(scenario, duration_s, np.random.default_rng([scenario.seed, 17]), step_s)
+
+
+class GpsTrackSource:
+    """A GPS track as the phone's location source; fix times are ``start_time`` plus the track's offsets."""
+
+    def __init__(self, track: list[GpsFix], start_time: float) -> None:
+        self._fixes = [Fix(start_time + f.time, f.lat, f.lon) for f in track]
+        self._times = [f.time for f in self._fixes]
+
+    @classmethod
+    def for_scenario(cls, scenario: Scenario, start_time: float, duration_s: float) -> GpsTrackSource:
+        """The track of :func:`scenario_track` from ``start_time``."""
+        return cls(scenario_track(scenario, duration_s), start_time)
+
+    def fixes(self, start: float, end: float) -> list[Fix]:
+        """The fixes with ``start <= time < end``, oldest first."""
+        return self._fixes[bisect.bisect_left(self._times, start) : bisect.bisect_left(self._times, end)]

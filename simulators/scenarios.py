@@ -23,7 +23,8 @@ electrode-motion noise), ``phone`` (online/offline: the uplink is cut),
 (electrode-motion noise at this SNR), ``ramp`` (s, default 20; 0: abrupt, as
 in paroxysmal runs). Incident types: ``fall``, ``pause`` (sinus arrest of
 ``duration`` s), ``pvc``, ``pac``. Action types (the patient presses a
-button): ``symptom_start``, ``symptom_stop``, ``panic``.
+button): ``symptom_start``, ``symptom_stop``, ``panic``. ``medication``: the
+patient's plan and how they take their doses (:mod:`simulators.medication`).
 
 When a segment sets an activity but no ``hr``, the heart rate follows the
 activity: a share of the heart-rate reserve (walk 30 %, run 65 %, lying -5 %)
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from simulators.medication import HrOffset, MedicationScript
 from simulators.profiles import Profile, load_profile
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
@@ -172,6 +174,8 @@ class Scenario:
     actions: tuple[Action, ...] = field(default=())
     incidents: tuple[Incident, ...] = ()
     profile: Profile | None = None
+    medication: MedicationScript | None = None  # the plan and how the patient takes it (simulators.medication)
+    hr_offsets: tuple[HrOffset, ...] = ()  # drug effects of a run (simulators.medication.hr_offsets)
 
     def __post_init__(self) -> None:
         _choice("activity", self.activity, ACTIVITIES)
@@ -194,7 +198,7 @@ class Scenario:
             target = s.hr if s.hr is not None else (activity_hr(self._resting(), s.activity) if s.activity else None)
             if target is not None:
                 hr = hr + (target - hr) * share
-        return hr
+        return hr + sum(o.delta * o.share(t) for o in self.hr_offsets)
 
     def _resting(self) -> Profile:
         p = self.patient
@@ -246,6 +250,8 @@ class Scenario:
             data["profile"] = load_profile(data["profile"])
             data.setdefault("resting_hr", data["profile"].resting_hr)
         data["segments"] = tuple(Segment(**s) for s in data.get("segments", ()))
+        if data.get("medication") is not None:
+            data["medication"] = MedicationScript.from_dict(data["medication"])
         data["incidents"] = tuple(sorted((Incident(**i) for i in data.get("incidents", ())), key=lambda i: i.at))
         data["actions"] = tuple(
             sorted((Action(**{**a, "tags": tuple(a.get("tags", ()))}) for a in data.get("actions", ())), key=lambda a: a.at)

@@ -9,12 +9,16 @@ Layout (times in s since epoch; ``format`` names the version)::
      "episodes": [{"type": "af", "start": ..., "end": ..., ...}],
      "events": [{"type": "fall", "time": ...}, {"type": "pause", "time": ..., "duration": 3.5}],
      "actions": [{"type": "panic", "time": ..., ...}],
-     "gps": [[time, lat, lon, speed_m_s], ...], "weather": [{"time": ..., "temperature_c": ...}, ...]}
+     "gps": [[time, lat, lon, speed_m_s], ...], "weather": [{"time": ..., "temperature_c": ...}, ...],
+     "doses": [{"drug": ..., "planned": ..., "closes_at": ..., "behaviour": "late", "tap": ..., "action": "taken",
+                "reason": ""}]}
 
 Episode types: ``af``, ``vt``, ``svt``, ``tachycardia`` (sinus above 100 bpm),
 ``bradycardia`` (below 50 bpm), ``lead_off``, ``loose_strap``,
 ``phone_offline``, ``activity`` (with its ``activity``). A pause's time is the
-R peak that ends it.
+R peak that ends it. ``doses`` (scenarios with medication): every dose planned
+in the run, the patient's behaviour (``on_time``, ``late``, ``skipped``,
+``forgotten``) and tap (see :mod:`simulators.medication`).
 """
 
 from __future__ import annotations
@@ -26,15 +30,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
-from simulators.gps import gps_track
+from simulators.gps import TRACK_STEP_S, scenario_track
+from simulators.medication import DoseTruth, dose_truth
 from simulators.rhythm import Beat
 from simulators.scenarios import Scenario, Segment
 from simulators.weather import weather_hourly
+from wire.medication import MedicationPlan
 
 FORMAT = "pisces-ground-truth/1"
-GPS_STEP_S = 10.0
+GPS_STEP_S = TRACK_STEP_S
 
 
 def segment_episodes(segment: Segment, resting_hr: float) -> list[dict[str, Any]]:
@@ -58,13 +63,15 @@ def segment_episodes(segment: Segment, resting_hr: float) -> list[dict[str, Any]
 
 
 def ground_truth(
-    scenario: Scenario, beats: Sequence[Beat], start_time: float, duration_s: float, *, strap: str = "h10"
+    scenario: Scenario, beats: Sequence[Beat], start_time: float, duration_s: float, *, strap: str = "h10",
+    plan: MedicationPlan | None = None,
 ) -> dict[str, Any]:
     """The ground truth of ``scenario`` played from ``start_time`` for ``duration_s`` s with ``beats``.
 
     Args:
         beats: the simulated beats (s from the start); those after ``duration_s`` are left out.
         strap: what carried the signals (``h10``, ``hrs``, ``lead`` for a recording, ``summary``).
+        plan: the medication plan the phone had (default: the scenario's, in force from ``start_time``).
     """
     beats = [b for b in beats if b.time <= duration_s]
     times = [round(start_time + b.time, 4) for b in beats]
@@ -73,7 +80,6 @@ def ground_truth(
         for s in scenario.segments if s.at < duration_s
         for e in segment_episodes(s, scenario.resting_hr)
     ]
-    rng = np.random.default_rng([scenario.seed, 17])
     home = scenario.patient.home
     return {
         "format": FORMAT,
@@ -92,9 +98,23 @@ def ground_truth(
             for a in scenario.actions if a.at < duration_s
         ],
         "gps": [[start_time + f.time, round(f.lat, 6), round(f.lon, 6), f.speed]
-                for f in gps_track(scenario, duration_s, rng, GPS_STEP_S)],
+                for f in scenario_track(scenario, duration_s, GPS_STEP_S)],
         "weather": [asdict(w) for w in weather_hourly(*home, start_time, math.ceil(duration_s / 3600) + 1, scenario.seed)],
+        "doses": [asdict(d) for d in scenario_doses(scenario, start_time, duration_s, plan)],
     }
+
+
+def scenario_doses(
+    scenario: Scenario, start_time: float, duration_s: float, plan: MedicationPlan | None = None
+) -> list[DoseTruth]:
+    """The ground truth of the scenario's doses played from ``start_time`` (empty without medication).
+
+    ``plan`` is the plan on the phone (default: the scenario's, in force from ``start_time``).
+    """
+    script = scenario.medication
+    if script is None:
+        return []
+    return dose_truth(script, plan or script.plan_at(start_time), start_time, duration_s, scenario.seed)
 
 
 def _events(scenario: Scenario, beats: list[Beat], start_time: float, duration_s: float) -> list[dict[str, Any]]:

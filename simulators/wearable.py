@@ -28,6 +28,7 @@ from simulators.body import SimulatedBody
 from simulators.scenarios import Scenario
 from simulators.signals import battery_level
 from simulators.truth import ground_truth, write_ground_truth
+from wire.medication import MedicationPlan
 from wire.gatt import (
     BATTERY_LEVEL_UUID,
     HEART_RATE_MEASUREMENT_UUID,
@@ -160,11 +161,11 @@ class VirtualWearable:
         m = HeartRateMeasurement(int(self._last_hr), self.body.contact(second), None, rr)
         return Notification(HEART_RATE_MEASUREMENT_UUID, encode_heart_rate_measurement(m), self.start_time + t_end)
 
-    def ground_truth(self) -> dict[str, Any]:
-        """What was simulated: beats, episodes, events and actions, in s since epoch."""
+    def ground_truth(self, plan: MedicationPlan | None = None) -> dict[str, Any]:
+        """What was simulated: beats, episodes, events, actions and doses (under ``plan``), in s since epoch."""
         beats = self.body.beats_until(self.duration_s)
-        return ground_truth(self.scenario, beats, self.start_time, self.duration_s, strap=self.strap)
+        return ground_truth(self.scenario, beats, self.start_time, self.duration_s, strap=self.strap, plan=plan)
 
-    def write_ground_truth(self, path: str | Path) -> None:
+    def write_ground_truth(self, path: str | Path, plan: MedicationPlan | None = None) -> None:
         """Write :meth:`ground_truth` as JSON to ``path``."""
-        write_ground_truth(self.ground_truth(), path)
+        write_ground_truth(self.ground_truth(plan), path)

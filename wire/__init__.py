@@ -24,6 +24,7 @@ from wire.messages import (
     Uplink,
 )
 from wire.broker import BrokerAddress
+from wire.medication import Drug, MedicationPlan
 from wire.gatt import (
     BATTERY_LEVEL_UUID,
     BATTERY_SERVICE_UUID,
@@ -62,6 +63,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "BrokerAddress",
     "Config",
+    "Drug",
     "Event",
     "EventType",
     "GattDecodeError",
@@ -69,6 +71,7 @@ __all__ = [
     "Kind",
     "Level",
     "Limits",
+    "MedicationPlan",
     "Message",
     "Notify",
     "PmdAccFrame",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -32,6 +33,16 @@ class BrokerAddress:
             password=unquote(parts.password) if parts.password else None,
             tls=tls,
         )
+
+    @property
+    def is_loopback(self) -> bool:
+        """Whether the host is this machine (``localhost``, 127.0.0.0/8, ``::1``): plain TCP never leaves it."""
+        if self.host.lower() in ("localhost", "localhost."):
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
 
     def url(self) -> str:
         """The URL again, without the password."""

@@ -11,7 +11,8 @@ of either little-endian int16 microvolts (``"encoding":"i16"``, or no
 (``"encoding":"dvz"``, :mod:`wire.dvz`), which the decoder inflates under a
 bound (``MAX_STRIP_SAMPLES``), so a small payload cannot blow up.
 Decoding never raises anything but :class:`WireDecodeError` (or
-:class:`TopicError` for a bad topic).
+:class:`TopicError` for a bad topic): fuzzed with hypothesis and atheris
+(:mod:`wire.fuzz`, docs/security.md).
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ import json
 import struct
 import zlib
 from dataclasses import MISSING, asdict, fields
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from wire.dvz import strip_decode, strip_encode
 from wire.errors import WireDecodeError
+from wire.medication import Drug, MedicationPlan
 from wire.messages import (
     MAX_STRIP_SAMPLES,
     SCHEMA_VERSION,
@@ -82,6 +84,8 @@ def _encode_value(message: Message, name: str, value: Any) -> Any:
         return [_window_dict(w) for w in value]
     if isinstance(message, Config) and name == "limits":
         return {param: _drop_none(asdict(lim)) for param, lim in value}
+    if isinstance(message, Config) and name == "medication":
+        return plan_dict(value)
     if isinstance(value, tuple):
         return list(value)
     if hasattr(value, "value"):  # enums
@@ -100,6 +104,18 @@ def _window_dict(w: SummaryWindow) -> dict[str, Any]:
         if v is not None and not (name == "fall" and v is False):
             out[name] = list(v) if name == "flags" else v
     return out
+
+
+def plan_dict(plan: MedicationPlan) -> dict[str, Any]:
+    """A medication plan as its JSON object: a drug's unset fields, empty instructions and
+    ``critical: false`` are left out (as absent optional fields are everywhere)."""
+    body = {f.name: getattr(plan, f.name) for f in fields(MedicationPlan) if f.name != "drugs"}
+    body["drugs"] = [
+        {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(d).items()
+         if v is not None and not (k == "instructions" and v == "") and not (k == "critical" and v is False)}
+        for d in plan.drugs
+    ]  # fmt: skip
+    return body
 
 
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
@@ -147,8 +163,10 @@ def _load(payload: bytes) -> dict[str, Any]:
         obj = json.loads(payload.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError as exc:
         raise WireDecodeError("not_utf8", "", str(exc)) from exc
-    except json.JSONDecodeError as exc:
-        raise WireDecodeError("not_json", "", str(exc)) from exc
+    except ValueError as exc:  # JSONDecodeError, or an integer beyond Python's 4300-digit limit (fuzzing)
+        raise WireDecodeError("not_json", "", str(exc)[:200]) from exc
+    except RecursionError as exc:  # nesting deeper than the interpreter's limit (ours is 4 levels; fuzzing)
+        raise WireDecodeError("too_deep", "", "JSON nested too deeply") from exc
     if not isinstance(obj, dict):
         raise WireDecodeError("type", "", "payload must be a JSON object")
     if obj.get("v") != SCHEMA_VERSION:
@@ -183,22 +201,30 @@ def _kind_of(obj: dict[str, Any]) -> Kind:
 
 @functools.cache
 def _schema(cls: type) -> tuple[frozenset[str], tuple[str, ...]]:
-    """(all init field names, required field names) of a message dataclass."""
+    """(all init field names, names that must not be null: required or with a non-None default)."""
     init = [f for f in fields(cls) if f.init]
-    required = tuple(f.name for f in init if f.default is MISSING and f.default_factory is MISSING)
-    return frozenset(f.name for f in init), required
+    not_null = tuple(f.name for f in init if f.default is not None)
+    return frozenset(f.name for f in init), not_null
 
 
 def _fields_of(cls: type, body: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Check that ``body`` names only fields of ``cls`` and has all required ones."""
-    known, required = _schema(cls)
+    known, not_null = _schema(cls)
     for name in body:
         if name not in known:
             raise WireDecodeError("unknown_field", prefix + name, f"not a field of {cls.__name__}")
-    for name in required:
-        if name not in body:
+    for name in not_null:  # null is no value: fuzzing found a null time and a null window_seconds accepted
+        if name in body and body[name] is None:
+            raise WireDecodeError("type", prefix + name, "null is not a value here")
+        if name not in body and _is_required(cls, name):
             raise WireDecodeError("missing", prefix + name, "required")
     return dict(body)
+
+
+@functools.cache
+def _is_required(cls: type, name: str) -> bool:
+    f = next(f for f in fields(cls) if f.name == name)
+    return f.default is MISSING and f.default_factory is MISSING
 
 
 def _as_tuple(value: Any, name: str) -> tuple[Any, ...]:
@@ -209,23 +235,33 @@ def _as_tuple(value: Any, name: str) -> tuple[Any, ...]:
 
 def _build_summary(body: dict[str, Any]) -> Summary:
     data = _fields_of(Summary, body)
-    raw_windows = data["windows"]
-    if not isinstance(raw_windows, list):
-        raise WireDecodeError("type", "windows", "expected a list")
-    windows = []
-    for i, raw in enumerate(raw_windows):
-        prefix = f"windows[{i}]."
-        if not isinstance(raw, dict):
-            raise WireDecodeError("type", prefix[:-1], "expected an object")
-        w = _fields_of(SummaryWindow, raw, prefix)
-        if "flags" in w:
-            w["flags"] = _as_tuple(w["flags"], prefix + "flags")
-        try:
-            windows.append(SummaryWindow(**w))
-        except WireDecodeError as exc:
-            raise WireDecodeError(exc.reason, prefix + exc.field, exc.detail) from exc
-    data["windows"] = tuple(windows)
+    data["windows"] = _objects(SummaryWindow, data["windows"], "windows", "flags")
     return Summary(**data)
+
+
+T = TypeVar("T")
+
+
+def _objects(cls: Callable[..., T], raw: Any, where: str, listed: str) -> tuple[T, ...]:
+    """``cls`` built from each object of the JSON list ``raw`` (at field ``where``); field ``listed`` is a list."""
+    items = []
+    for i, item in enumerate(_as_tuple(raw, where)):
+        prefix = f"{where}[{i}]."
+        if not isinstance(item, dict):
+            raise WireDecodeError("type", prefix[:-1], "expected an object")
+        data = _fields_of(cls, item, prefix)  # type: ignore[arg-type]
+        if listed in data:
+            data[listed] = _as_tuple(data[listed], prefix + listed)
+        items.append(_prefixed(prefix, lambda: cls(**data)))
+    return tuple(items)
+
+
+def _prefixed(prefix: str, build: Callable[[], T]) -> T:
+    """``build()``, with the field of a WireDecodeError it raises put under ``prefix``."""
+    try:
+        return build()
+    except WireDecodeError as exc:
+        raise WireDecodeError(exc.reason, prefix + exc.field if exc.field else prefix[:-1], exc.detail) from exc
 
 
 def _build_event(body: dict[str, Any]) -> Event:
@@ -287,7 +323,18 @@ def _build_config(body: dict[str, Any]) -> Config:
             raise WireDecodeError("type", f"limits.{param}", "expected an object")
         limits.append((param, Limits(**_fields_of(Limits, lim, f"limits.{param}."))))
     data["limits"] = tuple(limits)
+    if data.get("medication") is not None:
+        data["medication"] = plan_from_dict(data["medication"], "medication.")
     return Config(**data)
+
+
+def plan_from_dict(raw: Any, prefix: str = "") -> MedicationPlan:
+    """Build and validate a medication plan from its JSON object; errors name the field under ``prefix``."""
+    if not isinstance(raw, dict):
+        raise WireDecodeError("type", prefix[:-1], "expected an object")
+    data = _fields_of(MedicationPlan, raw, prefix)
+    data["drugs"] = _objects(Drug, data.get("drugs", []), prefix + "drugs", "times")
+    return _prefixed(prefix, lambda: MedicationPlan(**data))
 
 
 _BUILDERS: dict[Kind, Callable[[dict[str, Any]], Message]] = {

@@ -18,6 +18,7 @@ from enum import Enum
 from typing import Union
 
 from wire.errors import WireDecodeError
+from wire.medication import MedicationPlan
 from wire.topics import Kind, validate_device_id
 
 SCHEMA_VERSION = 1
@@ -38,6 +39,13 @@ class EventType(str, Enum):
     SYMPTOM_STOP = "symptom_stop"
     PANIC = "panic"
     FEEDBACK = "feedback"
+    DOSE_TAKEN = "dose_taken"  # the patient took a planned dose (time: when)
+    DOSE_SKIPPED = "dose_skipped"  # ... decided not to take it (note: the reason, if given)
+    DOSE_SNOOZED = "dose_snoozed"  # ... asked to be reminded again later
+    DOSE_MISSED = "dose_missed"  # the phone reminded and nobody confirmed before the dose closed
+
+
+DOSE_EVENTS = frozenset({EventType.DOSE_TAKEN, EventType.DOSE_SKIPPED, EventType.DOSE_SNOOZED, EventType.DOSE_MISSED})
 
 
 class Level(str, Enum):
@@ -54,8 +62,26 @@ def check_range(name: str, value: float | None, lo: float, hi: float) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise WireDecodeError("type", name, f"expected a number, got {type(value).__name__}")
-    if not math.isfinite(value) or not lo <= value <= hi:
-        raise WireDecodeError("range", name, f"{value!r} outside [{lo}, {hi}]")
+    # An int is compared as it is: math.isfinite() of a 400-digit int overflows (found by fuzzing).
+    if not (isinstance(value, int) or math.isfinite(value)) or not lo <= value <= hi:
+        raise WireDecodeError("range", name, f"{value!r:.40} outside [{lo}, {hi}]")
+
+
+def check_int(name: str, value: int | None, lo: int, hi: int) -> None:
+    """Raise WireDecodeError("type") unless ``value`` is None or an integer, ("range") unless within [lo, hi]."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise WireDecodeError("type", name, f"expected an integer, got {type(value).__name__}")
+    check_range(name, value, lo, hi)
+
+
+def check_text(name: str, value: object, most: int, optional: bool = False) -> None:
+    """Raise WireDecodeError unless ``value`` is a string of at most ``most`` characters (or None if optional)."""
+    if value is None and optional:
+        return
+    if not isinstance(value, str):
+        raise WireDecodeError("type", name, f"expected a string, got {type(value).__name__}")
+    if len(value) > most:
+        raise WireDecodeError("range", name, f"at most {most} characters")
 
 
 def _check_uplink(device: str, seq: int) -> None:
@@ -108,7 +134,7 @@ class SummaryWindow:
         check_range("end", self.end, 0, 1e11)
         if self.end <= self.start:
             raise WireDecodeError("range", "end", "end must be after start")
-        check_range("beats", self.beats, 0, 100_000)
+        check_int("beats", self.beats, 0, 100_000)
         for name in ("hr_mean", "hr_min", "hr_max"):
             check_range(name, getattr(self, name), 20, 300)
         if None not in (self.hr_min, self.hr_max) and self.hr_min > self.hr_max:  # type: ignore[operator]
@@ -125,7 +151,7 @@ class SummaryWindow:
             raise WireDecodeError("range", "activity", f"one of {sorted(ACTIVITY_CLASSES)}")
         check_range("intensity", self.intensity, 0, 16)
         check_range("quality", self.quality, 0, 1)
-        check_range("battery", self.battery, 0, 100)
+        check_int("battery", self.battery, 0, 100)
         check_range("pnn50", self.pnn50, 0, 100)
         check_range("pause_max", self.pause_max, 0, 60)
         for name in ("ectopic", "steps", "posture_changes"):
@@ -136,11 +162,7 @@ class SummaryWindow:
 
 
 def _check_count(name: str, value: int | None) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise WireDecodeError("type", name, "expected an integer")
-    check_range(name, value, 0, 1_000_000)
+    check_int(name, value, 0, 1_000_000)
 
 
 @dataclass(frozen=True)
@@ -160,7 +182,11 @@ class Summary:
 
 @dataclass(frozen=True)
 class Event:
-    """Something the patient did: symptom period start/stop, panic, feedback."""
+    """Something the patient did: symptom period start/stop, panic, feedback, a dose confirmation.
+
+    Dose events name their dose by ``drug`` and ``planned`` (see :mod:`wire.medication`); other
+    events carry neither.
+    """
 
     device: str
     seq: int
@@ -172,6 +198,8 @@ class Event:
     note: str = ""  # free text, at most MAX_NOTE_CHARS
     lat: float | None = None
     lon: float | None = None
+    drug: str | None = None  # dose events: the drug's name in the plan
+    planned: float | None = None  # dose events: s since epoch the dose was planned for
     kind: Kind = field(default=Kind.EVENT, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -195,6 +223,18 @@ class Event:
         if not isinstance(self.note, str) or len(self.note) > MAX_NOTE_CHARS:
             raise WireDecodeError("range", "note", f"a string of at most {MAX_NOTE_CHARS} characters")
         _check_location(self.lat, self.lon)
+        self._check_dose()
+
+    def _check_dose(self) -> None:
+        if self.type not in DOSE_EVENTS:
+            if self.drug is not None or self.planned is not None:
+                raise WireDecodeError("range", "drug" if self.drug is not None else "planned", "only for dose events")
+            return
+        if self.drug is None or self.planned is None:
+            raise WireDecodeError("missing", "drug" if self.drug is None else "planned", "dose events name their dose")
+        if not isinstance(self.drug, str) or not 0 < len(self.drug) <= 64:
+            raise WireDecodeError("range", "drug", "1-64 characters")
+        check_range("planned", self.planned, 0, 1e11)
 
 
 @dataclass(frozen=True)
@@ -227,8 +267,7 @@ class Strip:
             raise WireDecodeError("range", "samples", f"1..{MAX_STRIP_SAMPLES} samples")
         if min(self.samples) < -32768 or max(self.samples) > 32767:
             raise WireDecodeError("range", "samples", "each sample must fit int16 (µV)")
-        if self.ref_seq is not None:
-            check_range("ref_seq", self.ref_seq, 0, 2**63 - 1)
+        check_int("ref_seq", self.ref_seq, 0, 2**63 - 1)
         if self.encoding not in STRIP_ENCODINGS:
             raise WireDecodeError("range", "encoding", f"one of {sorted(STRIP_ENCODINGS)}")
 
@@ -257,7 +296,7 @@ class Status:
             raise WireDecodeError("type", "online", "expected true or false")
         if self.sensor not in ("connected", "disconnected", "unknown"):
             raise WireDecodeError("range", "sensor", "connected, disconnected or unknown")
-        check_range("battery", self.battery, 0, 100)
+        check_int("battery", self.battery, 0, 100)
 
 
 @dataclass(frozen=True)
@@ -277,6 +316,10 @@ class Notify:
         validate_device_id(self.device)
         object.__setattr__(self, "level", Level(self.level))
         check_range("time", self.time, 0, 1e11)
+        check_text("title", self.title, MAX_NOTE_CHARS)
+        check_text("body", self.body, MAX_NOTE_CHARS)
+        check_int("alert_id", self.alert_id, 0, 2**63 - 1)
+        check_text("parameter", self.parameter, 64, optional=True)
 
 
 @dataclass(frozen=True)
@@ -288,10 +331,14 @@ class Limits:
     red_low: float | None = None
     red_high: float | None = None
 
+    def __post_init__(self) -> None:
+        for name in ("yellow_low", "yellow_high", "red_low", "red_high"):
+            check_range(name, getattr(self, name), -1e6, 1e6)
+
 
 @dataclass(frozen=True)
 class Config:
-    """Settings pushed to the phone (retained): limits in force and the summary cadence."""
+    """Settings pushed to the phone (retained): limits in force, the summary cadence, the medication plan."""
 
     device: str
     version: int
@@ -301,14 +348,19 @@ class Config:
     limits: tuple[tuple[str, Limits], ...] = ()  # (parameter, limits), e.g. ("hr", Limits(...))
     # The patient's consent to location sharing: without it no GPS position leaves the phone.
     share_location: bool = False
+    medication: MedicationPlan | None = None  # the plan in force (None: the server sent none)
     kind: Kind = field(default=Kind.CONFIG, init=False, repr=False)
 
     def __post_init__(self) -> None:
         validate_device_id(self.device)
+        check_int("version", self.version, 0, 2**63 - 1)
+        check_range("time", self.time, 0, 1e11)
         check_range("window_seconds", self.window_seconds, 1, 3600)
-        check_range("batch_windows", self.batch_windows, 1, MAX_WINDOWS_PER_MESSAGE)
+        check_int("batch_windows", self.batch_windows, 1, MAX_WINDOWS_PER_MESSAGE)
         if not isinstance(self.share_location, bool):
             raise WireDecodeError("type", "share_location", "expected true or false")
+        if self.medication is not None and not isinstance(self.medication, MedicationPlan):
+            raise WireDecodeError("type", "medication", "expected a medication plan")
 
 
 Uplink = Union[Summary, Event, Strip, Status]

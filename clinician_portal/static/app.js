@@ -7,6 +7,10 @@ function describe(alert) {
   const first = alert.trigger || {};
   const t = first.escalation || first; // an escalated alert: show what made it red
   if (alert.parameter === "panic") return "Panic button pressed";
+  if (alert.parameter.startsWith("dose:")) {
+    const n = first.not_taken ? `: last ${first.not_taken} doses not taken` : "";
+    return `Critical drug ${alert.parameter.slice(5)}${n}`;
+  }
   const name = { hr: "Heart rate", resp_rate: "Respiration rate" }[alert.parameter] || alert.parameter;
   const held = t.held_seconds ? ` for ${Math.round(t.held_seconds / 60)} min` : "";
   return t.value !== undefined ? `${name} ${num(t.value)}/min${held}` : name;
@@ -67,8 +71,19 @@ async function loadAlerts() {
   renderAlerts();
 }
 
+// Low adherence (server setting, default < 80 % on time over 7 days) is flagged in the patient list.
+function adherenceCell(a) {
+  if (!a) return el("td", "—", "muted");
+  const pct = a.lowest_share === null ? "—" : `${Math.round(a.lowest_share * 100)} % on time, ${a.days} days`;
+  const worst = a.drugs.filter((d) => d.share_on_time !== null).sort((x, y) => x.share_on_time - y.share_on_time)[0];
+  const cell = el("td", a.low ? `${pct} (${worst.drug}) · low` : pct, a.low ? "low" : "");
+  cell.dataset.low = String(a.low);
+  return cell;
+}
+
 async function loadPatients() {
-  const rows = await api("/api/patients");
+  const [rows, adherence] = await Promise.all([api("/api/patients"), api("/api/adherence")]);
+  const byPatient = new Map(adherence.map((a) => [a.patient_id, a]));
   document.getElementById("patient-rows").replaceChildren(...rows.map((p) => {
     const tr = el("tr");
     tr.dataset.state = p.state;
@@ -78,7 +93,7 @@ async function loadPatients() {
     name.append(link(`/patients/${p.id}`, p.name));
     const battery = p.battery === null ? "—" : `${p.battery} %`;
     tr.append(state, name, el("td", when(p.last_data_at)), el("td", battery, p.battery !== null && p.battery < 20 ? "low" : ""),
-      el("td", p.device_id, "muted"));
+      adherenceCell(byPatient.get(p.id)), el("td", p.device_id, "muted"));
     return tr;
   }));
 }

@@ -4,15 +4,69 @@
 const COLORS = { hr: "#0b57d0", band: "rgba(11,87,208,.18)", yellow: "rgba(255,196,0,.18)", red: "rgba(179,38,30,.14)",
   sym: "rgba(123,31,162,.14)", symEdge: "#7b1fa2", alertRed: "#b3261e", alertYellow: "#b58100", rhythm: "#222",
   grid: "#e3e3e8", text: "#5f6368", line2: "#1e6b3a", line3: "#8a4b00" };
+const DOSE_COLORS = { on_time: "#1e6b3a", late: "#b58100", skipped: "#5f6368", missed: "#b3261e", unconfirmed: "#b3261e",
+  pending: "#5f6368" };
+const DOSE_ROW_H = 12;
+const MAX_DOSE_ROWS = 4; // more drugs share the last row
 
-function lanesOf(height) {
+function lanesOf(height, doseRows = 0) {
   const events = { top: 8, h: 34 };
-  const rest = height - 70;
-  const hr = { top: 50, h: rest * 0.42 };
+  const doses = { top: 46, h: doseRows * DOSE_ROW_H };
+  const top = 50 + (doseRows ? doses.h + 6 : 0);
+  const rest = height - 20 - top;
+  const hr = { top, h: rest * 0.42 };
   const hrv = { top: hr.top + hr.h + 12, h: rest * 0.18 };
   const resp = { top: hrv.top + hrv.h + 12, h: rest * 0.2 };
   const act = { top: resp.top + resp.h + 12, h: rest * 0.12 };
-  return { events, hr, hrv, resp, act };
+  return { events, doses, hr, hrv, resp, act };
+}
+
+function drawDoseMark(ctx, cx, cy, status) {
+  ctx.fillStyle = ctx.strokeStyle = DOSE_COLORS[status] || COLORS.text;
+  ctx.lineWidth = 2;
+  ctx.beginPath();
+  if (status === "missed" || status === "unconfirmed") {
+    ctx.moveTo(cx - 4, cy - 4); ctx.lineTo(cx + 4, cy + 4); ctx.moveTo(cx + 4, cy - 4); ctx.lineTo(cx - 4, cy + 4);
+    ctx.stroke();
+  } else if (status === "skipped") {
+    ctx.moveTo(cx - 4, cy); ctx.lineTo(cx + 4, cy); ctx.stroke();
+  } else {
+    ctx.arc(cx, cy, 4, 0, 2 * Math.PI);
+    if (status === "pending") ctx.stroke(); else ctx.fill();
+  }
+}
+
+// Doses: one row per drug (planned time; a taken dose at the time it was taken), and a dashed line through
+// the heart-rate lane where a dose was taken, so a rate-control drug's effect on the rate can be seen.
+function drawDoses(ctx, view, lanes, x) {
+  const drugs = [...new Set(view.doses.map((d) => d.drug))];
+  let drawn = 0;
+  ctx.font = "11px system-ui, sans-serif";
+  drugs.slice(0, MAX_DOSE_ROWS).forEach((drug, i) => {
+    ctx.fillStyle = COLORS.text;
+    const label = i === MAX_DOSE_ROWS - 1 && drugs.length > MAX_DOSE_ROWS ? "other drugs" : drug;
+    ctx.fillText(label.length > 11 ? `${label.slice(0, 10)}…` : label, 4, lanes.doses.top + i * DOSE_ROW_H + 9);
+  });
+  for (const d of view.doses) {
+    const row = Math.min(drugs.indexOf(d.drug), MAX_DOSE_ROWS - 1);
+    const taken = d.answered_at && (d.status === "on_time" || d.status === "late");
+    const t = Date.parse(taken ? d.answered_at : d.planned);
+    if (t < view.start || t > view.end) continue;
+    drawDoseMark(ctx, x(t), lanes.doses.top + row * DOSE_ROW_H + 6, d.status);
+    drawn += 1;
+    if (taken) {
+      ctx.save();
+      ctx.strokeStyle = DOSE_COLORS[d.status];
+      ctx.lineWidth = 1;
+      ctx.setLineDash([3, 3]);
+      ctx.beginPath();
+      ctx.moveTo(x(t), lanes.hr.top);
+      ctx.lineTo(x(t), lanes.hr.top + lanes.hr.h);
+      ctx.stroke();
+      ctx.restore();
+    }
+  }
+  ctx.canvas.dataset.doses = String(drawn);
 }
 
 function scaleY(lane, lo, hi) {
@@ -89,7 +143,8 @@ function drawTrends(canvas, view) {
   const left = 80;
   const width = W - left - 10;
   ctx.clearRect(0, 0, W, H);
-  const lanes = lanesOf(H);
+  const doses = view.doses || [];
+  const lanes = lanesOf(H, Math.min(MAX_DOSE_ROWS, new Set(doses.map((d) => d.drug)).size));
   const x = (t) => left + ((t - view.start) / (view.end - view.start)) * width;
   const points = view.points.map((p) => ({ ...p, bucket_ms: view.bucketMs }));
   // personal limits may differ by activity: the chart draws those at rest (or the plain ones)
@@ -162,6 +217,8 @@ function drawTrends(canvas, view) {
     ctx.fillRect(x(Date.parse(p.t)), yA(p.intensity), bw, lanes.act.top + lanes.act.h - yA(p.intensity));
   }
   laneLabel(ctx, lanes.act, "Activity g", aLo, aHi, yA, left);
+
+  drawDoses(ctx, { ...view, doses }, lanes, x);
 
   const { ticks, daily } = timeTicks(view.start, view.end);
   ctx.fillStyle = COLORS.text;

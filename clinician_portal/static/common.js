@@ -8,21 +8,23 @@ async function api(path, options = {}) {
     throw new Error("signed out");
   }
   if (!res.ok) {
-    let detail = `${res.status}`;
-    try {
-      const body = await res.json();
-      detail = typeof body.detail === "string" ? body.detail
-        : (body.detail || []).map((d) => (typeof d === "string" ? d : `${(d.loc || []).slice(-1)[0]}: ${d.msg}`)).join("; ");
-    } catch (e) { /* not JSON */ }
-    const error = new Error(detail);
+    const error = new Error(errorText(await res.json().catch(() => ({})), res.status));
     error.status = res.status;
     throw error;
   }
   return res.json();
 }
 
-function post(path, body) {
-  return api(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+// The API's error detail in words: a sentence, or "field: problem" for each invalid field.
+function errorText(body, status) {
+  const detail = body && body.detail;
+  if (typeof detail === "string") return detail;
+  const parts = (detail || []).map((d) => (typeof d === "string" ? d : `${(d.loc || []).slice(-1)[0]}: ${d.msg}`));
+  return parts.join("; ") || `${status}`;
+}
+
+function post(path, body, method = "POST") {
+  return api(path, { method, headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
 }
 
 function el(tag, text, className) {
@@ -50,10 +52,22 @@ function stripHref(strip) {
   return `/strips/${strip.patient_id}/${encodeURIComponent(strip.device_id)}/${strip.seq}`;
 }
 
-const STATE_LABEL = { red: "Red", yellow: "Yellow", ok: "OK", no_signal: "No signal", baseline: "Baseline phase" };
+const STATE_LABEL = { red: "Red", yellow: "Yellow", ok: "OK", no_signal: "No signal", baseline: "Baseline phase",
+  paused: "Monitoring paused" };
+const STAFF = ["clinician", "admin"];
+const HOME = { patient: "/me", caregiver: "/caregiver" };
 
-async function header() {
+function homeFor(role) {
+  return HOME[role] || "/";
+}
+
+// The signed-in user in the page header; a user whose role the page is not for goes to their own page.
+async function header(roles = STAFF) {
   const me = await api("/api/auth/me");
+  if (!roles.includes(me.role)) {
+    window.location.assign(homeFor(me.role));
+    throw new Error("this page is for another role");
+  }
   document.getElementById("who").textContent = `${me.username} (${me.role})`;
   document.getElementById("logout").addEventListener("click", async () => {
     await fetch("/api/auth/logout", { method: "POST", credentials: "same-origin" });

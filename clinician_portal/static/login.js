@@ -20,7 +20,7 @@ document.getElementById("login-form").addEventListener("submit", async (event) =
       credentials: "same-origin",
     });
     if (res.ok) {
-      window.location.assign("/");
+      window.location.assign(homeFor((await res.json()).user.role));
     } else {
       error.textContent = res.status === 401 ? "Wrong username or password." : `Sign-in failed (${res.status}).`;
     }

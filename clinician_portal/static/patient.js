@@ -2,7 +2,8 @@
 // The patient page: zoomable trends (hours to months) with alerts, symptom periods and limits on one axis.
 
 const patientId = Number(window.location.pathname.split("/")[2]);
-const view = { start: 0, end: 0, points: [], timeline: { alerts: [], periods: [], strips: [], episodes: [], limits: [] }, bucketMs: 60000 };
+const view = { start: 0, end: 0, points: [], timeline: { alerts: [], periods: [], strips: [], episodes: [], limits: [] }, doses: [], bucketMs: 60000 };
+const DOSE_LABEL = { on_time: "taken on time", late: "taken late", skipped: "skipped", missed: "missed", unconfirmed: "unconfirmed", pending: "still open" };
 const MIN_SPAN = 3600e3;
 const MAX_SPAN = 400 * 86400e3;
 let pending = null;
@@ -26,15 +27,19 @@ function showError(e) {
 
 async function load() {
   const q = `start=${encodeURIComponent(iso(view.start))}&end=${encodeURIComponent(iso(view.end))}`;
-  const [points, timeline] = await Promise.all([
-    api(`/api/patients/${patientId}/series?${q}`), api(`/api/patients/${patientId}/timeline?${q}`)]);
+  const [points, timeline, doses, adherence] = await Promise.all([
+    api(`/api/patients/${patientId}/series?${q}`), api(`/api/patients/${patientId}/timeline?${q}`),
+    api(`/api/patients/${patientId}/doses?${q}`), api(`/api/patients/${patientId}/adherence?${q}`)]);
   view.points = points;
   view.timeline = timeline;
+  view.doses = doses.doses;
+  renderAdherence(adherence);
   view.bucketMs = points.length > 1 ? Math.min(...points.slice(1).map((p, i) => Date.parse(p.t) - Date.parse(points[i].t))) : 60000;
   drawTrends(document.getElementById("chart"), view);
   renderEvents();
   document.getElementById("export-csv").href = `/api/patients/${patientId}/export.csv?${q}`;
   document.getElementById("export-fhir").href = `/api/patients/${patientId}/export.fhir.json?${q}`;
+  document.getElementById("export-all").href = `/api/patients/${patientId}/export.zip`;
   loaded += 1;
   document.getElementById("chart").dataset.loaded = String(loaded);
   loadWeatherPanel(patientId, view.start, view.end).catch(showError);
@@ -52,12 +57,32 @@ function renderEvents() {
   }
   for (const e of view.timeline.episodes) rows.push([e.start, "rhythm episode", e.flags.join(", ")]);
   for (const t of view.timeline.strips) rows.push([t.start, "ECG strip", t.reason, t]);
+  for (const d of view.doses.filter((x) => x.status !== "on_time")) {  // on-time doses are in the adherence table
+    const at = d.answered_at && d.status === "late" ? ` at ${when(d.answered_at)}` : "";
+    rows.push([d.planned, `dose ${DOSE_LABEL[d.status] || d.status}`, `${d.drug} ${d.dose}${at}${d.reason ? ` · ${d.reason}` : ""}`]);
+  }
   rows.sort((a, b) => a[0].localeCompare(b[0]));
   document.getElementById("event-rows").replaceChildren(...rows.map(([t, what, details, strip]) => {
     const tr = el("tr");
     const cell = el("td", details);
     if (strip) { cell.append(" "); cell.append(link(stripHref(strip), "view strip")); }
     tr.append(el("td", when(t)), el("td", what), cell);
+    return tr;
+  }));
+}
+
+function renderAdherence(a) {
+  const pct = (v) => (v === null || v === undefined ? "—" : `${Math.round(v * 100)} %`);
+  document.getElementById("adherence-facts").textContent = a.drugs.length
+    ? `Doses planned ${when(a.start)} – ${when(a.end)}; on time: within the plan's window.${a.low ? ` Below ${pct(a.low_share)} on time for at least one drug.` : ""}`
+    : "No medication plan in this range.";
+  document.getElementById("adherence-rows").replaceChildren(...a.drugs.map((d) => {
+    const tr = el("tr");
+    const share = el("td", pct(d.share_on_time), d.share_on_time !== null && d.share_on_time < a.low_share ? "low" : "");
+    tr.append(el("th", `${d.drug}${d.critical ? " (critical)" : ""}`), el("td", d.planned), el("td", d.taken_on_time),
+      el("td", d.taken_late), el("td", d.skipped), el("td", d.missed), el("td", d.unconfirmed), share,
+      el("td", d.longest_missed_streak));
+    tr.firstChild.scope = "row";
     return tr;
   }));
 }
@@ -112,6 +137,8 @@ async function main() {
   document.getElementById("patient-facts").textContent =
     `${STATE_LABEL[p.state] || p.state} · last data ${when(p.last_data_at)} · battery ${p.battery ?? "—"} % · device ${p.device_id}`;
   document.getElementById("thresholds").href = `/patients/${patientId}/thresholds`;
+  document.getElementById("report-link").href = `/patients/${patientId}/report`;
+  document.getElementById("medication").href = `/patients/${patientId}/medication`;
   const params = new URLSearchParams(window.location.search);
   const end = params.get("end") ? Date.parse(params.get("end")) : (p.last_data_at ? Date.parse(p.last_data_at) : Date.now());
   const start = params.get("start") ? Date.parse(params.get("start")) : end - 86400e3;

@@ -182,12 +182,24 @@ function mobilityText(days) {
   return `Movement from GPS: ${km.toFixed(1)} km over ${days.length} day${days.length === 1 ? "" : "s"} (${(km / days.length).toFixed(1)} km a day)${share}.`;
 }
 
+function refused(e) {
+  if (e.status === 403) return { refused: e.message }; // the patient has not consented to this purpose
+  throw e;
+}
+
 async function loadWeatherPanel(patient, start, end) {
   const [s, e] = wxPeriod(start, end);
   const q = `start=${encodeURIComponent(new Date(s).toISOString())}&end=${encodeURIComponent(new Date(e).toISOString())}`;
   const [data, days] = await Promise.all([
-    api(`/api/patients/${patient}/analysis?${q}`), api(`/api/patients/${patient}/mobility?${q}`)]);
-  document.getElementById("wx-mobility").textContent = mobilityText(days);
+    api(`/api/patients/${patient}/analysis?${q}`).catch(refused), api(`/api/patients/${patient}/mobility?${q}`).catch(refused)]);
+  document.getElementById("wx-mobility").textContent = days.refused ? `Movement: not shown (${days.refused}).` : mobilityText(days);
+  if (data.refused) { // no consent to weather linkage: say so, show nothing of it
+    document.getElementById("wx-verdict").textContent = `Not analysed: ${data.refused}.`;
+    document.getElementById("wx-facts").textContent = "";
+    document.getElementById("wx-rows").replaceChildren();
+    document.getElementById("weather-panel").dataset.loaded = String((WX.loads += 1));
+    return;
+  }
   WX.data = data;
   document.getElementById("wx-verdict").textContent = data.report.verdict;
   document.getElementById("wx-facts").textContent =

@@ -5,6 +5,8 @@
     POST /api/symptom        {"action": "start"|"stop", "tags": [...], "severity": 1-5, "note": "..."}
     POST /api/panic          {"confirmed": true}  (the page asks first; unconfirmed presses are refused)
     POST /api/feedback       {"text": "..."}
+    POST /api/dose           {"drug": ..., "planned": s since epoch, "action": "taken"|"skipped"|"snoozed",
+                              "reason": "..." (skipped only, optional)}
 
 Thin routes over the agent: every action is one outbox write (durable before
 the answer) followed by an immediate uplink poll, so it leaves the phone at
@@ -13,6 +15,8 @@ once when the broker is reachable and later, in order, when it is not.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,6 +27,7 @@ from pydantic import BaseModel, Field
 
 from edge.agent import EdgeAgent, mark_symptom, press_panic, send_feedback
 from edge.app.status import status_of
+from edge.reminders import DoseError
 
 STATIC = Path(__file__).parent / "static"
 SYMPTOM_TAGS = ("palpitations", "dizziness", "chest pain", "short of breath", "other")
@@ -47,6 +52,15 @@ class FeedbackIn(BaseModel):
     """Feedback text for the service's designers."""
 
     text: str = Field(min_length=1, max_length=1000)
+
+
+class DoseIn(BaseModel):
+    """One tap on a dose reminder."""
+
+    drug: str = Field(min_length=1, max_length=64)
+    planned: float = Field(ge=0, le=1e11)  # s since epoch, as the status listed it
+    action: str = Field(pattern="^(taken|skipped|snoozed)$")
+    reason: str = Field(default="", max_length=200)
 
 
 def _agent(request: Request) -> EdgeAgent:
@@ -84,7 +98,8 @@ def create_app(agent: EdgeAgent) -> FastAPI:
     def panic(body: PanicIn, agent: AgentDep) -> dict[str, Any]:
         if not body.confirmed:
             raise HTTPException(409, "confirm the panic press first")
-        event = press_panic(agent.outbox, agent.device_id)
+        now = time.time()
+        event = press_panic(agent.outbox, agent.device_id, now, where=agent.panic_position(now))
         agent.poll()
         return {"seq": event.seq}
 
@@ -93,6 +108,19 @@ def create_app(agent: EdgeAgent) -> FastAPI:
         event = send_feedback(agent.outbox, agent.device_id, body.text)
         agent.poll()
         return {"seq": event.seq}
+
+    @app.post("/api/dose")
+    def dose(body: DoseIn, agent: AgentDep) -> dict[str, Any]:
+        if body.reason and body.action != "skipped":
+            raise HTTPException(422, "reason: only a skipped dose has a reason")
+        try:
+            event = agent.doses.confirm(body.drug, body.planned, body.action, agent.clock(), body.reason)
+        except DoseError as exc:
+            raise HTTPException(404 if exc.reason == "unknown" else 409, str(exc)) from exc
+        except sqlite3.OperationalError as exc:  # the phone's storage refused the write: nothing was recorded
+            raise HTTPException(503, f"could not save on the phone: {exc}") from exc
+        agent.poll()
+        return {"seq": event.seq, "type": event.type.value}
 
     return app
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from edge.agent import OPEN_PERIOD, EdgeAgent
+from edge.reminders import Reminder
 
 
 def status_of(agent: EdgeAgent) -> dict[str, Any]:
-    """Connection, strap, battery, last upload, current HR, problems counted, open period, notifications."""
+    """Connection, strap, battery, last upload, current HR, problems counted, open period, notifications,
+    the dose reminders to show now and the next planned dose (times in s since epoch)."""
     health = getattr(agent.source, "health", None)
     uplink = agent.uplink
     stats = agent.outbox.stats()
     v = agent.vitals
+    now = agent.clock()
+    upcoming = agent.doses.next_dose(now)
     problems = {k: n for k, n in agent.report.counters.items() if n}
     if health is not None:
         problems.update({f"strap_{k}": getattr(health, k) for k in ("drops", "failures", "pmd_refused")})
@@ -34,9 +38,18 @@ def status_of(agent: EdgeAgent) -> dict[str, Any]:
         "pending": sum(stats.pending.values()),
         "pending_bytes": stats.pending_bytes,
         "open_period": agent.outbox.get_state(OPEN_PERIOD),
+        "doses": [_reminder(r) for r in agent.doses.showing(now)],
+        "next_dose": None if upcoming is None else {
+            "drug": upcoming.drug, "dose": upcoming.dose, "planned": upcoming.planned,
+            "instructions": upcoming.instructions},
         "problems": {k: n for k, n in problems.items() if n},
         "notifications": [
             {"time": n.time, "level": n.level.value, "title": n.title, "body": n.body}
             for n in reversed(agent.notifications)
         ],
     }
+
+
+def _reminder(r: Reminder) -> dict[str, Any]:
+    return {"drug": r.drug, "dose": r.dose, "planned": r.planned, "instructions": r.instructions,
+            "state": r.state, "closes_at": r.closes_at, "late": r.on_time_until}

@@ -73,15 +73,17 @@ def accel_features(xyz_g: ArrayLike, fs: float, posture: str = "unknown") -> Act
 
     Returns:
         The window's :class:`Activity`. Never raises: non-finite or absurd
-        samples are dropped and counted.
+        samples are dropped and counted; a window no worn sensor could read
+        (all samples identical, or no gravity: see :func:`_plausible`) is
+        ``unknown`` with no intensity, so it never passes for rest or exercise.
     """
     a = _samples(xyz_g)
     good = np.all(np.isfinite(a), axis=1) & np.all(np.abs(a) <= ABSURD_G, axis=1)
     dropped = int(a.shape[0] - good.sum())
     a = a[good]
-    if a.shape[0] == 0:
-        return Activity("unknown", None, None, posture=posture, dropped=dropped)
     magnitude = np.linalg.norm(a, axis=1)
+    if a.shape[0] == 0 or not _plausible(a, magnitude):
+        return Activity("unknown", None, None, posture=posture, dropped=dropped)
     intensity = float(np.mean(np.abs(magnitude - 1.0)))
     enmo = float(np.mean(np.maximum(magnitude - 1.0, 0.0)))
     try:
@@ -160,6 +162,15 @@ def accel_fall(a: NDArray[np.float64], fs: float) -> bool:
         if still and accel_postures(after, fs)[-1:] == ["lying"]:
             return True
     return False
+
+
+def _plausible(a: NDArray[np.float64], magnitude: NDArray[np.float64]) -> bool:
+    """False for what no worn sensor reads: every sample identical (a stuck or disconnected
+    sensor: a body always moves a little, if only breathing), or a typical |a| far from gravity
+    (a median outside 0.6-2.5 g: free fall and impacts last a fraction of a second)."""
+    if a.shape[0] > 1 and not np.any(np.ptp(a, axis=0) > 0):
+        return False
+    return bool(FREE_FALL_G <= float(np.median(magnitude)) <= IMPACT_G)
 
 
 def _class(intensity: float, posture: str, cadence: float | None) -> str:

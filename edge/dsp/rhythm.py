@@ -363,7 +363,9 @@ def rhythm_vt_runs(
     doubt = np.zeros(t.size, dtype=bool) if doubtful is None else np.asarray(doubtful, dtype=bool).ravel()
     if doubt.size != t.size:
         return []
-    link = w[:-1] & w[1:] & (ok[1:] | doubt[1:]) & (np.diff(t) < 60.0 / VT_BPM) & (np.diff(t) > 0)
+    with np.errstate(invalid="ignore"):  # a non-finite time makes NaN intervals, which link nothing
+        rr_all = np.diff(t)
+    link = w[:-1] & w[1:] & (ok[1:] | doubt[1:]) & (rr_all < 60.0 / VT_BPM) & (rr_all > 0)
     edges = np.diff(np.concatenate([[0], link.astype(np.int8), [0]]))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)  # beats starts[k] .. ends[k]
     out = []

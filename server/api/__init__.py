@@ -2,10 +2,12 @@
 
 from fastapi import APIRouter
 
-from server.api import admin, alerts, analysis, audit, auth, exports, patients, stream, strips, symptoms, thresholds, weather
+from server.api import admin, alerts, analysis, audit, auth, caregiver, consents, exports, invitations, me
+from server.api import medication, patients, reports, rights, stream, strips, symptoms, thresholds, visits, weather
 
 __all__ = ["api_router"]
 
 api_router = APIRouter()
-for _module in (auth, patients, strips, exports, stream, alerts, symptoms, admin, audit, thresholds, analysis, weather):
+for _module in (auth, patients, strips, exports, rights, stream, alerts, symptoms, admin, audit, thresholds, analysis,
+                weather, consents, invitations, me, caregiver, reports, visits, medication):
     api_router.include_router(_module.router)

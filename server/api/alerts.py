@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from server import queries, store, thresholds
 from server.api.deps import ConnDep, CurrentUser
-from server.queries import AlertConflict, AlertRow
+from server.queries import AlertConflict, AlertRow, HistoryEntry
 from server.store import User
 from server.thresholds import Burden
 
@@ -93,15 +93,13 @@ def add_note(alert_id: int, body: NoteIn, conn: ConnDep, user: CurrentUser) -> d
 
 
 @router.get("/{alert_id}/history")
-def history(alert_id: int, conn: ConnDep, user: CurrentUser) -> list[dict[str, Any]]:
+def history(alert_id: int, conn: ConnDep, user: CurrentUser) -> list[HistoryEntry]:
     """What happened to an alert, oldest first: notes, escalation steps, deliveries."""
     if queries.get_alert(conn, user, alert_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no alert {alert_id}")
-    rows = conn.execute(
-        "SELECT h.at, h.kind, u.username, h.detail FROM alert_history h LEFT JOIN users u ON u.id = h.user_id"
-        " WHERE h.alert_id = %s ORDER BY h.id", (alert_id,)).fetchall()  # fmt: skip
+    rows = queries.alert_history(conn, [alert_id]).get(alert_id, [])
     store.audit(conn, user, "read:alert_history", [_patient_of(conn, alert_id)], {"alert_id": alert_id})
-    return [{"at": at, "kind": kind, "by": by, "detail": detail} for at, kind, by, detail in rows]
+    return rows
 
 
 def _patient_of(conn: psycopg.Connection[Any], alert_id: int) -> int:

@@ -6,6 +6,12 @@ Default period: the 30 days up to the patient's newest data (at most 400 days).
 The statistics are :mod:`server.analysis`; the linkage :mod:`server.weather`.
 A cohort is the signed-in clinician's own patients (all patients for admins).
 Every read is audited.
+
+Consent (:mod:`server.consent`): a patient's weather is linked only with their
+consent to weather linkage (else 403 naming the purpose), by GPS only while
+location sharing is consented (else by the home location); mobility needs
+location consent (else 403). A cohort pools only patients who consented to
+research use *and* weather linkage, and says how many were left out and why.
 """
 
 from __future__ import annotations
@@ -17,10 +23,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import StreamingResponse
 
-from server import analysis, mobility, queries, store, weather
+from server import analysis, consent, mobility, queries, store, weather
 from server.api.deps import ConnDep, CurrentUser, SettingsDep, check_range
 from server.api.patients import End, Start, require_patient, span
 from server.queries import PatientRow
@@ -47,12 +53,25 @@ class PatientAnalysis:
 
 @dataclass(frozen=True)
 class CohortAnalysis:
-    """A cohort's pooled report and which patients it pooled."""
+    """A cohort's pooled report, which patients it pooled, and how many it left out for lack of consent.
+
+    ``excluded_no_research``: patients without consent to research use;
+    ``excluded_no_weather``: of the others, those without consent to weather linkage.
+    """
 
     start: datetime | None
     end: datetime | None
     patient_ids: list[int]
     report: analysis.Report
+    excluded_no_research: int = 0
+    excluded_no_weather: int = 0
+
+
+def require_consent(conn: ConnDep, patient_id: int, purpose: consent.Purpose) -> None:
+    """403 naming the purpose unless the patient's consent to it is in force."""
+    if not consent.granted(conn, patient_id, purpose):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"no consent: patient {patient_id} has not consented to "
+                            f"{consent.PURPOSE_LABELS[purpose]} (purpose {purpose})")  # fmt: skip
 
 
 def _period(patient: PatientRow, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
@@ -64,7 +83,9 @@ def _period(patient: PatientRow, start: datetime | None, end: datetime | None) -
 def _linked(conn: ConnDep, user: CurrentUser, settings: SettingsDep, patient_id: int, start: datetime | None,
             end: datetime | None) -> tuple[datetime, datetime, list[weather.LinkedHour]]:
     s, e = _period(require_patient(conn, user, patient_id), start, end)
-    return s, e, weather.patient_hours(conn, patient_id, s, e, settings.min_quality)
+    require_consent(conn, patient_id, "weather")
+    gps = consent.granted(conn, patient_id, "location")
+    return s, e, weather.patient_hours(conn, patient_id, s, e, settings.min_quality, gps=gps)
 
 
 @router.get("/api/patients/{patient_id}/analysis")
@@ -118,8 +139,9 @@ def patient_hours_csv(patient_id: int, conn: ConnDep, user: CurrentUser, setting
 @router.get("/api/patients/{patient_id}/mobility")
 def patient_mobility(patient_id: int, conn: ConnDep, user: CurrentUser, start: Start = None,
                      end: End = None) -> list[mobility.DayMobility]:
-    """Distance and time at home per UTC day, from consented GPS (an empty list: no GPS)."""
+    """Distance and time at home per UTC day, from consented GPS (an empty list: no GPS; 403: no consent)."""
     s, e = _period(require_patient(conn, user, patient_id), start, end)
+    require_consent(conn, patient_id, "location")
     days = mobility.mobility_days(mobility.patient_fixes(conn, patient_id, s, e), weather.get_home(conn, patient_id))
     store.audit(conn, user, "read:mobility", [patient_id], {"start": str(s), "end": str(e)})
     return days
@@ -128,13 +150,18 @@ def patient_mobility(patient_id: int, conn: ConnDep, user: CurrentUser, start: S
 @router.get("/api/analysis/cohort")
 def cohort_analysis(conn: ConnDep, user: CurrentUser, settings: SettingsDep, start: CohortStart = None,
                     end: CohortEnd = None, alpha: Alpha = analysis.ALPHA) -> CohortAnalysis:
-    """The associations pooled over the user's patients (random effects over per-patient correlations)."""
+    """The associations pooled over the user's patients who consented to research and weather linkage."""
+    check_range(start, end)  # 422 for a bad range even when no patient is pooled
     patients = queries.list_patients(conn, user)
+    granted = consent.granted_many(conn, [p.id for p in patients])
+    research = [p for p in patients if "research" in granted[p.id]]
+    pooled = [p for p in research if "weather" in granted[p.id]]
     columns = []
-    for p in patients:
+    for p in pooled:
         s, e = _period(p, start, end)
-        columns.append(weather.analysis_columns(weather.patient_hours(conn, p.id, s, e, settings.min_quality)))
+        hours = weather.patient_hours(conn, p.id, s, e, settings.min_quality, gps="location" in granted[p.id])
+        columns.append(weather.analysis_columns(hours))
     report = analysis.analyse_cohort(columns, alpha)
-    ids = [p.id for p in patients]
+    ids = [p.id for p in pooled]
     store.audit(conn, user, "read:analysis-cohort", ids, {"start": str(start), "end": str(end)})
-    return CohortAnalysis(start, end, ids, report)
+    return CohortAnalysis(start, end, ids, report, len(patients) - len(research), len(research) - len(pooled))

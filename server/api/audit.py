@@ -2,7 +2,9 @@
 
 Rows are written by the routes that read or change a patient's data (see
 :func:`server.store.audit`); the application has no route that edits or deletes
-them.
+them, and the database refuses UPDATE, DELETE and TRUNCATE (migration 065)
+except the recorded audit retention. Reading the log is itself audited
+(``read:audit``, one row per patient the answer names).
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import psycopg
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
+from server import store
 from server.api.deps import AdminUser, ConnDep, check_range
 
 router = APIRouter(prefix="/api", tags=["admin"])
 
 
 class AuditRow(BaseModel):
-    """One recorded read or change: who, what, when, which patient, and the details."""
+    """One recorded read or change: who, what, when, which patient, why (if given) and the details."""
 
     id: int
     at: datetime
@@ -29,6 +32,7 @@ class AuditRow(BaseModel):
     action: str
     patient_id: int | None
     detail: dict[str, Any]
+    reason: str | None = None
 
 
 def query_audit(
@@ -43,7 +47,7 @@ def query_audit(
 ) -> list[AuditRow]:
     """Audit rows matching every given filter, newest first; ``action`` matches a prefix (``read:``)."""
     rows = conn.execute(
-        "SELECT a.id, a.at, a.user_id, u.username, a.action, a.patient_id, a.detail"
+        "SELECT a.id, a.at, a.user_id, u.username, a.action, a.patient_id, a.detail, a.reason"
         " FROM audit_log a JOIN users u ON u.id = a.user_id"
         " WHERE (%(pid)s::bigint IS NULL OR a.patient_id = %(pid)s)"
         " AND (%(user)s::text IS NULL OR u.username = %(user)s)"
@@ -53,14 +57,14 @@ def query_audit(
         " ORDER BY a.at DESC, a.id DESC LIMIT %(limit)s",
         {"pid": patient_id, "user": username, "action": action, "start": start, "end": end, "limit": limit},
     ).fetchall()
-    return [AuditRow(id=r[0], at=r[1], user_id=r[2], username=r[3], action=r[4], patient_id=r[5], detail=r[6])
-            for r in rows]  # fmt: skip
+    return [AuditRow(id=r[0], at=r[1], user_id=r[2], username=r[3], action=r[4], patient_id=r[5], detail=r[6],
+                     reason=r[7]) for r in rows]  # fmt: skip
 
 
 @router.get("/audit")
 def audit_log(
     conn: ConnDep,
-    _admin: AdminUser,
+    admin: AdminUser,
     patient_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     username: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     action: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
@@ -70,5 +74,8 @@ def audit_log(
 ) -> list[AuditRow]:
     """Who read or changed which patient's data, when and how, newest first (admins only)."""
     start, end = check_range(start, end)
-    return query_audit(conn, patient_id=patient_id, username=username, action=action, start=start, end=end,
+    rows = query_audit(conn, patient_id=patient_id, username=username, action=action, start=start, end=end,
                        limit=limit)  # fmt: skip
+    store.audit(conn, admin, "read:audit", {r.patient_id for r in rows if r.patient_id is not None},
+                {"patient_id": patient_id, "username": username, "action": action})
+    return rows

@@ -1,8 +1,17 @@
-"""Dependencies of the API routes, as ``Annotated`` aliases: pool, connection, settings, the user."""
+"""Dependencies of the API routes, as ``Annotated`` aliases: pool, connection, settings, the user.
+
+Who may call a route is said by its user dependency: ``CurrentUser`` admits
+the care team only (clinicians and admins; a patient or caregiver gets 403),
+so every clinician route is closed to the other roles by default;
+``AdminUser`` admins only; ``PatientSelf`` a patient's own account (their
+patient id with it); ``CaregiverUser`` a caregiver; ``AnyUser`` anyone
+signed in (sign-out, who am I).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
@@ -11,9 +20,11 @@ from fastapi import Depends, HTTPException, Request, status
 from psycopg_pool import ConnectionPool
 
 from server.settings import ServerSettings
-from server.store import User, session_user
+from server.store import User, account_patient, session_user
 
 SESSION_COOKIE = "pisces_session"
+REASON_HEADER = "X-Access-Reason"  # why a person reads or changes data; recorded in the audit log
+MAX_REASON = 200  # characters
 
 
 def get_settings(request: Request) -> ServerSettings:
@@ -50,8 +61,22 @@ def request_token(request: Request) -> str | None:
     return request.cookies.get(SESSION_COOKIE) or None
 
 
-def current_user(request: Request, pool: PoolDep) -> User:
-    """The signed-in user, or 401. Uses its own short-lived connection (streams hold none)."""
+def access_reason(request: Request) -> str | None:
+    """The request's ``X-Access-Reason`` (trimmed; None if absent or blank); 422 if too long or not printable."""
+    value = request.headers.get(REASON_HEADER, "").strip()
+    if len(value) > MAX_REASON:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"{REASON_HEADER}: at most {MAX_REASON} characters")
+    if not value.isprintable():
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{REASON_HEADER}: printable text only")
+    return value or None
+
+
+def signed_in(request: Request, pool: PoolDep) -> User:
+    """The signed-in user of any role, or 401, carrying the request's access reason for the audit log.
+
+    Uses its own short-lived connection (streams hold none).
+    """
     token = request_token(request)
     user = None
     if token:
@@ -61,10 +86,52 @@ def current_user(request: Request, pool: PoolDep) -> User:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "sign in first", headers={"WWW-Authenticate": "Bearer"}
         )
+    return replace(user, reason=access_reason(request))
+
+
+AnyUser = Annotated[User, Depends(signed_in)]
+
+
+def current_user(user: AnyUser) -> User:
+    """The signed-in clinician or admin; 403 for a patient or a caregiver (their own routes are elsewhere)."""
+    if not user.is_staff:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "for the care team only (clinicians and admins)")
     return user
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
+
+
+@dataclass(frozen=True)
+class Self:
+    """A patient signed in to their own account, and the patient they are."""
+
+    user: User
+    patient_id: int
+
+
+def patient_self(user: AnyUser, pool: PoolDep) -> Self:
+    """The signed-in patient and their patient id; 403 for any other role."""
+    patient_id = None
+    if user.role == "patient":
+        with pool.connection() as conn:
+            patient_id = account_patient(conn, user.id)
+    if patient_id is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "for a patient's own account only")
+    return Self(user, patient_id)
+
+
+PatientSelf = Annotated[Self, Depends(patient_self)]
+
+
+def caregiver_user(user: AnyUser) -> User:
+    """The signed-in caregiver; 403 for any other role."""
+    if user.role != "caregiver":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "for caregivers only")
+    return user
+
+
+CaregiverUser = Annotated[User, Depends(caregiver_user)]
 
 
 def admin_user(user: CurrentUser) -> User:
@@ -95,6 +162,13 @@ def _in_years(name: str, value: datetime | None) -> None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             f"{name}: must be between the years {EARLIEST_QUERY_TIME.year} and "
                             f"{LATEST_QUERY_TIME.year - 1}")
+
+
+def check_time(name: str, value: datetime | None) -> datetime | None:
+    """A request time normalised to UTC; 422 naming ``name`` when it is outside the years served."""
+    value = as_utc(value)
+    _in_years(name, value)
+    return value
 
 
 def check_range(start: datetime | None, end: datetime | None) -> tuple[datetime | None, datetime | None]:

@@ -1,18 +1,23 @@
-"""Exports of a patient's period: ``GET /api/patients/{id}/export.csv`` and ``.../export.fhir.json``.
+"""Exports: a patient's period (``GET /api/patients/{id}/export.csv``, ``.../export.fhir.json``) and
+everything stored about a patient (``GET /api/patients/{id}/export.zip``, the right of access and portability).
 
-At most :data:`MAX_EXPORT` per request (default: the last 24 h of data); every
+A period is at most :data:`MAX_EXPORT` (default: the last 24 h of data); the
+whole record has no limit and streams (:mod:`server.data_export`). Every
 export is audited. Formats are built by :mod:`server.exports`.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+
+import psycopg
 
 from fastapi import APIRouter
 from fastapi.responses import Response, StreamingResponse
 
-from server import exports, queries, store
+from server import data_export, exports, queries, store
 from server.api.deps import ConnDep, CurrentUser, SettingsDep
 from server.api.patients import End, Start, require_patient, span
 
@@ -53,3 +58,22 @@ def export_fhir(
     disposition = f'attachment; filename="{_filename(patient_id, start, end, "fhir.json")}"'
     return Response(json.dumps(bundle, separators=(",", ":")), media_type="application/fhir+json",
                     headers={"Content-Disposition": disposition})
+
+
+@router.get("/{patient_id}/export.zip", response_class=StreamingResponse,
+            responses={200: {"content": {"application/zip": {}}, "description": "the archive"}})
+def export_all(patient_id: int, conn: ConnDep, user: CurrentUser, settings: SettingsDep) -> StreamingResponse:
+    """Everything stored about the patient as one zip: CSV per table, JSON, a FHIR R4 Bundle, ECG as WFDB."""
+    require_patient(conn, user, patient_id)
+    store.audit(conn, user, "export:all", [patient_id], {"format": data_export.FORMAT})
+    now = datetime.now(timezone.utc)
+    pieces = _archive(settings.database_url or "", patient_id, user.username, user.reason, now, settings.min_quality)
+    disposition = f'attachment; filename="{data_export.archive_name(patient_id, now)}"'
+    return StreamingResponse(pieces, media_type="application/zip", headers={"Content-Disposition": disposition})
+
+
+def _archive(url: str, patient_id: int, username: str, reason: str | None, now: datetime,
+             usable_quality: float) -> Iterator[bytes]:  # fmt: skip
+    """The archive on a connection of its own (a long download holds no pool connection)."""
+    with psycopg.connect(url, autocommit=True, application_name="pisces-export") as conn:
+        yield from data_export.export_archive(conn, patient_id, username, reason, now, usable_quality)

@@ -28,9 +28,11 @@ Start = Annotated[datetime | None, Query(description="ISO 8601; default: `end` m
 End = Annotated[datetime | None, Query(description="ISO 8601; default: the patient's newest data, else now")]
 
 
-def require_patient(conn: psycopg.Connection[Any], user: User, patient_id: int) -> PatientRow:
+def require_patient(
+    conn: psycopg.Connection[Any], user: User, patient_id: int, phases: queries.Phases = queries.Phases()
+) -> PatientRow:
     """The patient if in the user's care, else 404 (the same answer as for no such patient)."""
-    row = queries.get_patient(conn, user, patient_id)
+    row = queries.get_patient(conn, user, patient_id, phases)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no patient {patient_id}")
     return row
@@ -49,17 +51,17 @@ def span(patient: PatientRow, start: datetime | None, end: datetime | None,
 
 
 @router.get("")
-def list_patients(conn: ConnDep, user: CurrentUser) -> list[PatientRow]:
+def list_patients(conn: ConnDep, user: CurrentUser, settings: SettingsDep) -> list[PatientRow]:
     """The user's patients: state (red|yellow|no_signal|baseline|ok), last data, battery, most urgent first."""
-    rows = queries.list_patients(conn, user)
+    rows = queries.list_patients(conn, user, queries.Phases.from_settings(settings))
     store.audit(conn, user, "read:patients", [r.id for r in rows])
     return rows
 
 
 @router.get("/{patient_id}")
-def get_patient(patient_id: int, conn: ConnDep, user: CurrentUser) -> PatientRow:
+def get_patient(patient_id: int, conn: ConnDep, user: CurrentUser, settings: SettingsDep) -> PatientRow:
     """One patient of the user's."""
-    row = require_patient(conn, user, patient_id)
+    row = require_patient(conn, user, patient_id, queries.Phases.from_settings(settings))
     store.audit(conn, user, "read:patient", [patient_id])
     return row
 
@@ -134,7 +136,7 @@ def patient_distribution(
     patient = require_patient(conn, user, patient_id)
     if start is None and end is None and patient.first_data_at is not None:
         start = patient.first_data_at
-        end = start + timedelta(days=queries.BASELINE_DAYS)
+        end = start + timedelta(days=settings.baseline_days)
     start, end = span(patient, start, end)
     row = trends.histogram(conn, patient_id, parameter, start, end, settings.min_quality)
     store.audit(conn, user, "read:distribution", [patient_id], {"parameter": parameter})

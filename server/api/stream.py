@@ -5,21 +5,29 @@ writes the alert, so PostgreSQL delivers it at commit to every API process
 listening. Each stream holds one LISTEN connection of its own (not a pool
 connection) and sends an ``alert`` event with the alert's JSON, for the alerts
 of the user's patients only, plus a comment line every few seconds to keep
-proxies from closing it.
+proxies from closing it. :func:`alert_events` is shared with the caregivers'
+stream (:mod:`server.api.caregiver`), which looks each alert up under the
+caregiver's grant and ends the stream once the caregiver has no access left.
+The response closes its generator however it ends
+(:class:`ClosingStreamingResponse`), so the LISTEN connection is closed at once
+even when the stream is cut while a frame is being sent (the client leaves, the
+server shuts down), never left open for the garbage collector.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
+import anyio
 import psycopg
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import StreamingResponse
 from psycopg_pool import ConnectionPool
+from starlette.types import Receive, Scope, Send
 
 from server import queries, store
 from server.api.deps import CurrentUser, PoolDep, SettingsDep
@@ -30,6 +38,25 @@ from server.store import User
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
 KEEPALIVE_S = 10.0
+
+
+class ClosingStreamingResponse(StreamingResponse):
+    """A streaming response that closes its async generator when it ends, however it ends.
+
+    Starlette cancels the sending task when the client goes away; if that happens while
+    a frame is being sent, the generator is left suspended at its ``yield``, holding its
+    connection until the garbage collector finalises it (after the event loop has closed,
+    if the server is shutting down).
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            close = getattr(self.body_iterator, "aclose", None)
+            if close is not None:
+                with anyio.CancelScope(shield=True):
+                    await close()
 
 
 def sse(event: str, data: Any, event_id: int | None = None) -> str:
@@ -46,10 +73,24 @@ def _visible_alert(pool: ConnectionPool[Any], user: User, alert_id: int) -> Aler
         return row
 
 
+class Lookup(Protocol):
+    """Finds an alert by id if the stream's user may see it now (runs in a worker thread)."""
+
+    def __call__(self, alert_id: int) -> Any | None: ...
+
+
+def _always() -> bool:
+    return True
+
+
 async def alert_events(
-    db_url: str, pool: ConnectionPool[Any], user: User, gone: Callable[[], Awaitable[bool]]
+    db_url: str, lookup: Lookup, gone: Callable[[], Awaitable[bool]], allowed: Callable[[], bool] = _always
 ) -> AsyncIterator[str]:
-    """Yield SSE frames for each alert NOTIFY the user may see, until the client goes away."""
+    """Yield SSE frames for each alert NOTIFY that ``lookup`` finds, until the client goes away.
+
+    ``allowed`` (run in a worker thread after every event and keepalive) ends
+    the stream when it turns False, e.g. a caregiver whose access was revoked.
+    """
     async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
         await conn.execute(f"LISTEN {ALERT_CHANNEL}")
         yield "retry: 3000\n: listening\n\n"
@@ -57,17 +98,25 @@ async def alert_events(
             async for note in conn.notifies(timeout=KEEPALIVE_S):
                 if not note.payload.isdigit():
                     continue
-                row = await run_in_threadpool(_visible_alert, pool, user, int(note.payload))
+                row = await run_in_threadpool(lookup, int(note.payload))
                 if row is not None:
                     yield sse("alert", row, row.id)
-                if await gone():
+                if await gone() or not await run_in_threadpool(allowed):
                     return
+            if not await run_in_threadpool(allowed):
+                return
             yield ": keepalive\n\n"
+
+
+def event_stream(events: AsyncIterator[str]) -> StreamingResponse:
+    """The HTTP response carrying SSE frames (no caching, no proxy buffering)."""
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return ClosingStreamingResponse(events, media_type="text/event-stream", headers=headers)
 
 
 @router.get("/stream")
 async def stream(request: Request, user: CurrentUser, pool: PoolDep, settings: SettingsDep) -> StreamingResponse:
     """Push each new, escalated or resolved alert of the user's patients as an ``alert`` event."""
-    events = alert_events(settings.database_url or "", pool, user, request.is_disconnected)
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+    events = alert_events(settings.database_url or "", lambda alert_id: _visible_alert(pool, user, alert_id),
+                          request.is_disconnected)  # fmt: skip
+    return event_stream(events)

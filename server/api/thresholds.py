@@ -19,7 +19,7 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 
 from server import store, thresholds
-from server.api.deps import ConnDep, CurrentUser
+from server.api.deps import ConnDep, CurrentUser, SettingsDep
 from server.baseline import BaselinePolicy
 from server.escalation import THRESHOLD_CHANNEL
 from server.store import User
@@ -53,24 +53,25 @@ def _visible(conn: psycopg.Connection[Any], user: User, patient_id: int) -> None
 
 
 @router.get("")
-def read(patient_id: int, conn: ConnDep, user: CurrentUser) -> dict[str, Any]:
+def read(patient_id: int, conn: ConnDep, user: CurrentUser, settings: SettingsDep) -> dict[str, Any]:
     """Limits in force (version null: defaults), the initial phase and every version, newest first."""
     _visible(conn, user, patient_id)
     in_force = thresholds.limits_in_force(conn, patient_id)
-    phase = thresholds.status(conn, patient_id, time.time(), BaselinePolicy())
+    phase = thresholds.status(conn, patient_id, time.time(), BaselinePolicy.from_settings(settings))
     store.audit(conn, user, "read:thresholds", [patient_id])
     return {"in_force": {"version": in_force.version, "limits": thresholds.limits_to_json(in_force.limits)},
             "phase": asdict(phase), "versions": thresholds.list_versions(conn, patient_id)}  # fmt: skip
 
 
 @router.post("/proposal", status_code=status.HTTP_201_CREATED)
-def propose(patient_id: int, conn: ConnDep, user: CurrentUser) -> VersionRow:
+def propose(patient_id: int, conn: ConnDep, user: CurrentUser, settings: SettingsDep) -> VersionRow:
     """Compute a proposal from the baseline windows now (409 while there are no data)."""
     _visible(conn, user, patient_id)
+    policy = BaselinePolicy.from_settings(settings)
     with conn.transaction():
-        if thresholds.status(conn, patient_id, time.time(), BaselinePolicy()).phase == "no_data":
+        if thresholds.status(conn, patient_id, time.time(), policy).phase == "no_data":
             raise HTTPException(status.HTTP_409_CONFLICT, "no data yet: the baseline needs summary windows")
-        row_id, _ = thresholds.propose(conn, patient_id, BaselinePolicy())
+        row_id, _ = thresholds.propose(conn, patient_id, policy)
         store.audit(conn, user, "propose:thresholds", [patient_id], {"id": row_id})
     row = thresholds.get_version(conn, row_id)
     assert row is not None

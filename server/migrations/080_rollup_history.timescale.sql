@@ -4,9 +4,9 @@
 --    and logs a continuous-aggregate invalidation for their range, so the next
 --    refresh that covers it (the 14-day refresh policy, or refresh_rollups) recomputed
 --    those buckets from no windows and deleted them. Retention is now applied by the
---    server on both engines (server/store.py: apply_retention, run hourly by the
---    ingest when summary_retention_days is set), dropping chunks without logging
---    invalidations, so no refresh ever recomputes a bucket whose windows are gone.
+--    server on both engines (server/retention.py, its summaries kind: run hourly by
+--    the ingest when PISCES_RETENTION_SUMMARIES_DAYS is set), dropping chunks without
+--    logging invalidations, so no refresh ever recomputes a bucket whose windows are gone.
 -- 2. Late windows of any age reach the rollups. The refresh policies reached back 14
 --    days only; a window older than that stayed out of the aggregates for good (the
 --    real-time part reads raw windows above the watermark only). They now reach back

@@ -161,7 +161,8 @@ def test_pages_fit_a_tablet(browser: Any, live_server: LiveServer, db_url: str, 
     try:
         sign_in(page, live_server)
         page.wait_for_selector("#patient-rows tr")
-        pages = {"overview": None, "patient": f"/patients/{pid}", "search": "/search"}
+        pages = {"overview": None, "patient": f"/patients/{pid}", "search": "/search",
+                 "medication": f"/patients/{pid}/medication"}
         for name, path in pages.items():
             if path:
                 page.goto(f"{live_server.url}{path}")

@@ -45,7 +45,7 @@ def test_pages_and_assets_are_served() -> None:
 
 def test_every_page_is_served_with_its_scripts() -> None:
     c = portal()
-    for path in ("/patients/3", "/patients/3/thresholds", "/search", "/strips/3/dev-1/42"):
+    for path in ("/patients/3", "/patients/3/thresholds", "/patients/3/report", "/search", "/strips/3/dev-1/42"):
         page = c.get(path)
         assert page.status_code == 200 and "text/html" in page.headers["content-type"], path
         for script in re.findall(r'<script src="([^"]+)"', page.text):

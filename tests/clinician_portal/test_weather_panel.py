@@ -7,7 +7,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from server import weather
+from server import consent, weather
 from server.ingest import handle_message, rule_config
 from simulators.weather import weather_hourly
 from tests.clinician_portal.test_browser import sign_in
@@ -29,6 +29,9 @@ PAINTED = """(id) => {
 
 def seed(server: LiveServer, db_url: str, device_id: str) -> int:
     pid = provision(db_url, device_id, server.username, name="Wendy Weather")
+    with psycopg.connect(db_url, autocommit=True) as conn:  # she shares her position and weather linkage
+        for purpose in ("location", "weather"):
+            consent.record(conn, pid, purpose, True, "patient", None, "in app")
     hours = weather_hourly(*HOME, T, HOURS, seed=9)
     msg = hourly_windows(device_id, 1, [h.temperature_c for h in hours], 2.0, 1, gps_hours=3)
     with psycopg.connect(db_url, autocommit=True) as conn:

@@ -30,3 +30,5 @@ def test_demo_runs_on_embedded_services_and_raises_a_red_alert() -> None:
     assert url and login, out
     assert re.search(r"NEW RED ALERT #\d+: \S.* hr", out), out
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "Warning" not in proc.stderr, proc.stderr[-3000:]  # a new user's console stays clean
+    assert "API not answering" not in out, out  # not even while the demo shuts down

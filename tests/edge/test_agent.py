@@ -89,3 +89,22 @@ def test_panic_and_symptom_get_strips(tmp_path: Path) -> None:
         assert 29 <= strip.duration <= 30.5 and strip.fs == 130
         assert abs(strip.start + strip.duration - (START + 60)) < 1.0
         assert max(strip.samples) > 500  # R waves of about 1.2 mV, in µV
+
+
+def test_a_config_changes_the_cadence_only_if_newer_and_is_kept_for_the_next_run(tmp_path: Path) -> None:
+    """The server's retained config: new window length and batch size at once, an older version ignored,
+    and the limits still there after a restart (they are what the phone warns by offline)."""
+    newer = Config(DEV, 2, START, window_seconds=30.0, batch_windows=1, limits=(("hr", Limits(yellow_high=100)),))
+    wearable = VirtualWearable(load_scenario("baseline"), start_time=START, duration_s=200, speed=0)
+    with Outbox(tmp_path / "o.sqlite3") as box:
+        agent = EdgeAgent(DEV, wearable, box, window_seconds=10, batch_windows=5)
+        agent.apply_config(newer)
+        agent.apply_config(Config(DEV, 1, START, window_seconds=5.0, batch_windows=7))  # a stale copy
+        asyncio.run(agent.run())
+        summaries = [m for m in _messages(box) if isinstance(m, Summary)]
+    windows = [w for s in summaries for w in s.windows]
+    assert all(len(s.windows) == 1 for s in summaries) and len(windows) >= 6
+    assert all(w.end - w.start == 30.0 and w.start % 30 == 0 for w in windows[1:-1])  # first and last partial
+    with Outbox(tmp_path / "o.sqlite3") as box:
+        again = EdgeAgent(DEV, wearable, box, window_seconds=10, batch_windows=5)
+        assert again.config == newer and again.batch_windows == 1 and again.summarizer.window_seconds == 30.0

@@ -1,9 +1,10 @@
 """The patient's app: its API in-process, then the page in real headless Chromium at phone size.
 
 The browser test runs the whole chain: a virtual strap in real time -> the
-agent -> its app (uvicorn on loopback) <- Chromium taps; the marks and the
-panic go through the outbox and the real broker to the real server, where the
-test reads them back from the database.
+agent -> its app (uvicorn on loopback) <- Chromium taps; the marks, the panic
+and the feedback go through the outbox and the real broker to the real server,
+where the test reads them back from the database; a yellow notification sent
+by the server's notifier comes back down through the broker onto the page.
 """
 
 from __future__ import annotations
@@ -25,10 +26,14 @@ from edge.app import create_app, make_server
 from edge.outbox import Outbox
 from edge.uplink import Uplink
 from server.embedded import free_port, wait_for_port
+from server.notify import Notifier
+from server.records import AlertChange
 from simulators.scenarios import load_scenario
 from simulators.wearable import VirtualWearable
 from tests.fix_server import LiveServer, provision
+from tests.server.helpers import mqtt_client
 from wire import BrokerAddress, Config, EventType, Limits, decode
+
 
 class AppClient:
     """A synchronous view of the ASGI app (one request per call, on a private event loop)."""
@@ -165,15 +170,23 @@ def running(live_server: LiveServer, db_url: str, mqtt_url: str, device_id: str,
 @pytest.mark.mqtt
 @pytest.mark.db
 @pytest.mark.e2e
-def test_phone_page_marks_and_panic_reach_the_server(browser: Any, running: RunningAgent, db_url: str) -> None:
+def test_phone_page_marks_and_panic_reach_the_server(
+    browser: Any, running: RunningAgent, db_url: str, mqtt_url: str
+) -> None:
     device = running.agent.device_id
     context = browser.new_context(**PHONE)
     page = context.new_page()
     page.set_default_timeout(15_000)
+    server_side = mqtt_client(mqtt_url)
     try:
         page.goto(f"http://127.0.0.1:{running.port}/")
         page.get_by_text("Online").wait_for()  # the status tile follows the broker link
         page.locator("#hr").filter(has_text="7").wait_for()  # a current heart rate around 70
+        # a yellow alert, sent by the server's own notifier, reaches the page through the broker
+        yellow = AlertChange(41, "open", "yellow", "hr", time.time(), {"value": 118})
+        assert Notifier(server_side).send(device, [yellow]) == 1
+        page.locator("#alerts .alert.yellow", has_text="Heart rate outside your range").wait_for()
+        assert "118/min" in page.locator("#alerts").inner_text()
         unwell = page.get_by_role("button", name="I don't feel well")
         box = unwell.bounding_box()
         assert box is not None and box["height"] >= 90 and box["width"] >= 300  # one thumb, arm's length
@@ -190,9 +203,68 @@ def test_phone_page_marks_and_panic_reach_the_server(browser: Any, running: Runn
         page.get_by_text("Help has been called").wait_for()
         page.get_by_role("button", name="I feel better now").tap()
         page.get_by_role("button", name="I don't feel well").wait_for()
-        events = _wait(lambda: len(_events(db_url, device)) >= 3 and _events(db_url, device))
+        page.get_by_label("Tell us how the service could be better").fill("bigger letters please")
+        page.get_by_role("button", name="Send feedback").tap()
+        page.get_by_text("Thank you for your feedback.").wait_for()
+        events = _wait(lambda: len(_events(db_url, device)) >= 4 and _events(db_url, device))
     finally:
         context.close()
-    assert [e[1] for e in events] == [EventType.SYMPTOM_START.value, EventType.PANIC.value, EventType.SYMPTOM_STOP.value]
+        server_side.disconnect()
+        server_side.loop_stop()
+    assert [e[1] for e in events] == [
+        EventType.SYMPTOM_START.value, EventType.PANIC.value, EventType.SYMPTOM_STOP.value, EventType.FEEDBACK.value
+    ]
     assert events[0][2] == ["palpitations", "dizziness"] and events[0][3] == 3
     assert [e[0] for e in events] == sorted(e[0] for e in events)
+
+
+def _doses(db_url: str, device: str) -> list[tuple[str, str, float]]:
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            "SELECT type, drug, extract(epoch FROM planned_at) FROM events WHERE device_id = %s AND drug IS NOT NULL"
+            " ORDER BY seq", (device,),
+        ).fetchall()  # fmt: skip
+    return [(str(t), str(d), float(p)) for t, d, p in rows]
+
+
+@pytest.mark.mqtt
+@pytest.mark.db
+@pytest.mark.e2e
+def test_phone_page_shows_the_reminder_of_a_plan_from_the_server_and_a_taken_tap_reaches_it(
+    browser: Any, running: RunningAgent, db_url: str
+) -> None:
+    from datetime import datetime, timezone
+
+    from server import medication
+    from server.records import device_patient
+    from wire.medication import Drug, MedicationPlan
+
+    device = running.agent.device_id
+    now = time.time()
+    due = datetime.fromtimestamp(now - 300, timezone.utc).strftime("%H:%M")  # planned five minutes ago
+    plan = MedicationPlan(1, 0.0, "UTC", (Drug("bisoprolol", "5 mg", (due,), instructions="with water"),))
+    with psycopg.connect(db_url, autocommit=True) as conn:  # as a clinician's plan, in force for two hours
+        patient = device_patient(conn, device)
+        assert patient is not None
+        medication.record_plan(conn, patient, None, plan, since=datetime.fromtimestamp(now - 7200, timezone.utc))
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    try:
+        page.goto(f"http://127.0.0.1:{running.port}/")
+        page.get_by_text("Online").wait_for()
+        card = page.get_by_role("group", name="Time for bisoprolol")  # the retained config brought the plan
+        card.wait_for()
+        assert "5 mg" in card.inner_text() and "with water" in card.inner_text()
+        taken = card.get_by_role("button", name="Taken: bisoprolol 5 mg")
+        box = taken.bounding_box()
+        assert box is not None and box["height"] >= 90  # the one-tap answer is the big button
+        taken.tap()
+        page.get_by_text("Recorded: bisoprolol taken.").wait_for()
+        card.wait_for(state="detached")
+        stored = _wait(lambda: _doses(db_url, device))
+    finally:
+        context.close()
+    (planned,) = [d.planned for d in running.agent.doses.book.entries.values()]
+    assert stored == [("dose_taken", "bisoprolol", planned)]
+    assert abs(planned - (now - 300)) < 60

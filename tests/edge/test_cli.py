@@ -108,3 +108,20 @@ def test_settings_carry_tls_and_login() -> None:
                      mqtt_password="pw", mqtt_ca_file="ca.pem", app_port=0)  # fmt: skip
     assert s.mqtt_ca_file == Path("ca.pem") and s.mqtt_password is not None
     assert s.mqtt_password.get_secret_value() == "pw" and "pw" not in repr(s) and s.app_port == 0
+
+
+def test_status_lists_the_open_dose_reminders(tmp_path: Path) -> None:
+    from edge.doses import DoseKeeper
+    from edge.outbox import Outbox
+    from wire.medication import Drug, MedicationPlan
+
+    path = tmp_path / "outbox.sqlite3"
+    with Outbox(path) as box:
+        keeper = DoseKeeper(box, "dev-cli", {})
+        keeper.set_plan(MedicationPlan(1, 0.0, "UTC", (Drug("bisoprolol", "5 mg", ("08:00",)),)))
+        keeper.tick(1_780_300_800.0)  # 2026-06-01 08:00 UTC: the dose is due
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PISCES_")}, "TZ": "UTC"}
+    done = subprocess.run(pisces("edge", "status", "--device", "dev-cli", "--outbox", str(path)), env=env,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "dose reminders open: bisoprolol 5 mg planned 2026-06-01" in done.stdout and "(due)" in done.stdout

@@ -31,8 +31,9 @@ def api(db_url: str) -> Iterator[tuple[httpx.Client, int, str]]:
         add_user(conn, f"nurse-{tag}", PASSWORD)
         patient = add_patient(conn, f"Ann {tag}", f"a-{tag}")
         assign_patient(conn, f"nurse-{tag}", patient)
-    server = uvicorn.Server(uvicorn.Config(create_app(ServerSettings(database_url=db_url, ingest_in_server=False)),
-                                           host="127.0.0.1", port=free_port(), log_level="warning"))  # fmt: skip
+    settings = ServerSettings(database_url=db_url, ingest_in_server=False, baseline_days=10)  # not the default 7
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=free_port(),
+                                           log_level="warning"))  # fmt: skip
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_for(lambda: server.started, what="uvicorn started")
@@ -48,6 +49,7 @@ def test_a_clinician_approves_limits_and_bad_ones_are_refused_by_name(api: tuple
     client, patient, _ = api
     before = client.get(f"/api/patients/{patient}/thresholds").json()
     assert before["in_force"]["version"] is None and before["phase"]["phase"] == "no_data"
+    assert before["phase"]["days_left"] == 10  # the initial phase the deployment configured
     assert before["in_force"]["limits"]["hr"]["red_high"] == 131
     bad = client.post(f"/api/patients/{patient}/thresholds",
                       json={"limits": {"hr@rest": {"yellow_low": 40, "yellow_high": 90, "red_low": 20, "red_high": 131},

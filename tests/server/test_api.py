@@ -15,6 +15,7 @@ import psycopg
 import pytest
 import uvicorn
 
+from server import consent
 from server.app import create_app
 from server.embedded import free_port
 from server.ingest import handle_message, rule_config
@@ -56,6 +57,7 @@ def world(db_url: str) -> Iterator[World]:
         mine = add_patient(conn, f"Ann {tag}", f"a-{tag}")
         theirs = add_patient(conn, f"Bob {tag}", f"b-{tag}")
         assign_patient(conn, nurse, mine)
+        consent.record(conn, mine, "location", True, "patient", None, "in app")  # Ann shares her position
     settings = ServerSettings(database_url=db_url, ingest_in_server=False)
     server = uvicorn.Server(uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=free_port(), log_level="warning",
@@ -114,6 +116,28 @@ def test_login_sets_a_cookie_and_logout_ends_the_session(world: World) -> None:
         assert c.get("/api/auth/me").json()["username"] == world.nurse  # by cookie
         assert c.post("/api/auth/logout").json() == {"ok": True}
         assert c.get("/api/auth/me", headers={"Authorization": f"Bearer {body['token']}"}).status_code == 401
+
+
+def test_a_session_ends_at_its_expiry_and_the_password_is_kept_only_as_a_salted_scrypt_hash(world: World) -> None:
+    with client(world) as c:
+        r = c.post("/api/auth/login", json={"username": world.other_nurse, "password": PASSWORD})
+        token, expires = r.json()["token"], datetime.fromisoformat(r.json()["expires_at"].replace("Z", "+00:00"))
+        hours = (expires - datetime.now(timezone.utc)).total_seconds() / 3600
+        assert abs(hours - world.settings.session_hours) < 0.1
+        me = {"Authorization": f"Bearer {token}"}
+        assert c.get("/api/auth/me", headers=me).status_code == 200
+        with psycopg.connect(world.db_url) as conn:  # the session's hours pass
+            conn.execute("UPDATE sessions SET expires_at = now() - interval '1 second'"
+                         " WHERE user_id = (SELECT id FROM users WHERE username = %s)", (world.other_nurse,))
+            hashes = [h for (h,) in conn.execute(
+                "SELECT password_hash FROM users WHERE username = ANY(%s)", ([world.nurse, world.other_nurse],))]
+        assert c.get("/api/auth/me", headers=me).status_code == 401
+        assert c.get("/api/patients", headers=me).status_code == 401
+    assert len(hashes) == 2 and len(set(hashes)) == 2  # same password, different salts
+    for stored in hashes:
+        scheme, n, r_, p, salt, digest = stored.split("$")
+        assert (scheme, int(n), int(r_), int(p)) == ("scrypt", 2**14, 8, 1) and len(bytes.fromhex(salt)) == 16
+        assert PASSWORD not in stored and len(bytes.fromhex(digest)) >= 32
 
 
 def test_a_clinician_sees_only_assigned_patients(world: World) -> None:

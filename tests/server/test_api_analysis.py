@@ -10,6 +10,7 @@ import numpy as np
 import psycopg
 import pytest
 
+from server import consent
 from simulators.weather import weather_hourly
 from tests.server.test_api import World, client, ingest, world  # noqa: F401 - `world` is a fixture
 from wire import Summary, SummaryWindow
@@ -47,6 +48,10 @@ def hourly_windows(device: str, seq: int, temps: list[float], effect: float, see
 
 @pytest.fixture(scope="module")
 def linked(world: World) -> World:  # noqa: F811
+    with psycopg.connect(world.db_url, autocommit=True) as conn:  # Ann also shares her position (world)
+        for pid in (world.mine, world.theirs):
+            for purpose in ("weather", "research"):
+                consent.record(conn, pid, purpose, True, "patient", None, "in app")
     temps = [h.temperature_c for h in weather_hourly(*HOME, T, HOURS, seed=9)]
     ingest(world, world.mine_device, hourly_windows(world.mine_device, 5000, temps, 2.0, 1, gps_hours=3))
     ingest(world, world.theirs_device, hourly_windows(world.theirs_device, 5000, temps, 0.0, 2))
@@ -124,7 +129,37 @@ def test_csv_downloads_match_the_json(linked: World) -> None:
 def test_mobility_from_consented_gps_only(linked: World) -> None:
     with client(linked, linked.admin) as c:
         mine = c.get(f"/api/patients/{linked.mine}/mobility", params=span()).json()
-        theirs = c.get(f"/api/patients/{linked.theirs}/mobility", params=span()).json()
-    assert theirs == []
+        theirs = c.get(f"/api/patients/{linked.theirs}/mobility", params=span())
+    assert theirs.status_code == 403 and "location sharing (purpose location)" in theirs.json()["detail"]
     (day,) = mine
     assert day["fixes"] == 6 and day["home_s"] == day["observed_s"] == 3 * 600 and day["jumps"] == 0
+
+
+def consent_to(world: World, patient_id: int, purpose: str, granted: bool) -> None:
+    with psycopg.connect(world.db_url, autocommit=True) as conn:
+        consent.record(conn, patient_id, purpose, granted, "clinician", None, "signed form")
+
+
+def test_weather_linkage_and_the_cohort_keep_within_consent(linked: World) -> None:
+    try:
+        consent_to(linked, linked.mine, "location", False)  # GPS no longer used: the first hours are at home
+        with client(linked, linked.nurse) as c:
+            hours = c.get(f"/api/patients/{linked.mine}/analysis", params=span()).json()["hours"]
+            assert hours[0]["place"] == "home"
+            assert c.get(f"/api/patients/{linked.mine}/mobility", params=span()).status_code == 403
+        consent_to(linked, linked.mine, "research", False)
+        with client(linked, linked.nurse) as c:
+            cohort = c.get("/api/analysis/cohort", params=span()).json()
+            assert c.get(f"/api/patients/{linked.mine}/analysis", params=span()).status_code == 200
+        assert (cohort["patient_ids"], cohort["excluded_no_research"], cohort["excluded_no_weather"]) == ([], 1, 0)
+        consent_to(linked, linked.mine, "research", True)
+        consent_to(linked, linked.mine, "weather", False)
+        with client(linked, linked.nurse) as c:
+            cohort = c.get("/api/analysis/cohort", params=span()).json()
+            for path in ("analysis", "analysis.csv", "weather-hours.csv"):
+                r = c.get(f"/api/patients/{linked.mine}/{path}", params=span())
+                assert r.status_code == 403 and "weather linkage (purpose weather)" in r.json()["detail"], path
+        assert (cohort["patient_ids"], cohort["excluded_no_research"], cohort["excluded_no_weather"]) == ([], 0, 1)
+    finally:
+        for purpose in ("location", "research", "weather"):
+            consent_to(linked, linked.mine, purpose, True)

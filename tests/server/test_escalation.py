@@ -6,6 +6,7 @@ import queue
 import threading
 
 import psycopg
+import pytest
 
 from server import records, thresholds
 from server.baseline import BaselinePolicy
@@ -163,3 +164,46 @@ def test_a_proposal_is_stored_when_the_initial_phase_ends_and_only_once(db_url: 
     assert proposal.status == "proposed" and proposal.version is None
     assert proposal.baseline["stats"]["hr@rest"]["windows"] == 180
     assert proposal.limits["hr@rest"]["yellow_high"] > 92  # above this patient's own resting rate
+
+
+def test_the_ladder_and_the_initial_phase_come_from_the_settings() -> None:
+    settings = ServerSettings(no_signal_after_seconds=60, no_signal_red_after_seconds=120, escalate_after_seconds=30,
+                              escalate_all_after_seconds=90, promote_yellow_after_seconds=900, baseline_days=3,
+                              baseline_min_good_hours=12)  # fmt: skip
+    policy = EscalationPolicy.from_settings(settings)
+    assert (policy.no_signal_after_s, policy.no_signal_red_after_s, policy.escalate_after_s,
+            policy.all_on_call_after_s, policy.promote_after_s) == (60, 120, 30, 90, 900)  # fmt: skip
+    assert EscalationPolicy.from_settings(ServerSettings()) == EscalationPolicy()
+    baseline = BaselinePolicy.from_settings(settings)
+    assert (baseline.days, baseline.min_good_hours) == (3, 12)
+    assert BaselinePolicy.from_settings(ServerSettings()) == BaselinePolicy()
+    for bad, name in (({"no_signal_red_after_seconds": 600}, "NO_SIGNAL_RED"),
+                      ({"escalate_all_after_seconds": 300}, "ESCALATE_ALL"),
+                      ({"baseline_days": 1, "baseline_min_good_hours": 30}, "MIN_GOOD_HOURS")):  # fmt: skip
+        with pytest.raises(ValueError, match=name):
+            ServerSettings(**bad)
+
+
+def test_the_loop_runs_the_ladder_the_settings_give(db_url: str, mqtt_url: str, device_id: str) -> None:
+    """Silent 90 s: nothing by default (10 min), a yellow no-signal notice with PISCES_NO_SIGNAL_AFTER_SECONDS=60."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        add_patient(conn, "P", device_id)
+        conn.execute("UPDATE patients SET last_data_at = now() - interval '90 seconds' WHERE device_id = %s",
+                     (device_id,))  # fmt: skip
+    inbox: queue.Queue[bytes] = queue.Queue()
+    phone = mqtt_client(mqtt_url)
+    phone.on_message = lambda _c, _u, m: inbox.put(m.payload)
+    phone.subscribe(topic_for(device_id, Kind.NOTIFY), 1)
+    stop = threading.Event()
+    settings = ServerSettings(database_url=db_url, mqtt_url=mqtt_url, mqtt_client_id=f"esc-{device_id}",
+                              no_signal_after_seconds=60, no_signal_red_after_seconds=3600)  # fmt: skip
+    loop = threading.Thread(target=run_escalation, args=(settings, stop))
+    loop.start()
+    try:
+        notice = decode(inbox.get(timeout=15))
+    finally:
+        stop.set()
+        loop.join(10)
+        phone.disconnect()
+        phone.loop_stop()
+    assert isinstance(notice, Notify) and (notice.parameter, notice.level.value) == ("no_signal", "yellow")

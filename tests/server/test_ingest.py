@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from server import consent
 from server.ingest import Ingestor
 from server.settings import ServerSettings
 from tests.server.helpers import forget_session, mqtt_client, publish, wait_for
@@ -161,6 +162,8 @@ def test_panic_opens_a_red_alert_and_symptom_marks_build_a_period(
     def event(seq: int, kind: EventType, t: float, **kw: Any) -> tuple[str, bytes]:
         return topic_for(device_id, Kind.EVENT), encode(Event(device_id, seq, kind, t, **kw))
 
+    with psycopg.connect(db_url, autocommit=True) as conn:  # the panic's position is kept with this consent only
+        consent.record(conn, patient_id, "location", True, "patient", None, "in app")
     publish(mqtt_url, [
         event(2, EventType.SYMPTOM_STOP, T0 + 300, period="p1"),  # stop first: out of order
         event(1, EventType.SYMPTOM_START, T0, period="p1", tags=("palpitations",), severity=3, note="racing"),

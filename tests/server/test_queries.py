@@ -10,7 +10,8 @@ import numpy as np
 import wfdb
 
 from server.api.strips import strip_beats
-from server.queries import patient_state
+from server.queries import Phases, patient_state
+from server.settings import ServerSettings
 from server.trends import MAX_POINTS, fill_bins, series_bucket
 
 MITDB = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "ecg" / "mitdb"
@@ -26,6 +27,21 @@ def test_overview_state_precedence() -> None:
     assert patient_state("ok", NOW - timedelta(minutes=11), old, NOW) == "no_signal"
     assert patient_state("ok", recent, NOW - timedelta(days=3), NOW) == "baseline"
     assert patient_state("ok", recent, old, NOW) == "ok"
+    assert patient_state("ok", recent, old, NOW, monitoring=False) == "paused"  # consent withdrawn
+    assert patient_state("red", recent, old, NOW, monitoring=False) == "red"
+
+
+def test_overview_phases_follow_the_settings() -> None:
+    """A deployment's no-signal time and baseline length change the overview as they change the alerts."""
+    settings = ServerSettings(no_signal_after_seconds=60, no_signal_red_after_seconds=600, baseline_days=14)
+    phases = Phases.from_settings(settings)
+    assert phases == Phases(timedelta(minutes=1), timedelta(days=14))
+    assert Phases() == Phases.from_settings(ServerSettings())  # the defaults agree
+    two_minutes_ago, ten_days_ago = NOW - timedelta(minutes=2), NOW - timedelta(days=10)
+    assert patient_state("ok", two_minutes_ago, NOW - timedelta(days=30), NOW) == "ok"
+    assert patient_state("ok", two_minutes_ago, NOW - timedelta(days=30), NOW, phases=phases) == "no_signal"
+    assert patient_state("ok", NOW, ten_days_ago, NOW) == "ok"
+    assert patient_state("ok", NOW, ten_days_ago, NOW, phases=phases) == "baseline"
 
 
 def test_series_bucket_keeps_charts_small() -> None:

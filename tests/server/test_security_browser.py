@@ -1,5 +1,5 @@
 """The portal under the enforced Content-Security-Policy in a real headless Chromium: signing in,
-the overview and a patient page work, and the browser reports no CSP violation."""
+the overview, a patient page and its medication plan work, and the browser reports no CSP violation."""
 
 from __future__ import annotations
 
@@ -40,5 +40,7 @@ def test_portal_runs_under_the_enforced_csp(page: Any, db_url: str) -> None:
         page.goto(f"{url}/patients/{patient}")
         page.wait_for_load_state("networkidle")
         page.wait_for_selector(f"text={name}")
+        page.goto(f"{url}/patients/{patient}/medication")
+        page.wait_for_selector("#med-status:has-text('No plan yet.')")
     violations = [m for m in messages if "Content Security Policy" in m or "Refused to" in m]
     assert violations == []

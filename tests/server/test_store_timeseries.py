@@ -19,10 +19,9 @@ import pytest
 
 from server.ingest import decode_one, rule_config, store_batch
 from server.records import ensure_partitions, summary_days
+from server.retention import run_retention
 from server.settings import ServerSettings
-from server.store import (
-    _migrations, add_patient, apply_retention, migrate, refresh_rollups, store_engine, timescale_usable,
-)  # fmt: skip
+from server.store import _migrations, add_patient, migrate, refresh_rollups, store_engine, timescale_usable
 from tests.fix_db import scratch_database
 from tests.server.test_ingest import T0
 from wire import Kind, Summary, SummaryWindow, encode, topic_for
@@ -213,7 +212,8 @@ def test_plain_retention_drops_old_day_partitions_and_keeps_rollups(plain_url: s
     recent = datetime.now(timezone.utc).date() - timedelta(days=1)
     with psycopg.connect(plain_url, autocommit=True) as conn:
         ensure_partitions(conn, [recent])
-        dropped = apply_retention(conn, 30)
+        (outcome,) = run_retention(conn, {"summaries": 30}, datetime.now(timezone.utc))
+        dropped = outcome.dropped
         left = conn.execute("SELECT count(*) FROM summaries WHERE patient_id = %s", (patient_id,)).fetchone()
         kept = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"summaries_{recent:%Y%m%d}",)).fetchone()
     assert f"summaries_{datetime.fromtimestamp(T0, timezone.utc):%Y%m%d}" in dropped
@@ -258,6 +258,7 @@ def test_timescale_hypertables_policies_and_late_data_into_compressed_chunks(own
         assert store_engine(conn) == "timescaledb"
         tables = conn.execute("SELECT hypertable_name FROM timescaledb_information.hypertables ORDER BY 1").fetchall()
         jobs = policies(conn)
+        assert run_retention(conn, {"summaries": 36500}, datetime.now(timezone.utc))[0].dropped == ()  # T0 outlives it
         assert run_jobs(conn, "policy_compression") == 1
         compressed = conn.execute(
             "SELECT count(*) FILTER (WHERE is_compressed), count(*) FROM timescaledb_information.chunks"
@@ -304,14 +305,15 @@ def test_retention_keeps_the_rollups_of_dropped_windows_through_later_refreshes(
                                                                            ("summary_1h", "1 hour"))}  # fmt: skip
     with psycopg.connect(url, autocommit=True) as conn:
         timescale = store_engine(conn) == "timescaledb"
-        dropped = apply_retention(conn, 30)
+        dropped = run_retention(conn, {"summaries": 30}, datetime.now(timezone.utc), by="test")[0].dropped
+        recorded = conn.execute("SELECT kind, rows, dropped, by_whom FROM retention_runs").fetchall()
         left = conn.execute("SELECT count(*) FROM summaries WHERE patient_id = %s", (patient_id,)).fetchone()
         after_drop = {t: rounded(read_rollups(url, t, patient_id)) for t in reference}
         refresh_rollups(conn)  # over everything, the dropped days too
         if timescale:
             run_jobs(conn, "policy_refresh_continuous_aggregate")
         after_refresh = {t: rounded(read_rollups(url, t, patient_id)) for t in reference}
-    assert dropped and left == (0,)
+    assert dropped and left == (0,) and recorded == [("summaries", None, list(dropped), "test")]
     assert after_drop == reference and after_refresh == reference and reference["summary_1m"]
 
 

@@ -111,13 +111,15 @@ def test_hours_link_to_gps_weather_else_home_weather(db: psycopg.Connection, dev
         (T0 + timedelta(minutes=66), 104, 0.3, "walk", 48.299, 11.701, 0.9),
         (T0 + timedelta(hours=5), 66, 0.01, "lying", None, None, 0.9),      # no weather that hour
     ])  # fmt: skip
-    hours = weather.patient_hours(db, pid, T0, T0 + timedelta(days=1), 0.5)
+    hours = weather.patient_hours(db, pid, T0, T0 + timedelta(days=1), 0.5, gps=True)
     assert [h.hour for h in hours] == [T0, T0 + timedelta(hours=1), T0 + timedelta(hours=5)]
     home, walk, late = hours
     assert (home.place, home.windows, home.hr, home.temperature_c, home.active_share) == ("home", 2, 70.0, 1.0, 0.0)
     assert (walk.place, walk.hr, walk.temperature_c, walk.pressure_hpa, walk.active_share) == (
         "gps", 102.0, 9.0, 990.0, 1.0)
     assert late.place == "home" and late.temperature_c is None
+    unplaced = weather.patient_hours(db, pid, T0, T0 + timedelta(days=1), 0.5, gps=False)[1]
+    assert (unplaced.place, unplaced.temperature_c) == ("home", 2.0)  # no location consent: home's weather
     cols = weather.analysis_columns(hours)
     assert cols["temperature"] == [1.0, 9.0, None]
     assert cols["hour_of_day"][0] == pytest.approx((0.5 + 11.5803 / 15) % 24)

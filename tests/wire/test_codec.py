@@ -54,14 +54,22 @@ MESSAGES = [
     Status("dev-001", 5, T0, online=False, sensor="disconnected", battery=12),
     Notify("dev-001", T0, Level.YELLOW, "Heart rate high", "Please rest", alert_id=7, parameter="hr"),
     Config("dev-001", 2, T0, 10.0, 1, (("hr", Limits(50, 110, 40, 130)),)),
+    Config("dev-001", 3, T0, 60.0, 5, share_location=True),
 ]
 
 
-@pytest.mark.parametrize("message", MESSAGES, ids=lambda m: m.kind.value)
+@pytest.mark.parametrize("message", MESSAGES, ids=lambda m: f"{m.kind.value}-{MESSAGES.index(m)}")
 def test_round_trip(message: object) -> None:
     payload = encode(message)  # type: ignore[arg-type]
     assert json.loads(payload)["v"] == 1
     assert decode(payload) == message
+
+
+def test_a_config_without_share_location_shares_nothing() -> None:
+    payload = json.loads(encode(MESSAGES[7]))
+    del payload["share_location"]
+    decoded = decode(json.dumps(payload).encode())
+    assert isinstance(decoded, Config) and decoded.share_location is False
 
 
 def test_strip_is_compact() -> None:
@@ -137,6 +145,8 @@ def test_summary_validation(path: list[object], value: object, reason: str, fiel
         (replace(MESSAGES[3], encoding="i16"), ["samples"], "AA==", "range"),  # type: ignore[type-var]
         (MESSAGES[3], ["fs"], 0, "range"),
         (MESSAGES[4], ["online"], "yes", "type"),
+        (MESSAGES[7], ["share_location"], "yes", "type"),
+        (MESSAGES[7], ["share_location"], 1, "type"),
     ],
 )
 def test_other_validation(message: object, path: list[object], value: object, reason: str) -> None:

@@ -58,20 +58,6 @@ def test_hrm_literals(data: bytes, expected: HeartRateMeasurement) -> None:
     assert decode_heart_rate_measurement(data) == expected
 
 
-@pytest.mark.parametrize("flags", range(32))
-def test_hrm_every_flag_combination(flags: int) -> None:
-    body = struct.pack("<H" if flags & 1 else "<B", 150)
-    if flags & 0x08:
-        body += struct.pack("<H", 1234)
-    if flags & 0x10:
-        body += struct.pack("<2H", 410, 420)
-    m = decode_heart_rate_measurement(bytes([flags]) + body)
-    assert m.heart_rate == 150
-    assert m.sensor_contact == (bool(flags & 2) if flags & 4 else None)
-    assert m.energy_expended == (1234 if flags & 8 else None)
-    assert m.rr == ((410 / 1024, 420 / 1024) if flags & 0x10 else ())
-
-
 @pytest.mark.parametrize(
     ("data", "reason"),
     [

@@ -2,6 +2,9 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 let openPeriod = null;
+let shownDoses = ""; // what the dose cards show, so a poll does not reset a reason being chosen
+let shownKeys = new Set();
+const SKIP_REASONS = ["side effects", "ran out", "feeling unwell", "told by my doctor", "other"];
 
 function ago(t) {
   if (!t) return "not yet";
@@ -33,9 +36,69 @@ function render(s) {
     div.textContent = `${n.title}. ${n.body}`;
     return div;
   }));
+  renderDoses(s.doses || [], s.next_dose);
   openPeriod = s.open_period;
   $("unwell").setAttribute("aria-pressed", String(Boolean(openPeriod)));
   $("unwell").textContent = openPeriod ? "I feel better now" : "I don't feel well";
+}
+
+function clock(t) { return new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }); }
+
+function renderDoses(doses, next) {
+  const signature = JSON.stringify([doses.map((d) => [d.drug, d.planned, d.state]), next && [next.drug, next.planned]]);
+  if (signature === shownDoses) return;
+  const keys = doses.map((d) => `${d.drug}@${d.planned}@${d.state}`);
+  const fresh = keys.some((k) => !shownKeys.has(k));
+  shownDoses = signature;
+  shownKeys = new Set(keys);
+  $("doses").replaceChildren(...doses.map(doseCard));
+  if (fresh && navigator.vibrate) navigator.vibrate([300, 150, 300]);
+  const nextLine = $("next-dose");
+  nextLine.hidden = !next;
+  if (!next) return;
+  nextLine.replaceChildren(`Next: ${next.drug} ${next.dose} at ${clock(next.planned)}`);
+  if (next.planned - Date.now() / 1000 <= 3600) {  // within the hour it may be taken early
+    const early = doseButton(`I took it already (${next.drug})`, next, "taken");
+    early.className = "";  // a quiet button: the reminder card's "Taken" is the big one
+    nextLine.append(early);
+  }
+}
+
+function doseCard(d) {
+  const card = document.createElement("div");
+  card.className = `dose ${d.state}`;
+  card.setAttribute("role", "group");
+  const title = document.createElement("h2");
+  title.textContent = `Time for ${d.drug}`;
+  title.id = `dose-${d.drug}-${d.planned}`.replace(/[^A-Za-z0-9_-]/g, "_");
+  card.setAttribute("aria-labelledby", title.id);
+  const what = document.createElement("p");
+  what.textContent = [d.dose, `planned ${clock(d.planned)}`, d.instructions].filter(Boolean).join(" · ");
+  const reason = document.createElement("select");
+  reason.setAttribute("aria-label", `Reason for skipping ${d.drug} (optional)`);
+  reason.append(new Option("Reason (optional)", ""), ...SKIP_REASONS.map((r) => new Option(r, r)));
+  const skip = document.createElement("div");
+  skip.className = "skip";
+  skip.append(reason, doseButton("Skip", d, "skipped", reason));
+  card.append(title, what, doseButton("Taken", d, "taken"), doseButton("Snooze 10 min", d, "snoozed"), skip);
+  return card;
+}
+
+function doseButton(label, d, action, reason) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.textContent = label;
+  if (action === "taken") button.className = "primary";
+  button.setAttribute("aria-label", `${label}: ${d.drug} ${d.dose}`);
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      await post("/api/dose", { drug: d.drug, planned: d.planned, action, reason: reason ? reason.value : "" });
+      say({ taken: `Recorded: ${d.drug} taken.`, skipped: `Recorded: ${d.drug} skipped.`, snoozed: "I will remind you again in 10 minutes." }[action]);
+    } catch (e) { say(`Could not record: ${e.message}`); button.disabled = false; }
+    await refresh();
+  });
+  return button;
 }
 
 async function refresh() {
