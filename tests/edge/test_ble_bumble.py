@@ -37,7 +37,7 @@ from bumble.host import Host  # noqa: E402
 from bumble.link import LocalLink  # noqa: E402
 from bumble.transport.common import AsyncPipeSink  # noqa: E402
 
-from edge.agent import EdgeAgent  # noqa: E402
+from edge.agent import EdgeAgent, paired_strap, remember_strap  # noqa: E402
 from edge.app.status import status_of  # noqa: E402
 from edge.ble import BleakSource  # noqa: E402
 from edge.outbox import Outbox  # noqa: E402
@@ -338,15 +338,19 @@ def _source(phone: Device, strap_device: Device, **kwargs: Any) -> BleakSource:
     )  # fmt: skip
 
 
-def test_bleak_client_reads_every_notification_of_a_virtual_strap() -> None:
+def test_bleak_client_reads_every_notification_of_a_virtual_strap(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite3")
+
     async def scenario() -> tuple[list[Notification], VirtualStrap, BleakSource]:
         phone, strap_device = await _devices()
         wearable = VirtualWearable(load_scenario("baseline"), start_time=START, duration_s=20, speed=0)
         strap = VirtualStrap(strap_device, wearable)
-        source = _source(phone, strap_device)
+        source = _source(phone, strap_device, on_connected=lambda a: remember_strap(box, a))  # as `edge run` does
         return await _collect(source, strap), strap, source
 
-    got, strap, source = asyncio.run(scenario())
+    with box:
+        got, strap, source = asyncio.run(scenario())
+        assert paired_strap(box) == source.address  # remembered after the connect, for the next run
     battery_read = got[0]
     assert (battery_read.uuid, battery_read.data) == (BATTERY_LEVEL_UUID, bytes([90]))  # read on connect
     assert [(n.uuid, n.data) for n in got[1:]] == strap.sent  # every byte, in order, through bleak
