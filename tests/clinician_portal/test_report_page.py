@@ -6,9 +6,8 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from typing import Any
-
 from datetime import datetime, timezone
+from typing import Any
 
 import psycopg
 import pytest
@@ -122,6 +121,7 @@ def test_report_page_shows_every_section_records_a_visit_and_prints(
     assert first.get_attribute("class") == "glance-adherence r-flagged"
     assert first.inner_text().lower().startswith("medication adherence low adherence")
     assert "Below 80 % on time: bisoprolol (critical)" in first.inner_text()
+    assert "last 7 days" not in first.inner_text()  # every dose lies in them: the same share is not said twice
     sections = page.locator("#r-sections section")
     assert [sections.nth(i).get_attribute("data-key") for i in range(sections.count())] == [
         "trends", "alerts", "symptoms", "rhythm", "adherence", "completeness"]
