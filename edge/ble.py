@@ -4,7 +4,14 @@
 subscribes to the Heart Rate Measurement (0x2A37), reads and (where the strap
 allows) subscribes to the Battery Level (0x2A19), and on straps with Polar's
 measurement service (PMD) starts ECG at 130 Hz and the accelerometer at 25 Hz
-through the PMD control point, checking the strap's answer.
+through the PMD control point, checking the strap's answers
+(:mod:`edge.pmd`).
+
+A clean close (:meth:`BleakSource.stop`, closing the iterator, or cancelling
+the task that consumes it, e.g. Ctrl-C) sends the PMD stop commands and checks
+their answers before disconnecting, within a bounded wait; a refusal or no
+answer is counted, never raised. A dropped link sends nothing (there is no
+link to write to; the strap stops streaming when its link closes).
 
 Link losses are expected (the patient walks away from the phone, the strap
 sleeps): the source reconnects with :func:`edge.backoff.backoff_for` delays
@@ -20,40 +27,39 @@ code through bleak's own client with an in-process backend.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import enum
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Union
 
 from edge.backoff import BLE_POLICY, backoff_for
+from edge.pmd import PMD_STOP_TIMEOUT_S, PmdControl
 from edge.sensors import Notification
+from wire.errors import GattDecodeError
 from wire.gatt import (
     BATTERY_LEVEL_UUID,
     HEART_RATE_MEASUREMENT_UUID,
     HEART_RATE_SERVICE_UUID,
-    PMD_CONTROL_POINT_UUID,
     PMD_DATA_UUID,
-    PMD_MEASUREMENT_ACC,
-    PMD_MEASUREMENT_ECG,
     PMD_SERVICE_UUID,
-    PMD_SETTING_RANGE,
-    PMD_SETTING_RESOLUTION,
-    PMD_SETTING_SAMPLE_RATE,
-    decode_pmd_control_response,
-    encode_pmd_start,
 )
-from wire.errors import GattDecodeError
 
 log = logging.getLogger(__name__)
 
-PMD_START_ECG = encode_pmd_start(PMD_MEASUREMENT_ECG, {PMD_SETTING_SAMPLE_RATE: 130, PMD_SETTING_RESOLUTION: 14})
-PMD_START_ACC = encode_pmd_start(
-    PMD_MEASUREMENT_ACC, {PMD_SETTING_SAMPLE_RATE: 25, PMD_SETTING_RESOLUTION: 16, PMD_SETTING_RANGE: 8}
-)
-PMD_ANSWER_TIMEOUT_S = 5.0
 CONNECT_TIMEOUT_S = 20.0
-_DROPPED = None  # queue marker: the link went down
+
+
+class _Marker(enum.Enum):
+    """Queue markers beside the notifications."""
+
+    DROPPED = "the link went down"
+    STOP = "stop() was called"
+
+
+_Item = Union[Notification, _Marker]
 
 
 @dataclass
@@ -67,6 +73,9 @@ class LinkHealth:
         drops: connections lost after they were up.
         failures: connection attempts that failed.
         pmd_refused: PMD start requests the strap answered with an error.
+        pmd_stop_refused: PMD stop requests the strap answered with an error.
+        pmd_stop_unanswered: PMD stop requests left without an answer (bounded
+            wait ran out, or the write failed).
         last_error: the last failure in words ("" if none).
         retry_in_s: the current back-off delay while waiting, else None.
     """
@@ -77,6 +86,8 @@ class LinkHealth:
     drops: int = 0
     failures: int = 0
     pmd_refused: int = 0
+    pmd_stop_refused: int = 0
+    pmd_stop_unanswered: int = 0
     last_error: str = ""
     retry_in_s: float | None = None
 
@@ -95,6 +106,8 @@ class BleakSource:
         sleep: how to wait between attempts (tests pass a recording one).
         on_connected: called with the address after each successful connect
             (the agent remembers the strap there).
+        pmd_stop_timeout: s to wait for the answers to the PMD stop requests
+            on a clean close (all together).
     """
 
     def __init__(
@@ -108,27 +121,48 @@ class BleakSource:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         on_connected: Callable[[str], None] | None = None,
+        pmd_stop_timeout: float = PMD_STOP_TIMEOUT_S,
     ) -> None:
         self.address = address
         self.backend, self.backend_kwargs = backend, dict(backend_kwargs or {})
         self.pmd, self.max_failures = pmd, max_failures
         self.clock, self.sleep, self.on_connected = clock, sleep, on_connected
+        self.pmd_stop_timeout = pmd_stop_timeout
         self.health = LinkHealth(address=address)
         self._stopping = False
+        self._queue: asyncio.Queue[_Item] | None = None
 
     def stop(self) -> None:
-        """End the iteration at the next drop or retry (the current link is left to the caller)."""
-        self._stopping = True
+        """End the iteration cleanly (call it on the event loop's thread).
 
-    async def notifications(self) -> AsyncIterator[Notification]:
-        """Yield notifications across reconnects until stopped or out of attempts."""
+        The notifications already received are still yielded; then an open link
+        gets the PMD stop commands and is disconnected, and the iteration ends.
+        A connection under way is completed and closed the same way; during a
+        back-off wait the iteration ends when the wait does.
+        """
+        self._stopping = True
+        if self._queue is not None:
+            self._queue.put_nowait(_Marker.STOP)
+
+    async def notifications(self) -> AsyncGenerator[Notification, None]:
+        """Yield notifications across reconnects until stopped, closed (``aclose``) or out of attempts."""
+        try:
+            async with contextlib.aclosing(self._reconnecting()) as notes:
+                async for note in notes:
+                    yield note
+        finally:
+            self.health.state, self._queue = "stopped", None
+
+    async def _reconnecting(self) -> AsyncGenerator[Notification, None]:
         failures = 0
         while not self._stopping:
-            queue: asyncio.Queue[Notification | None] = asyncio.Queue()
+            queue: asyncio.Queue[_Item] = asyncio.Queue()
+            self._queue = queue
             try:
-                async for note in self._session(queue):
-                    failures = 0
-                    yield note
+                async with contextlib.aclosing(self._session(queue)) as session:  # closed here, not by the GC
+                    async for note in session:
+                        failures = 0
+                        yield note
             except (asyncio.TimeoutError, OSError, GattDecodeError, _bleak_error()) as exc:
                 failures += 1
                 self.health.failures += 1
@@ -137,7 +171,6 @@ class BleakSource:
             if self._stopping or (self.max_failures is not None and failures >= self.max_failures):
                 break
             await self._back_off(max(failures, 1))
-        self.health.state = "stopped"
 
     async def _back_off(self, attempt: int) -> None:
         delay = backoff_for(attempt, policy=BLE_POLICY, salt=self.address)
@@ -145,34 +178,44 @@ class BleakSource:
         await self.sleep(delay)
         self.health.retry_in_s = None
 
-    async def _session(self, queue: asyncio.Queue[Notification | None]) -> AsyncIterator[Notification]:
-        """One connection: subscribe, then yield until the link drops."""
+    async def _session(self, queue: asyncio.Queue[_Item]) -> AsyncGenerator[Notification, None]:
+        """One connection: subscribe, yield until the link drops or the source is closed."""
         from bleak import BleakClient  # imported here: only a real (or bleak-backed) strap needs it
 
         self.health.state = "connecting"
         client = BleakClient(
-            self.address, disconnected_callback=lambda _c: queue.put_nowait(_DROPPED),
+            self.address, disconnected_callback=lambda _c: queue.put_nowait(_Marker.DROPPED),
             timeout=CONNECT_TIMEOUT_S, backend=self.backend, **self.backend_kwargs,
         )  # fmt: skip
         async with client:
-            await self._subscribe(client, queue)
+            pmd = await self._subscribe(client, queue)
             self.health.state = "connected"
             self.health.connects += 1
             if self.on_connected:
                 self.on_connected(self.address)
-            while (item := await queue.get()) is not _DROPPED:
-                assert item is not None
-                yield item
+            dropped = False
+            try:
+                while not isinstance(item := await queue.get(), _Marker):
+                    yield item
+                dropped = item is _Marker.DROPPED
+            finally:  # also on aclose() and on cancellation: both are the phone's own, clean close
+                if pmd is not None and not dropped:
+                    await self._stop_pmd(pmd)
+        if dropped:
             self.health.drops += 1
             self.health.state = "connecting"
+        while not queue.empty():  # received between stop() and the disconnect
+            if isinstance(item := queue.get_nowait(), Notification):
+                yield item
 
-    def _handler(self, uuid: str, queue: asyncio.Queue[Notification | None]) -> Callable[[Any, bytearray], None]:
+    def _handler(self, uuid: str, queue: asyncio.Queue[_Item]) -> Callable[[Any, bytearray], None]:
         def handle(_char: Any, data: bytearray) -> None:
             queue.put_nowait(Notification(uuid, bytes(data), self.clock()))
 
         return handle
 
-    async def _subscribe(self, client: Any, queue: asyncio.Queue[Notification | None]) -> None:
+    async def _subscribe(self, client: Any, queue: asyncio.Queue[_Item]) -> PmdControl | None:
+        """Subscribe HR and battery, start the PMD streams if the strap has them (their control, else None)."""
         await client.start_notify(HEART_RATE_MEASUREMENT_UUID, self._handler(HEART_RATE_MEASUREMENT_UUID, queue))
         battery = self._handler(BATTERY_LEVEL_UUID, queue)
         if client.services.get_characteristic(BATTERY_LEVEL_UUID) is not None:
@@ -180,20 +223,26 @@ class BleakSource:
             char = client.services.get_characteristic(BATTERY_LEVEL_UUID)
             if "notify" in char.properties:
                 await client.start_notify(BATTERY_LEVEL_UUID, battery)
-        if self.pmd and client.services.get_service(PMD_SERVICE_UUID) is not None:
-            await self._start_pmd(client, queue)
+        if not self.pmd or client.services.get_service(PMD_SERVICE_UUID) is None:
+            return None
+        pmd = PmdControl(client, stop_timeout=self.pmd_stop_timeout)
+        await pmd.open(self._handler(PMD_DATA_UUID, queue))
+        for problem in await pmd.start():
+            self._count("pmd_refused", problem)
+        return pmd
 
-    async def _start_pmd(self, client: Any, queue: asyncio.Queue[Notification | None]) -> None:
-        answers: asyncio.Queue[bytes] = asyncio.Queue()
-        await client.start_notify(PMD_CONTROL_POINT_UUID, lambda _c, d: answers.put_nowait(bytes(d)))
-        await client.start_notify(PMD_DATA_UUID, self._handler(PMD_DATA_UUID, queue))
-        for request in (PMD_START_ECG, PMD_START_ACC):
-            await client.write_gatt_char(PMD_CONTROL_POINT_UUID, request, response=True)
-            answer = decode_pmd_control_response(await asyncio.wait_for(answers.get(), PMD_ANSWER_TIMEOUT_S))
-            if not answer.ok:
-                self.health.pmd_refused += 1
-                self.health.last_error = f"strap refused PMD measurement {answer.measurement}: {answer.reason}"
-                log.warning("strap %s: %s", self.address, self.health.last_error)
+    async def _stop_pmd(self, pmd: PmdControl) -> None:
+        refused, unanswered = await pmd.stop()
+        for problem in refused:
+            self._count("pmd_stop_refused", problem)
+        for problem in unanswered:
+            self._count("pmd_stop_unanswered", problem)
+
+    def _count(self, counter: str, problem: str) -> None:
+        """Count a problem in ``health`` and keep it as the last error."""
+        setattr(self.health, counter, getattr(self.health, counter) + 1)
+        self.health.last_error = problem
+        log.warning("strap %s: %s", self.address, problem)
 
 
 def _bleak_error() -> type[Exception]:

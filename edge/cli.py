@@ -4,11 +4,15 @@
     pisces edge mark start|stop --device ID [--tags a,b] [--severity N] [--note TEXT]
     pisces edge panic --device ID
     pisces edge status --device ID
-    pisces edge scan
+    pisces edge scan [--device ID] [--timeout S]
 
-The device id and broker may also come from ``PISCES_EDGE_DEVICE_ID`` and
-``PISCES_EDGE_MQTT_URL``. ``mark`` and ``panic`` only write into the outbox:
-a running agent (another process) sends them within a fraction of a second.
+Every subcommand takes the phone options (``--device``, ``--outbox``); only
+``run`` takes the broker (``--mqtt-url``, ``--ca-file``, ``--allow-plain``)
+and summary (``--window-seconds``, ``--batch-windows``) options, and each
+``--help`` lists only what its subcommand takes. The device id and broker
+may also come from ``PISCES_EDGE_DEVICE_ID`` and ``PISCES_EDGE_MQTT_URL``.
+``mark`` and ``panic`` only write into the outbox: a running agent (another
+process) sends them within a fraction of a second.
 ``run`` without ``--address`` or ``--simulate`` connects to the strap it last
 connected to (remembered in the outbox file), and serves the patient app on
 loopback (``--app-port``, 0 to leave it off) beside the agent.
@@ -36,40 +40,69 @@ T = TypeVar("T")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    """Add the ``run``, ``mark``, ``panic``, ``status`` and ``scan`` subcommands to ``parser``."""
+    """Add the ``run``, ``mark``, ``panic``, ``status`` and ``scan`` subcommands to ``parser``.
+
+    Each subcommand takes (and its ``--help`` lists) only the option groups it
+    uses: every one names the phone (device, outbox); only ``run`` talks to the
+    broker and makes summaries.
+    """
     sub = parser.add_subparsers(metavar="ACTION")
-    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
-    run = _with_common(sub.add_parser("run", help="run the agent on a strap or a simulated one"))
-    source = run.add_mutually_exclusive_group()
+
+    def usage(_args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 2
+
+    parser.set_defaults(func=usage)
+    phone, broker, summaries = _phone_options(), _broker_options(), _summary_options()
+    run = sub.add_parser("run", parents=[phone, broker, summaries], help="run the agent on a strap or a simulated one")
+    strap = run.add_argument_group("strap")
+    source = strap.add_mutually_exclusive_group()
     source.add_argument("--address", help="BLE address of the strap (default: the strap paired last)")
     source.add_argument("--simulate", metavar="SCENARIO", help="use a virtual strap playing this scenario")
-    run.add_argument("--speed", type=float, default=1.0, help="simulation speed (0: as fast as possible)")
-    run.add_argument("--duration", type=float, default=3600.0, help="simulated seconds (default 3600)")
-    run.add_argument("--strap", choices=("h10", "hrs"), default="h10", help="simulated strap kind (default h10)")
+    strap.add_argument("--speed", type=float, default=1.0, help="simulation speed (0: as fast as possible)")
+    strap.add_argument("--duration", type=float, default=3600.0, help="simulated seconds (default 3600)")
+    strap.add_argument("--strap", choices=("h10", "hrs"), default="h10", help="simulated strap kind (default h10)")
     run.add_argument("--app-port", type=int, help="patient app port on loopback (default 8765; 0: no app)")
     run.set_defaults(func=_run)
-    mark = _with_common(sub.add_parser("mark", help="mark the start or stop of a period of feeling unwell"))
-    mark.add_argument("action", choices=("start", "stop"))
+    mark = sub.add_parser("mark", parents=[phone], help="mark the start or stop of a period of feeling unwell")
+    mark.add_argument("action", choices=("start", "stop"), help="start a period, or stop the open one")
     mark.add_argument("--tags", default="", help="comma-separated symptom tags, e.g. palpitations,dizzy")
-    mark.add_argument("--severity", type=int, choices=range(1, 6), metavar="1-5")
-    mark.add_argument("--note", default="")
+    mark.add_argument("--severity", type=int, choices=range(1, 6), metavar="1-5", help="how bad it feels (start)")
+    mark.add_argument("--note", default="", help="a few words in the patient's own terms (start)")
     mark.set_defaults(func=_mark)
-    _with_common(sub.add_parser("panic", help="press the panic button")).set_defaults(func=_panic)
-    _with_common(sub.add_parser("status", help="outbox counts")).set_defaults(func=_status)
-    scan = _with_common(sub.add_parser("scan", help="list BLE heart-rate straps nearby (the paired one first)"))
-    scan.add_argument("--timeout", type=float, default=5.0)
+    sub.add_parser("panic", parents=[phone], help="press the panic button").set_defaults(func=_panic)
+    sub.add_parser("status", parents=[phone], help="outbox counts").set_defaults(func=_status)
+    scan = sub.add_parser("scan", parents=[phone], help="list BLE heart-rate straps nearby (the paired one first)")
+    scan.add_argument("--timeout", type=float, default=5.0, help="seconds to listen (default 5)")
     scan.set_defaults(func=_scan)
 
 
-def _with_common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    p.add_argument("--device", help="device id (default: $PISCES_EDGE_DEVICE_ID)")
-    p.add_argument("--mqtt-url", help="broker URL (default: $PISCES_EDGE_MQTT_URL or mqtt://127.0.0.1:1883)")
-    p.add_argument("--outbox", help="outbox file (default: ~/.local/share/pisces/edge/<device>.sqlite3)")
-    p.add_argument("--window-seconds", type=float, help="summary window length in s")
-    p.add_argument("--batch-windows", type=int, help="windows per summary message")
-    p.add_argument("--ca-file", help="PEM of the CA that signed the broker's certificate (implies TLS)")
-    p.add_argument("--allow-plain", action="store_true", default=None,
-                   help="allow plain mqtt:// to a broker on another host (refused by default)")
+def _phone_options() -> argparse.ArgumentParser:
+    """Which phone: every subcommand (``mark``, ``panic``, ``status`` only write or read its outbox)."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("phone")
+    g.add_argument("--device", help="device id (default: $PISCES_EDGE_DEVICE_ID)")
+    g.add_argument("--outbox", help="outbox file (default: ~/.local/share/pisces/edge/<device>.sqlite3)")
+    return p
+
+
+def _broker_options() -> argparse.ArgumentParser:
+    """The MQTT broker: ``run`` only (the others leave sending to the running agent)."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("broker")
+    g.add_argument("--mqtt-url", help="broker URL (default: $PISCES_EDGE_MQTT_URL or mqtt://127.0.0.1:1883)")
+    g.add_argument("--ca-file", help="PEM of the CA that signed the broker's certificate (implies TLS)")
+    g.add_argument("--allow-plain", action="store_true", default=None,
+                   help="allow plain mqtt:// to a broker on another host (refused by default)")  # fmt: skip
+    return p
+
+
+def _summary_options() -> argparse.ArgumentParser:
+    """How summaries are made and batched: ``run`` only."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("summaries")
+    g.add_argument("--window-seconds", type=float, help="summary window length in s")
+    g.add_argument("--batch-windows", type=int, help="windows per summary message")
     return p
 
 
@@ -77,12 +110,13 @@ def _settings(args: argparse.Namespace) -> EdgeSettings:
     from pydantic import ValidationError
 
     try:
+        ca_file = getattr(args, "ca_file", None)  # only `run` has the broker and summary options
         return get_settings(
-            device_id=args.device, mqtt_url=args.mqtt_url, outbox_path=args.outbox,
-            window_seconds=args.window_seconds, batch_windows=args.batch_windows, mqtt_ca_file=args.ca_file,
-            mqtt_tls=True if args.ca_file else None, app_port=getattr(args, "app_port", None),
-            mqtt_allow_plain=args.allow_plain,
-        )
+            device_id=args.device, outbox_path=args.outbox, mqtt_url=getattr(args, "mqtt_url", None),
+            window_seconds=getattr(args, "window_seconds", None), batch_windows=getattr(args, "batch_windows", None),
+            mqtt_ca_file=ca_file, mqtt_tls=True if ca_file else None, app_port=getattr(args, "app_port", None),
+            mqtt_allow_plain=getattr(args, "allow_plain", None),
+        )  # fmt: skip
     except ValidationError as exc:
         raise SystemExit(f"pisces edge: bad settings: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}") from exc
 

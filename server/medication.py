@@ -12,6 +12,7 @@ phone would refuse. Functions leave the transaction to the caller.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -129,3 +130,16 @@ def plans_many(conn: psycopg.Connection[Any], patient_ids: list[int]) -> dict[in
     for row in rows:
         found.setdefault(row.patient_id, []).append(row.to_wire())
     return found
+
+
+def versions_in_force(versions: Sequence[PlanVersion], start: datetime, end: datetime) -> list[PlanVersion]:
+    """The versions in force at some time in ``[start, end)``, oldest first (pure).
+
+    A version is in force from its ``created_at`` until the next version's, as
+    :func:`server.adherence.planned_doses` counts doses, so a version replaced
+    before the range began (or recorded after it ended) is not among them.
+    """
+    ordered = sorted(versions, key=lambda v: v.version)
+    nexts: list[PlanVersion | None] = [*ordered[1:], None]
+    return [v for v, n in zip(ordered, nexts)
+            if max(start, v.created_at) < (end if n is None else min(end, n.created_at))]  # fmt: skip

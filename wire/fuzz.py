@@ -28,6 +28,7 @@ from wire.errors import TopicError, WireDecodeError
 from wire.gatt import (
     decode_battery_level,
     decode_heart_rate_measurement,
+    decode_pmd_control_request,
     decode_pmd_control_response,
     decode_pmd_frame,
 )
@@ -53,6 +54,7 @@ TARGETS: dict[str, Callable[[bytes], object]] = {
     "gatt.battery": decode_battery_level,
     "gatt.pmd_frame": decode_pmd_frame,
     "gatt.pmd_control": decode_pmd_control_response,
+    "gatt.pmd_request": decode_pmd_control_request,
 }
 
 

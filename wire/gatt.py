@@ -232,9 +232,15 @@ def encode_pmd_acc_frame(
 
 
 # --- Polar PMD control point (fb005c81-...) ---------------------------------
-# Requests: op code, measurement type, then (setting id, count, uint16 LE value)
-# triples. Responses arrive as indications: 0xF0, op code, measurement type,
-# status (0 = success), then optional parameters.
+# Polar's PMD specification (its BLE SDK documentation and sources). Requests,
+# written with response: op code, measurement type, then, for a start only,
+# (setting type, count, count values) groups, each value little-endian and as
+# wide as its setting type (``PMD_SETTING_SIZES``). The type byte's low 6 bits
+# are the measurement, its top 2 bits the recording kind (0 = online streaming,
+# the only kind used here). Answers arrive as indications: 0xF0, op code,
+# measurement type, status (0 = success), "more" (non-zero: another part
+# follows), then optional parameters. E.g. stop ECG is ``03 00``, and an H10
+# answers it with ``F0 03 00 00 00``.
 
 PMD_OP_GET_SETTINGS = 0x01
 PMD_OP_START = 0x02
@@ -243,8 +249,26 @@ PMD_RESPONSE = 0xF0
 PMD_SETTING_SAMPLE_RATE = 0x00  # Hz
 PMD_SETTING_RESOLUTION = 0x01  # bits
 PMD_SETTING_RANGE = 0x02  # g (accelerometer)
+PMD_SETTING_RANGE_MILLIUNIT = 0x03
+PMD_SETTING_CHANNELS = 0x04
+PMD_SETTING_FACTOR = 0x05
 
-# status code -> meaning, from Polar's published BLE SDK documentation
+# op code -> (name, whether the request carries settings)
+PMD_OPS: dict[int, tuple[str, bool]] = {
+    PMD_OP_GET_SETTINGS: ("get settings", False),
+    PMD_OP_START: ("start", True),
+    PMD_OP_STOP: ("stop", False),
+}
+# setting type -> bytes per value
+PMD_SETTING_SIZES = {
+    PMD_SETTING_SAMPLE_RATE: 2, PMD_SETTING_RESOLUTION: 2, PMD_SETTING_RANGE: 2,
+    PMD_SETTING_RANGE_MILLIUNIT: 4, PMD_SETTING_CHANNELS: 1, PMD_SETTING_FACTOR: 4,
+}  # fmt: skip
+# measurement type -> name (for messages; the H10 offers ECG and ACC)
+PMD_MEASUREMENTS = {0: "ECG", 1: "PPG", 2: "ACC", 3: "PPI", 5: "gyroscope", 6: "magnetometer"}
+_PMD_TYPE_MASK = 0x3F
+
+# status code -> meaning
 PMD_STATUS = {
     0: "success",
     1: "invalid op code",
@@ -260,7 +284,33 @@ PMD_STATUS = {
     11: "invalid number of channels",
     12: "invalid state",
     13: "device in charger",
+    14: "disk full",
 }
+
+
+def pmd_measurement_name(measurement: int) -> str:
+    """The measurement type in words, e.g. ``"ECG"`` (``"measurement 9"`` when not in the table)."""
+    return PMD_MEASUREMENTS.get(measurement & _PMD_TYPE_MASK, f"measurement {measurement}")
+
+
+@dataclass(frozen=True)
+class PmdControlRequest:
+    """A request written to the control point.
+
+    Attributes:
+        op: op code (``PMD_OP_*``).
+        measurement: measurement type byte (``PMD_MEASUREMENT_*``).
+        settings: (setting type, value) pairs in request order (a start only).
+    """
+
+    op: int
+    measurement: int
+    settings: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The request in words, e.g. ``"stop ECG"``."""
+        return f"{PMD_OPS[self.op][0]} {pmd_measurement_name(self.measurement)}"
 
 
 @dataclass(frozen=True)
@@ -281,20 +331,82 @@ class PmdControlResponse:
         """The status in words."""
         return PMD_STATUS.get(self.status, f"status {self.status}")
 
+    def answers(self, request: bytes) -> bool:
+        """Whether this is the answer to ``request`` (same op code and measurement type)."""
+        return len(request) >= 2 and (self.op, self.measurement) == (request[0], request[1])
+
+
+def encode_pmd_request(op: int, measurement: int, settings: dict[int, int] | None = None) -> bytes:
+    """A control point request; ``settings`` (setting type -> value) only for a start.
+
+    Raises:
+        ValueError: an op code or setting type not in the tables, settings on a
+            request that takes none, or a value that does not fit its width.
+    """
+    if op not in PMD_OPS or not 0 <= measurement <= 0xFF:
+        raise ValueError(f"PMD request op {op} measurement {measurement} is not one of the table's")
+    if settings and not PMD_OPS[op][1]:
+        raise ValueError(f"a PMD {PMD_OPS[op][0]} request takes no settings")
+    body = b"".join(_setting_bytes(kind, value) for kind, value in sorted((settings or {}).items()))
+    return bytes([op, measurement]) + body
+
+
+def _setting_bytes(kind: int, value: int) -> bytes:
+    size = PMD_SETTING_SIZES.get(kind)
+    if size is None or not 0 <= value < 1 << (8 * size):
+        raise ValueError(f"PMD setting {kind} = {value} is not in the table or does not fit")
+    return bytes([kind, 1]) + value.to_bytes(size, "little")
+
 
 def encode_pmd_start(measurement: int, settings: dict[int, int]) -> bytes:
     """A "start measurement" request, e.g. ``{PMD_SETTING_SAMPLE_RATE: 130, PMD_SETTING_RESOLUTION: 14}``."""
-    body = b"".join(struct.pack("<BBH", setting, 1, value) for setting, value in sorted(settings.items()))
-    return bytes([PMD_OP_START, measurement]) + body
+    return encode_pmd_request(PMD_OP_START, measurement, settings)
 
 
 def encode_pmd_stop(measurement: int) -> bytes:
-    """A "stop measurement" request."""
-    return bytes([PMD_OP_STOP, measurement])
+    """A "stop measurement" request: ``03`` and the measurement type (stop ECG: ``03 00``)."""
+    return encode_pmd_request(PMD_OP_STOP, measurement)
+
+
+def decode_pmd_control_request(data: bytes) -> PmdControlRequest:
+    """Decode a control point request (what a strap receives; used by virtual straps).
+
+    Raises:
+        GattDecodeError: shorter than 2 bytes, an unknown op code or setting type,
+            a partial setting, or settings on a request that takes none.
+    """
+    uuid = PMD_CONTROL_POINT_UUID
+    raw = _as_bytes(uuid, data)
+    if len(raw) < 2:
+        raise _fail(uuid, "truncated", f"a request needs 2 bytes, got {len(raw)}")
+    if raw[0] not in PMD_OPS:
+        raise _fail(uuid, "unsupported", f"op code {raw[0]:#04x}")
+    if len(raw) > 2 and not PMD_OPS[raw[0]][1]:
+        raise _fail(uuid, "trailing", f"a {PMD_OPS[raw[0]][0]} request takes no settings ({len(raw) - 2} bytes)")
+    return PmdControlRequest(raw[0], raw[1], _settings(uuid, raw[2:]))
+
+
+def _settings(uuid: str, raw: bytes) -> tuple[tuple[int, int], ...]:
+    """(setting type, value) pairs of a start request's body (offsets in messages count from the request's start)."""
+    found: list[tuple[int, int]] = []
+    pos = 0
+    while pos < len(raw):
+        if pos + 2 > len(raw):
+            raise _fail(uuid, "truncated", f"setting at offset {pos + 2} has no count")
+        kind, count = raw[pos], raw[pos + 1]
+        size = PMD_SETTING_SIZES.get(kind)
+        if size is None or count == 0:
+            raise _fail(uuid, "unsupported", f"setting type {kind} with {count} values at offset {pos + 2}")
+        end = pos + 2 + count * size
+        if end > len(raw):
+            raise _fail(uuid, "truncated", f"setting type {kind} needs {count} x {size} bytes at offset {pos + 4}")
+        found += [(kind, int.from_bytes(raw[i : i + size], "little")) for i in range(pos + 2, end, size)]
+        pos = end
+    return tuple(found)
 
 
 def decode_pmd_control_response(data: bytes) -> PmdControlResponse:
-    """Decode a PMD control point indication.
+    """Decode a PMD control point indication (parameters after the status are not kept).
 
     Raises:
         GattDecodeError: shorter than 4 bytes or not a response (first byte not 0xF0).
@@ -309,5 +421,5 @@ def decode_pmd_control_response(data: bytes) -> PmdControlResponse:
 
 
 def encode_pmd_control_response(op: int, measurement: int, status: int = 0) -> bytes:
-    """The indication a strap sends in answer to a request (used by virtual straps)."""
-    return bytes([PMD_RESPONSE, op, measurement, status])
+    """The indication a strap sends in answer to a request, as an H10 does: ``F0 op type status 00``."""
+    return bytes([PMD_RESPONSE, op, measurement, status, 0])

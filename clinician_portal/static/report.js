@@ -61,6 +61,13 @@ const FORMATS = {
   periodSaid: (p) => [p.tags.join(", "), p.severity ? `severity ${p.severity}/5` : "", p.note ? `“${p.note}”` : ""]
     .filter(Boolean).join(" · ") || "—",
   notableClass: (v) => (v ? "notable" : ""),
+  lowClass: (v) => (v ? "low" : ""),
+  recentClass: () => "has-recent",
+  open: (n) => (n ? ` (${n} still open)` : ""),
+  streak: (d) => `${d.longest_missed_streak}${d.current_missed_streak ? ` (${d.current_missed_streak} at the end)` : ""}`,
+  reasons: (list) => list.map((r) => `“${r.reason}”${r.doses > 1 ? ` ×${r.doses}` : ""}`).join(", "),
+  planVersion: (v) => `version ${v.version} since ${at(v.since)}${v.by ? ` by ${v.by}` : ""}${quoted(v.reason)}`
+    + (v.drugs ? "" : " (no drugs)"),
   pause: (p) => `${p.seconds === null ? "—" : num(p.seconds, 1)} s at ${at(p.start)}`,
   stripCaption: (s) => `${at(s.start)} · ${s.reason} · last ${Math.min(s.duration_s, STRIP_ROW_S * STRIP_ROWS)} s of ${num(s.duration_s)} s · 25 mm/s, 10 mm/mV`,
 };
@@ -170,9 +177,14 @@ async function render(report) {
   document.getElementById("r-period").textContent = periodText(report.period);
   document.getElementById("r-facts").textContent = `Device ${report.patient.device_id} · limits ${report.limits_source}`
     + ` · good signal: quality ≥ ${report.usable_quality} · days in ${report.period.tz} · made ${at(report.generated_at)}`;
-  document.getElementById("r-headlines").replaceChildren(...report.sections.map((s) => {
-    const row = el("div", null, `glance-${s.key}`);
-    row.append(el("dt", s.title), el("dd", s.headline));
+  // a section whose body carries a flag (e.g. "low adherence") is a finding to raise: listed first, marked
+  const flagged = (s) => Boolean(s.body && s.body.flag);
+  const glance = [...report.sections.filter(flagged), ...report.sections.filter((s) => !flagged(s))];
+  document.getElementById("r-headlines").replaceChildren(...glance.map((s) => {
+    const row = el("div", null, `glance-${s.key}${flagged(s) ? " r-flagged" : ""}`);
+    const title = el("dt", s.title);
+    if (flagged(s)) title.append(" ", el("span", s.body.flag, "r-flag-label"));
+    row.append(title, el("dd", s.headline));
     return row;
   }));
   document.getElementById("r-sections").replaceChildren(...report.sections.map((s) => renderSection(s, hooks)));

@@ -19,7 +19,8 @@ def status_of(agent: EdgeAgent) -> dict[str, Any]:
     upcoming = agent.doses.next_dose(now)
     problems = {k: n for k, n in agent.report.counters.items() if n}
     if health is not None:
-        problems.update({f"strap_{k}": getattr(health, k) for k in ("drops", "failures", "pmd_refused")})
+        counted = ("drops", "failures", "pmd_refused", "pmd_stop_refused", "pmd_stop_unanswered")
+        problems.update({f"strap_{k}": getattr(health, k) for k in counted})
     if uplink is not None:
         problems.update({k: uplink.counters[k] for k in ("connect_failures", "refused_login", "puback_errors")})
     problems["outbox_dropped"] = stats.dropped

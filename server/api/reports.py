@@ -45,6 +45,7 @@ def patient_report(
         period = resolve_period(start, end, visit, settings.report_default_days, tz)
     except PeriodError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-    data = load_report_data(conn, user, patient, period, settings.min_quality, now)
+    low = (settings.adherence_low_share, settings.adherence_low_days)
+    data = load_report_data(conn, user, patient, period, settings.min_quality, now, low)
     store.audit(conn, user, "read:report", [patient_id], {"start": str(period.start), "end": str(period.end)})
     return build_report(data)

@@ -1,17 +1,17 @@
-"""Report sections of what the patient marked and took: symptom periods, medication adherence.
+"""The report's section of what the patient marked: symptom periods with what the data showed.
 
-Pure functions of :class:`~server.report.inputs.ReportData`, each returning
+A pure function of :class:`~server.report.inputs.ReportData` returning
 ``(headline, body)``. Lists are in time order, oldest first, so a report reads
-like the period it covers.
+like the period it covers. (What the patient took: :mod:`server.report.medication`.)
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from server.queries import StripInfo
-from server.report.inputs import DrugAdherence, ReportData
+from server.report.inputs import ReportData
 from server.rules import limits_for, vital_level
 from server.search import PeriodVitals, SymptomResult
 from server.trends import ARRHYTHMIA_FLAGS, PeriodMark
@@ -22,10 +22,6 @@ FLAG_LABELS = {
     "af_suspected": "AF suspected", "brady": "bradycardia", "ectopic": "ectopic beats",
     "irregular": "irregular rhythm", "pause": "pause", "tachy": "tachycardia", "vt": "VT",
 }  # fmt: skip
-NO_PLAN = "no medication plan recorded"
-
-
-# --- symptom periods
 
 
 @dataclass(frozen=True)
@@ -108,36 +104,3 @@ def _symptoms_headline(b: SymptomsBody) -> str:
         return "No symptom periods marked."
     text = f"{n}{'+' if b.more else ''} marked period{'s' if n != 1 else ''}"
     return text + f"; {b.notable} with an arrhythmia flag or a heart rate beyond the limits."
-
-
-# --- medication adherence
-
-
-@dataclass(frozen=True)
-class DrugRow(DrugAdherence):
-    """One drug's doses over the period and the share of the planned doses taken on time (%)."""
-
-    on_time_pct: float | None = None
-
-
-@dataclass(frozen=True)
-class AdherenceBody:
-    """Medication adherence per drug; ``plan_recorded`` False shows ``message`` instead."""
-
-    plan_recorded: bool
-    message: str
-    drugs: list[DrugRow]
-
-
-def adherence_section(data: ReportData) -> tuple[str, AdherenceBody]:
-    """Doses taken on time per drug, or "no medication plan recorded" while there is no provider or plan."""
-    if not data.adherence:
-        return "No medication plan recorded.", AdherenceBody(False, NO_PLAN, [])
-    rows = [_drug(d) for d in data.adherence]
-    text = "; ".join(f"{r.drug} {r.on_time_pct:g} % on time" for r in rows if r.on_time_pct is not None)
-    return (f"{text}." if text else "No doses planned in this period."), AdherenceBody(True, "", rows)
-
-
-def _drug(d: DrugAdherence) -> DrugRow:
-    share = None if d.planned == 0 else round(100.0 * d.taken_on_time / d.planned, 1)
-    return DrugRow(**asdict(d), on_time_pct=share)

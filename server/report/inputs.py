@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from server.adherence import DoseOutcome
+from server.medication import PlanVersion
 from server.queries import AlertRow, HistoryEntry, PatientRow
 from server.search import SymptomResult
 from server.thresholds import InForce, VersionRow
@@ -113,17 +115,25 @@ class Pause:
 
 
 @dataclass(frozen=True)
-class DrugAdherence:
-    """One drug's doses over the period, as a medication-adherence provider will report them."""
+class MedicationData:
+    """The period's medication, as :mod:`server.adherence` and :mod:`server.medication` give it.
 
-    drug: str
-    dose: str
-    planned: int
-    taken_on_time: int
-    taken_late: int
-    skipped: int
-    missed: int
-    longest_missed_streak: int
+    Attributes:
+        versions: the plan versions in force at some time in the period, oldest
+            first (:func:`server.medication.versions_in_force`); never empty.
+        doses: each dose planned in ``[start, min(end, generated_at))`` with its
+            status (:func:`server.adherence.dose_history`), by planned time
+            (their times in s since epoch, as that module gives them).
+        low_share: adherence is low below this share of doses on time (0..1;
+            the server's ``adherence_low_share``, as in the overview).
+        low_days: ... over this many days (``adherence_low_days``): the
+            overview's window, here the last days of the period.
+    """
+
+    versions: Sequence[PlanVersion]
+    doses: Sequence[DoseOutcome]
+    low_share: float
+    low_days: float
 
 
 @dataclass(frozen=True)
@@ -139,7 +149,7 @@ class ReportData:
         alerts: alerts active at any time in the period; ``notes`` their notes by alert id.
         symptoms: the symptom periods overlapping it, newest first; ``symptoms_more``: more exist.
         pauses: the longest pauses, longest first.
-        adherence: per drug; None while no adherence provider exists or no plan is recorded.
+        medication: the plan and its doses; None when no plan version was in force in the period.
     """
 
     patient: PatientRow
@@ -160,4 +170,4 @@ class ReportData:
     symptoms_more: bool = False
     episodes: Sequence[Episode] = ()
     pauses: Sequence[Pause] = ()
-    adherence: Sequence[DrugAdherence] | None = None
+    medication: MedicationData | None = None

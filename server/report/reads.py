@@ -3,7 +3,8 @@
 What other modules already read is read through them: series and rhythm
 episodes (:mod:`server.trends`), alerts and their history (:mod:`server.queries`),
 symptom periods with their vitals and strips (:mod:`server.search`), threshold
-versions (:mod:`server.thresholds`). New are only the daily sums and the band
+versions (:mod:`server.thresholds`), medication plan versions and what became
+of each planned dose (:mod:`server.medication`, :mod:`server.adherence`). New are only the daily sums and the band
 counts behind the time beyond limits, both from one scan of the period's
 windows, and the longest pauses. Access is checked by the caller.
 """
@@ -15,9 +16,9 @@ from typing import Any
 
 import psycopg
 
-from server import queries, thresholds, trends
+from server import adherence, medication, queries, thresholds, trends
 from server.queries import PatientRow
-from server.report.inputs import BandCount, DayStats, Pause, ReportData, ReportPeriod
+from server.report.inputs import BandCount, DayStats, MedicationData, Pause, ReportData, ReportPeriod
 from server.report.limits import limit_edges, limits_at
 from server.report.period import day_bounds, day_spans, parse_zone
 from server.rules import PAUSE_RED_S
@@ -69,12 +70,14 @@ ORDER BY pause_max DESC NULLS LAST, start_at LIMIT %(n)s
 
 
 def load_report_data(
-    conn: psycopg.Connection[Any], user: User, patient: PatientRow, period: ReportPeriod, q: float, now: datetime
-) -> ReportData:
+    conn: psycopg.Connection[Any], user: User, patient: PatientRow, period: ReportPeriod, q: float, now: datetime,
+    low_adherence: tuple[float, float],
+) -> ReportData:  # fmt: skip
     """Everything a report of ``patient`` over ``period`` needs, read in one portal transaction.
 
     Args:
         q: the usable quality (0..1), the server's ``min_quality``.
+        low_adherence: the server's ``(adherence_low_share, adherence_low_days)``.
     """
     pid, start, end = patient.id, period.start, period.end
     days = day_spans(start, end, parse_zone(period.tz))
@@ -99,7 +102,19 @@ def load_report_data(
             symptoms=symptoms.results, symptoms_more=symptoms.more,
             episodes=trends.rhythm_episodes(conn, pid, start, end, q),
             pauses=[Pause(*r) for r in conn.execute(PAUSE_SQL, params | {"n": PAUSES_LISTED})],
+            medication=_medication(conn, pid, period, now, low_adherence),
         )  # fmt: skip
+
+
+def _medication(
+    conn: psycopg.Connection[Any], pid: int, period: ReportPeriod, now: datetime, low: tuple[float, float]
+) -> MedicationData | None:
+    """The plan versions in force in the period and each dose planned in it (None: no version was in force)."""
+    versions = medication.versions_in_force(medication.list_plans(conn, pid), period.start, period.end)
+    if not versions:
+        return None
+    doses = adherence.dose_history(conn, pid, period.start, period.end, now.timestamp())
+    return MedicationData(versions, doses, *low)
 
 
 def _scan(conn: psycopg.Connection[Any], params: dict[str, Any]) -> tuple[list[DayStats], list[BandCount]]:

@@ -4,7 +4,9 @@ A section is data: a key, a title and one small pure function
 ``ReportData -> (headline, body)`` (:data:`SECTIONS`). :func:`build_report`
 runs them in order; the portal's report page renders each section from the
 template block of the same key (``clinician_portal/static/report.html``).
-Adding a section is one function here and one template block there.
+Adding a section is one function here and one template block there. A body
+with a non-empty ``flag`` (a short label, e.g. "low adherence") is a finding to
+raise: the page lists that section first in "At a glance", marked with it.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from datetime import datetime
 from typing import Any
 
 from server.report.alerts import AlertsBody, alerts_section
-from server.report.events import AdherenceBody, SymptomsBody, adherence_section, symptoms_section
+from server.report.events import SymptomsBody, symptoms_section
 from server.report.inputs import ReportData, ReportPeriod
+from server.report.medication import AdherenceBody, adherence_section
 from server.report.vitals import (
     CompletenessBody,
     RhythmBody,

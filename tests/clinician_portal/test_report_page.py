@@ -6,17 +6,20 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 import psycopg
 import pytest
 
+from server import medication
 from server.ingest import handle_message, rule_config
 from tests.clinician_portal.test_browser import sign_in
 from tests.clinician_portal.test_pages import mitdb_strip_uv, shot
 from tests.fix_server import LiveServer, provision
 from tests.server.test_api_report import block
 from wire import Event, EventType, Strip, encode, topic_for
+from wire.medication import Drug, MedicationPlan, schedule
 
 pytestmark = [pytest.mark.e2e, pytest.mark.db, pytest.mark.mqtt]
 
@@ -26,7 +29,7 @@ ZONE = "Europe/Ljubljana"
 
 def seed(server: LiveServer, db_url: str, device: str) -> int:
     """Yesterday and today: quiet hours, an hour of AF with a marked period and its strip, a fast half hour,
-    a pause, a panic press."""
+    a pause, a panic press; a plan since the day before with two drugs and the phone's answers."""
     pid = provision(db_url, device, server.username, name="Vera Report")
     t = time.time() // 3600 * 3600 - 30 * H
     messages = [
@@ -41,11 +44,42 @@ def seed(server: LiveServer, db_url: str, device: str) -> int:
         block(device, 8, t + 8 * H, 1, 62.0, flags=("pause",), pause_max=3.2),
         block(device, 9, t + 20 * H, 24, 72.0),
         Event(device, 10, EventType.PANIC, t + 26 * H),
+        *dose_answers(pid, db_url, device, t - 24 * H),
     ]  # fmt: skip
     with psycopg.connect(db_url, autocommit=True) as conn:
         for msg in messages:
             handle_message(conn, topic_for(device, msg.kind), encode(msg), rule_config(server.settings))
     return pid
+
+
+def dose_answers(pid: int, db_url: str, device: str, since: float) -> list[Event]:
+    """Record a plan from ``since`` and answer its doses: bisoprolol (critical) taken, skipped for a reason,
+    missed, then taken on time; apixaban always on time. Doses of the last minutes stay unanswered (open)."""
+    plan = MedicationPlan(1, since, ZONE, (Drug("bisoprolol", "2.5 mg", ("08:00", "20:00"), critical=True),
+                                           Drug("apixaban", "5 mg", ("09:00", "21:00"))))  # fmt: skip
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        medication.record_plan(conn, pid, None, plan, "after the echo", since=datetime.fromtimestamp(since, timezone.utc))
+    events, biso = [], 0
+    for seq, d in enumerate(schedule(plan, since, time.time() - 600), start=100):
+        kind, at, note = EventType.DOSE_TAKEN, d.planned + 300, ""
+        if d.drug == "bisoprolol":
+            biso += 1
+            kind, at, note = {2: (EventType.DOSE_SKIPPED, d.planned + 900, "felt dizzy"),
+                              3: (EventType.DOSE_MISSED, d.closes_at, "")}.get(biso, (kind, at, note))  # fmt: skip
+        events.append(Event(device, seq, kind, at, drug=d.drug, planned=d.planned, note=note))
+    return events
+
+
+def pct(v: float | None) -> str:
+    return "—" if v is None else f"{v:g} %"
+
+
+def adherence_cells(drug: dict[str, Any]) -> list[str]:
+    """A drug's row as the page should show it, from the report model."""
+    open_ = f" ({drug['pending']} still open)" if drug["pending"] else ""
+    return [f"{drug['planned']}{open_}", f"{pct(drug['on_time_pct'])} ({drug['taken_on_time']})",
+            pct(drug["recent_on_time_pct"]), *(str(drug[k]) for k in ("taken_late", "skipped", "missed", "unconfirmed")),
+            str(drug["longest_missed_streak"])]  # fmt: skip
 
 
 @pytest.fixture
@@ -81,7 +115,13 @@ def test_report_page_shows_every_section_records_a_visit_and_prints(
 
     glance = page.locator("#r-headlines").inner_text()
     assert re.search(r"AF burden \d+(\.\d+)? % over \d+\.\d h monitored", glance), glance
-    assert "No medication plan recorded." in glance and "1 with an arrhythmia flag" in glance
+    assert "1 with an arrhythmia flag" in glance
+    # low adherence is raised first at a glance, marked
+    first = page.locator("#r-headlines > div").first
+    assert first.get_attribute("class") == "glance-adherence r-flagged"
+    assert first.inner_text().lower().startswith("medication adherence low adherence")
+    assert "Below 80 % on time: bisoprolol (critical)" in first.inner_text()
+    assert "last 7 days" not in first.inner_text()  # every dose lies in them: the same share is not said twice
     sections = page.locator("#r-sections section")
     assert [sections.nth(i).get_attribute("data-key") for i in range(sections.count())] == [
         "trends", "alerts", "symptoms", "rhythm", "adherence", "completeness"]
@@ -103,7 +143,21 @@ def test_report_page_shows_every_section_records_a_visit_and_prints(
     assert [rows.nth(i).get_attribute("data-seconds") for i in range(rows.count())] == ["7", "3"]
     assert rows.nth(0).evaluate("c => [c.width, c.style.width]") == [7 * 25 * 6 + 1, "175mm"]
     assert figure.get_attribute("data-beats") == "13"  # as annotated in the record
-    assert "no medication plan recorded" in page.locator("section[data-key=adherence]").inner_text()
+    adherence = page.locator("section[data-key=adherence]")
+    model = page.request.get(f"{live_server.url}/api/patients/{pid}/report", params={"tz": ZONE}).json()
+    drugs = next(s["body"] for s in model["sections"] if s["key"] == "adherence")["drugs"]
+    rows = adherence.locator("tbody tr")
+    assert [rows.nth(i).locator("th").inner_text() for i in range(rows.count())] == [
+        "apixaban 5 mg", "bisoprolol 2.5 mg critical"]
+    for i, drug in enumerate(drugs):
+        assert rows.nth(i).locator("td").all_inner_texts() == adherence_cells(drug)
+    biso = drugs[1]
+    assert (biso["skipped"], biso["missed"], biso["longest_missed_streak"], biso["taken_late"]) == (1, 1, 2, 0)
+    assert (biso["low"], drugs[0]["low"], drugs[0]["on_time_pct"]) == (True, False, 100.0)
+    assert rows.nth(1).get_attribute("class") == "low" and rows.nth(0).get_attribute("class") is None
+    assert adherence.locator("th", has_text="Last 7 days").is_visible()  # a 30-day report: the overview's window too
+    assert "bisoprolol skipped: “felt dizzy”" in adherence.inner_text()
+    assert "version 1 since" in adherence.inner_text() and "“after the echo”" in adherence.inner_text()
     assert re.search(r"\d+ short days", page.locator("section[data-key=completeness]").inner_text())
     shot(page, "portal-report")
     page.set_viewport_size({"width": 768, "height": 1024})  # a tablet: nothing scrolls sideways

@@ -177,10 +177,14 @@ def test_phone_page_marks_and_panic_reach_the_server(
     context = browser.new_context(**PHONE)
     page = context.new_page()
     page.set_default_timeout(15_000)
+    fetched: list[str] = []
+    page.on("request", lambda request: fetched.append(request.url))
     server_side = mqtt_client(mqtt_url)
     try:
         page.goto(f"http://127.0.0.1:{running.port}/")
         page.get_by_text("Online").wait_for()  # the status tile follows the broker link
+        heights = [b.bounding_box()["height"] for b in page.get_by_role("button").all() if b.is_visible()]
+        assert len(heights) >= 3 and min(heights) >= 56  # touch targets, one thumb
         page.locator("#hr").filter(has_text="7").wait_for()  # a current heart rate around 70
         # a yellow alert, sent by the server's own notifier, reaches the page through the broker
         yellow = AlertChange(41, "open", "yellow", "hr", time.time(), {"value": 118})
@@ -211,6 +215,7 @@ def test_phone_page_marks_and_panic_reach_the_server(
         context.close()
         server_side.disconnect()
         server_side.loop_stop()
+    assert fetched and all(url.startswith(f"http://127.0.0.1:{running.port}/") for url in fetched)  # no CDN
     assert [e[1] for e in events] == [
         EventType.SYMPTOM_START.value, EventType.PANIC.value, EventType.SYMPTOM_STOP.value, EventType.FEEDBACK.value
     ]

@@ -14,7 +14,8 @@ indications, and real link drops.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,21 +37,26 @@ from bumble.host import Host  # noqa: E402
 from bumble.link import LocalLink  # noqa: E402
 from bumble.transport.common import AsyncPipeSink  # noqa: E402
 
-from edge.agent import EdgeAgent  # noqa: E402
+from edge.agent import EdgeAgent, paired_strap, remember_strap  # noqa: E402
 from edge.app.status import status_of  # noqa: E402
 from edge.ble import BleakSource  # noqa: E402
 from edge.outbox import Outbox  # noqa: E402
 from edge.sensors import Notification  # noqa: E402
 from simulators.scenarios import load_scenario  # noqa: E402
 from simulators.wearable import VirtualWearable  # noqa: E402
-from wire import Summary, decode  # noqa: E402
+from wire import GattDecodeError, Summary, decode  # noqa: E402
 from wire.gatt import (  # noqa: E402
     BATTERY_LEVEL_UUID,
     HEART_RATE_MEASUREMENT_UUID,
     PMD_CONTROL_POINT_UUID,
     PMD_DATA_UUID,
     PMD_MEASUREMENT_ACC,
+    PMD_OP_START,
+    PMD_OP_STOP,
     PMD_SERVICE_UUID,
+    PMD_STATUS,
+    PmdControlRequest,
+    decode_pmd_control_request,
     encode_pmd_control_response,
 )
 
@@ -147,16 +153,35 @@ class BumbleBleakBackend(BaseBleakClient):
 
 
 class VirtualStrap:
-    """A bumble GATT server playing a ``VirtualWearable``; may drop the link every ``drop_every`` notifications."""
+    """A bumble GATT server playing a ``VirtualWearable``; may drop the link every ``drop_every`` notifications.
 
-    def __init__(self, device: Device, wearable: VirtualWearable, *, drop_every: int = 0, refuse_acc: bool = False):
+    Its PMD control point behaves as an H10's: every request is decoded and
+    logged, and answered with an indication ``F0 op type status 00``. A start
+    runs that stream (refused with "not supported" for ACC if ``refuse_acc``;
+    "already in state" if it runs), a stop ends it ("already in state" if it
+    does not run; ``stop_status`` makes it refuse every stop, ``answer_stops``
+    False makes it never answer one), and the streams end when the link closes.
+    Only the PMD frames of running streams are sent.
+    """
+
+    def __init__(
+        self, device: Device, wearable: VirtualWearable, *, drop_every: int = 0, refuse_acc: bool = False,
+        stop_status: int = 0, answer_stops: bool = True,
+    ) -> None:  # fmt: skip
         self.device, self.wearable = device, wearable
         self.drop_every, self.refuse_acc = drop_every, refuse_acc
+        self.stop_status, self.answer_stops = stop_status, answer_stops
         self.sent: list[tuple[str, bytes]] = []
+        self.writes: list[bytes] = []  # every control point write, as received
+        self.log: list[str] = []  # requests by name, their status, and disconnections, in order
+        self.running: set[int] = set()  # PMD measurement types streaming now
+        self.running_at_disconnect: list[set[int]] = []
         self.now = wearable.start_time
         self.drops = 0
+        self._dropped_at = 0  # len(sent) at the last drop (drop once per count)
         self.streaming = asyncio.Event()
         self.connection: Connection | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self.hr = Characteristic(UUID(HEART_RATE_MEASUREMENT_UUID), Characteristic.Properties.NOTIFY, 0, b"")
         self.battery = Characteristic(
             UUID(BATTERY_LEVEL_UUID), Characteristic.Properties.READ | Characteristic.Properties.NOTIFY,
@@ -174,28 +199,60 @@ class VirtualStrap:
 
     def _on_connection(self, connection: Connection) -> None:
         self.connection = connection
-        connection.on(connection.EVENT_DISCONNECTION, lambda *_: self.streaming.clear())
+        connection.on(connection.EVENT_DISCONNECTION, self._on_disconnection)
+
+    def _on_disconnection(self, *_: Any) -> None:
+        self.log.append("disconnected")
+        self.running_at_disconnect.append(set(self.running))
+        self.running.clear()  # an H10 ends its measurements when the link closes
+        self.streaming.clear()
 
     def _on_control(self, _connection: Any, value: bytes) -> None:
-        status = 3 if self.refuse_acc and value[1] == PMD_MEASUREMENT_ACC else 0
-        answer = encode_pmd_control_response(value[0], value[1], status)
-        asyncio.get_running_loop().create_task(self._answer(answer, value[1] == PMD_MEASUREMENT_ACC))
-
-    async def _answer(self, answer: bytes, last: bool) -> None:
-        await self.device.indicate_subscribers(self.control, answer)
-        if last:
+        self.writes.append(bytes(value))
+        try:
+            request = decode_pmd_control_request(value)
+        except GattDecodeError:
+            self._indicate(encode_pmd_control_response(value[0], value[1] if len(value) > 1 else 0, 5))
+            return
+        status = self._apply(request)
+        self.log.append(f"{request.name}: {PMD_STATUS[status]}")
+        if request.op == PMD_OP_STOP and not self.answer_stops:
+            return
+        self._indicate(encode_pmd_control_response(request.op, request.measurement, status))
+        if request.op == PMD_OP_START and request.measurement == PMD_MEASUREMENT_ACC:
             self.streaming.set()  # the phone has set everything up
+
+    def _apply(self, request: PmdControlRequest) -> int:
+        """The status of a request, as an H10 would answer it (and its effect on the running streams)."""
+        running = request.measurement in self.running
+        if request.op == PMD_OP_START:
+            if self.refuse_acc and request.measurement == PMD_MEASUREMENT_ACC:
+                return 3  # not supported
+            self.running.add(request.measurement)
+            return 6 if running else 0
+        if request.op == PMD_OP_STOP and self.stop_status == 0:
+            self.running.discard(request.measurement)
+            return 0 if running else 6  # already in state
+        return self.stop_status
+
+    def _indicate(self, answer: bytes) -> None:
+        task = asyncio.get_running_loop().create_task(self.device.indicate_subscribers(self.control, answer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def play(self) -> None:
         """Send every notification of the wearable, in order, dropping the link as configured."""
         chars = {HEART_RATE_MEASUREMENT_UUID: self.hr, BATTERY_LEVEL_UUID: self.battery, PMD_DATA_UUID: self.data}
         await self.device.start_advertising(advertising_interval_min=1.0, auto_restart=True)
         async for note in self.wearable.notifications():
-            if self.drop_every and self.sent and len(self.sent) % self.drop_every == 0 and self.connection:
-                self.drops += 1  # before a send, so that the phone always sees the drop
+            due = self.drop_every and self.sent and len(self.sent) % self.drop_every == 0
+            if due and self._dropped_at != len(self.sent) and self.connection:
+                self.drops, self._dropped_at = self.drops + 1, len(self.sent)  # before a send: the phone sees it
                 await self.connection.disconnect()
                 self.streaming.clear()
             await self.streaming.wait()
+            if note.uuid == PMD_DATA_UUID and note.data[0] not in self.running:
+                continue  # a stream the strap does not run sends nothing
             self.now = note.time
             await self.device.notify_subscribers(chars[note.uuid], note.data)
             self.sent.append((note.uuid, note.data))
@@ -213,19 +270,59 @@ async def _devices() -> tuple[Device, Device]:
 
 
 async def _collect(source: BleakSource, strap: VirtualStrap) -> list[Notification]:
+    """Everything the source yields while the strap plays it all; then ``source.stop()`` and iterate to the end."""
     got: list[Notification] = []
     player = asyncio.create_task(strap.play())
 
     async def consume() -> None:
         async for note in source.notifications():
             got.append(note)
-            if player.done() and len(got) >= len(strap.sent):
-                source.stop()
-                return
 
-    await asyncio.wait_for(consume(), 60)
-    await player
+    consumer = asyncio.create_task(consume())
+    await asyncio.wait_for(player, 60)
+    await _until(lambda: len(got) - source.health.connects >= len(strap.sent))  # plus a battery read per connect
+    source.stop()
+    await asyncio.wait_for(consumer, 30)  # the source stops the PMD streams, disconnects, and ends
+    await _until(lambda: strap.log[-1] == "disconnected")
     return got
+
+
+async def _close_mid_stream(source: BleakSource, strap: VirtualStrap, how: str, after: int = 20) -> None:
+    """Consume ``after`` notifications while the strap streams, then close the iterator or cancel its consumer.
+
+    ``aclose``: leave the loop of an ``aclosing`` iterator; ``cancel``: cancel
+    the consuming task, as Ctrl-C does to ``pisces edge run``.
+    """
+    player = asyncio.create_task(strap.play())
+    reached = asyncio.Event()
+
+    async def consume() -> None:
+        seen = 0
+        async with contextlib.aclosing(source.notifications()) as notes:
+            async for _note in notes:
+                seen += 1
+                if seen == after and how == "aclose":
+                    break
+                if seen == after:
+                    reached.set()
+
+    consumer = asyncio.create_task(consume())
+    if how == "cancel":
+        await asyncio.wait_for(reached.wait(), 60)
+        consumer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(consumer, 60)
+    await _until(lambda: strap.log[-1] == "disconnected")
+    player.cancel()  # it waits for a phone that is gone
+    with contextlib.suppress(asyncio.CancelledError):
+        await player
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait (bounded) for the virtual strap to see what the phone did."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
 
 
 def _source(phone: Device, strap_device: Device, **kwargs: Any) -> BleakSource:
@@ -241,15 +338,19 @@ def _source(phone: Device, strap_device: Device, **kwargs: Any) -> BleakSource:
     )  # fmt: skip
 
 
-def test_bleak_client_reads_every_notification_of_a_virtual_strap() -> None:
+def test_bleak_client_reads_every_notification_of_a_virtual_strap(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite3")
+
     async def scenario() -> tuple[list[Notification], VirtualStrap, BleakSource]:
         phone, strap_device = await _devices()
         wearable = VirtualWearable(load_scenario("baseline"), start_time=START, duration_s=20, speed=0)
         strap = VirtualStrap(strap_device, wearable)
-        source = _source(phone, strap_device)
+        source = _source(phone, strap_device, on_connected=lambda a: remember_strap(box, a))  # as `edge run` does
         return await _collect(source, strap), strap, source
 
-    got, strap, source = asyncio.run(scenario())
+    with box:
+        got, strap, source = asyncio.run(scenario())
+        assert paired_strap(box) == source.address  # remembered after the connect, for the next run
     battery_read = got[0]
     assert (battery_read.uuid, battery_read.data) == (BATTERY_LEVEL_UUID, bytes([90]))  # read on connect
     assert [(n.uuid, n.data) for n in got[1:]] == strap.sent  # every byte, in order, through bleak
@@ -274,10 +375,59 @@ def test_a_strap_that_drops_the_link_every_few_seconds_loses_nothing(tmp_path: P
     assert drops >= 5 and source.health.drops == drops and source.health.connects == drops + 1
     assert source.health.pmd_refused == drops + 1 and "not supported" in source.health.last_error
     assert len(delays) == drops and all(0 < d <= 1.0 for d in delays)  # first retry after each drop
+    # no stop on a drop (no link to write to); at the clean end, only the stream the strap accepted
+    assert [w for w in strap.writes if w[0] == PMD_OP_STOP] == [bytes([0x03, 0x00])]
+
+
+@pytest.mark.parametrize("how", ["stop", "aclose", "cancel"])
+def test_a_clean_close_stops_the_pmd_streams_before_disconnecting(how: str) -> None:
+    async def scenario() -> tuple[VirtualStrap, BleakSource]:
+        phone, strap_device = await _devices()
+        wearable = VirtualWearable(load_scenario("baseline"), start_time=START, duration_s=30, speed=0)
+        strap = VirtualStrap(strap_device, wearable)
+        source = _source(phone, strap_device)
+        if how == "stop":
+            await _collect(source, strap)
+        else:
+            await _close_mid_stream(source, strap, how)
+        return strap, source
+
+    strap, source = asyncio.run(scenario())
+    assert strap.writes[-2:] == [bytes([0x03, 0x00]), bytes([0x03, 0x02])]  # Polar's stop ECG, stop ACC
+    assert strap.log[-3:] == ["stop ECG: success", "stop ACC: success", "disconnected"]
+    assert strap.running_at_disconnect == [set()]  # the streams had ended before the link closed
+    h = source.health
+    assert (h.pmd_stop_refused, h.pmd_stop_unanswered, h.drops, h.state) == (0, 0, 0, "stopped")
+
+
+@pytest.mark.parametrize("answer_stops", [True, False], ids=["refused", "unanswered"])
+def test_a_strap_that_refuses_or_ignores_the_stop_commands_is_counted(answer_stops: bool, tmp_path: Path) -> None:
+    async def scenario() -> tuple[list[Notification], VirtualStrap, BleakSource]:
+        phone, strap_device = await _devices()
+        wearable = VirtualWearable(load_scenario("baseline"), start_time=START, duration_s=5, speed=0)
+        strap = VirtualStrap(strap_device, wearable, stop_status=12, answer_stops=answer_stops)
+        source = _source(phone, strap_device, pmd_stop_timeout=0.3)
+        return await _collect(source, strap), strap, source  # bounded: it ends, it does not hang
+
+    got, strap, source = asyncio.run(scenario())
+    assert [(n.uuid, n.data) for n in got[1:]] == strap.sent  # nothing lost on the way out
+    h = source.health
+    if answer_stops:
+        assert (h.pmd_stop_refused, h.pmd_stop_unanswered) == (2, 0)
+        assert h.last_error == "strap refused PMD stop ACC: invalid state"
+        assert strap.running_at_disconnect == [{0, 2}]  # it went on streaming until the link closed
+    else:  # the first stop is never answered: the wait runs out, and ACC's stop is not even written
+        assert (h.pmd_stop_refused, h.pmd_stop_unanswered) == (0, 2)
+        assert h.last_error == "strap did not answer stop ACC (no answer in 0.3 s)"
+        assert [w for w in strap.writes if w[0] == PMD_OP_STOP] == [bytes([0x03, 0x00])]
+    assert strap.log[-1] == "disconnected" and h.state == "stopped"
+    with Outbox(tmp_path / "o.sqlite3") as box:
+        problems = status_of(EdgeAgent("dev-stop", source, box))["problems"]  # what the patient app shows
+    assert problems["strap_pmd_stop_refused" if answer_stops else "strap_pmd_stop_unanswered"] == 2
 
 
 def test_agent_runs_unchanged_on_the_bleak_source(tmp_path: Path) -> None:
-    async def scenario(box: Outbox) -> tuple[dict[str, Any], int]:
+    async def scenario(box: Outbox) -> tuple[dict[str, Any], VirtualStrap]:
         phone, strap_device = await _devices()
         wearable = VirtualWearable(load_scenario("baseline"), start_time=START, duration_s=45, speed=0)
         strap = VirtualStrap(strap_device, wearable, drop_every=50)  # the link drops every ~15 strap seconds
@@ -287,21 +437,30 @@ def test_agent_runs_unchanged_on_the_bleak_source(tmp_path: Path) -> None:
 
         class UntilDone:
             health = source.health  # what the patient app shows about the strap
+            seen = 0
 
             async def notifications(self) -> AsyncIterator[Notification]:
-                seen = 0
                 async for note in source.notifications():
-                    seen += 1
+                    self.seen += 1
                     yield note
-                    if player.done() and seen > len(strap.sent):
-                        return
 
-        agent = EdgeAgent("dev-ble", UntilDone(), box, window_seconds=10, batch_windows=1)
+        until_done = UntilDone()
+
+        async def stop_when_all_in() -> None:
+            await player
+            await _until(lambda: until_done.seen - source.health.connects >= len(strap.sent))
+            source.stop()  # the agent's run ends once the strap's streams are stopped
+
+        stopper = asyncio.create_task(stop_when_all_in())
+        agent = EdgeAgent("dev-ble", until_done, box, window_seconds=10, batch_windows=1)
         await asyncio.wait_for(agent.run(), 60)
-        return status_of(agent), strap.drops
+        await stopper
+        await _until(lambda: strap.log[-1] == "disconnected")
+        return status_of(agent), strap
 
     with Outbox(tmp_path / "o.sqlite3") as box:
-        status, drops = asyncio.run(scenario(box))
+        status, strap = asyncio.run(scenario(box))
+        drops = strap.drops
         summaries = [m for m in (decode(p.payload) for p in box.pending(1000)) if isinstance(m, Summary)]
     windows = [w for s in summaries for w in s.windows]
     assert len(windows) >= 4
@@ -309,3 +468,5 @@ def test_agent_runs_unchanged_on_the_bleak_source(tmp_path: Path) -> None:
     assert full and all(w.hr_mean is not None and 55 <= w.hr_mean <= 90 for w in full)
 
     assert drops >= 2 and status["problems"]["strap_drops"] == drops  # visible in the app's status
+    assert strap.log[-3:] == ["stop ECG: success", "stop ACC: success", "disconnected"]  # the agent's own close
+    assert strap.running_at_disconnect[-1] == set()

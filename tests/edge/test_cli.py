@@ -9,6 +9,7 @@ broker with a plain MQTT subscriber.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -39,10 +40,11 @@ def test_mark_and_panic_from_the_command_line_reach_the_broker(
     sub = mqtt_client(mqtt_url)
     sub.on_message = lambda c, u, m: (lock.acquire(), seen.append(decode(m.payload)), lock.release())
     sub.subscribe(device_filter(device_id), qos=1)
-    common = ["--device", device_id, "--mqtt-url", mqtt_url, "--outbox", str(tmp_path / "outbox.sqlite3")]
+    common = ["--device", device_id, "--outbox", str(tmp_path / "outbox.sqlite3")]  # mark and panic take no more
     env = {k: v for k, v in os.environ.items() if not k.startswith("PISCES_")}
     agent = subprocess.Popen(
-        pisces("edge", "run", *common, "--simulate", "baseline", "--speed", "1", "--duration", "120",
+        pisces("edge", "run", *common, "--mqtt-url", mqtt_url, "--simulate", "baseline", "--speed", "1",
+               "--duration", "120",
                "--window-seconds", "2", "--batch-windows", "1", "--app-port", "0"),
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -125,3 +127,32 @@ def test_status_lists_the_open_dose_reminders(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "dose reminders open: bisoprolol 5 mg planned 2026-06-01" in done.stdout and "(due)" in done.stdout
+
+
+PHONE_OPTIONS = {"--help", "--device", "--outbox"}
+HELP_LISTS = {
+    "run": PHONE_OPTIONS | {"--mqtt-url", "--ca-file", "--allow-plain", "--window-seconds", "--batch-windows",
+                            "--address", "--simulate", "--speed", "--duration", "--strap", "--app-port"},
+    "mark": PHONE_OPTIONS | {"--tags", "--severity", "--note"},
+    "panic": PHONE_OPTIONS,
+    "status": PHONE_OPTIONS,
+    "scan": PHONE_OPTIONS | {"--timeout"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("action", sorted(HELP_LISTS))
+def test_each_subcommand_lists_only_its_own_options(action: str) -> None:
+    done = subprocess.run(pisces("edge", action, "--help"), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    listed = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", done.stdout))
+    assert listed == HELP_LISTS[action]
+
+
+def test_an_option_of_another_subcommand_is_refused_not_ignored(tmp_path: Path) -> None:
+    outbox = str(tmp_path / "o.sqlite3")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PISCES_")}
+    done = subprocess.run(pisces("edge", "panic", "--device", "dev-help", "--outbox", outbox,
+                                 "--mqtt-url", "mqtt://127.0.0.1:1"), env=env, capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 2 and "unrecognized arguments: --mqtt-url" in done.stderr
+    assert not Path(outbox).exists()  # nothing was recorded

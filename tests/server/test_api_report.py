@@ -8,8 +8,10 @@ from typing import Any
 import psycopg
 import pytest
 
+from server import medication
 from tests.server.test_api import World, client, ingest, world  # noqa: F401 - `world` is a fixture
 from wire import Event, EventType, Strip, Summary, SummaryWindow
+from wire.medication import Drug, MedicationPlan, ScheduledDose, schedule
 
 pytestmark = pytest.mark.db
 
@@ -147,6 +149,69 @@ def test_days_follow_the_requested_time_zone(data: World) -> None:
     # 1 Jan 00:00Z is 01:00 in Ljubljana: that day has 23 h in the period, the last one 1 h
     assert [(d["day"], d["span_h"]) for d in days] == [("2025-01-01", 23.0), ("2025-01-02", 24.0), ("2025-01-03", 1.0)]
     assert [d["good_h"] for d in days] == [round(73 * W / H, 2), 4.0, 0.0]
+
+
+def utc(t: float) -> datetime:
+    return datetime.fromtimestamp(t, timezone.utc)
+
+
+BISO = Drug("bisoprolol", "5 mg", ("08:00", "20:00"), critical=True)
+APIX = Drug("apixaban", "5 mg", ("09:00",))
+
+
+@pytest.fixture(scope="module")
+def medicated(data: World) -> World:
+    """A plan from the day before the report (bisoprolol 5 mg, halved on day 1 by version 2), and the phone's
+    answers through the ingest path: bisoprolol taken, skipped, missed, then nothing; apixaban taken twice."""
+    v1 = MedicationPlan(1, T - 86400, "Europe/Ljubljana", (BISO, APIX))
+    v2 = MedicationPlan(2, T + 86400, "Europe/Ljubljana", (Drug("bisoprolol", "2.5 mg", BISO.times, critical=True), APIX))
+    with psycopg.connect(data.db_url, autocommit=True) as conn:
+        for plan, reason in ((v1, "started"), (v2, "HR low: halved")):
+            medication.record_plan(conn, data.mine, None, plan, reason, since=utc(plan.since))
+    doses = schedule(v1, T, T + 86400) + schedule(v2, T + 86400, T + 2 * 86400)
+    biso = [d for d in doses if d.drug == "bisoprolol"]
+    apix = [d for d in doses if d.drug == "apixaban"]
+    assert (len(biso), len(apix)) == (4, 2)
+    d = data.mine_device
+
+    def said(seq: int, kind: EventType, dose: ScheduledDose, at: float, note: str = "") -> Event:
+        return Event(d, seq, kind, at, drug=dose.drug, planned=dose.planned, note=note)
+
+    ingest(data, d, said(101, EventType.DOSE_TAKEN, biso[0], biso[0].planned + 300),
+           said(102, EventType.DOSE_SNOOZED, biso[1], biso[1].planned + 60),
+           said(103, EventType.DOSE_SKIPPED, biso[1], biso[1].planned + 900, note="felt dizzy"),
+           said(104, EventType.DOSE_MISSED, biso[2], biso[2].closes_at),  # and nothing at all for biso[3]
+           said(105, EventType.DOSE_TAKEN, apix[0], apix[0].planned - 1200),  # taken early: on time
+           said(106, EventType.DOSE_TAKEN, apix[1], apix[1].on_time_until + 600))  # late  # fmt: skip
+    return data
+
+
+def test_adherence_per_drug_from_the_doses_the_phone_sent(medicated: World) -> None:
+    model = report(medicated, medicated.nurse, start=iso(T))
+    body = section(model, "adherence")
+    apix, biso = body["drugs"]
+    assert (biso["drug"], biso["dose"], biso["critical"], apix["critical"]) == ("bisoprolol", "2.5 mg", True, False)
+    assert [biso[k] for k in ("planned", "taken_on_time", "taken_late", "skipped", "missed", "unconfirmed",
+                              "pending", "longest_missed_streak", "current_missed_streak")] == [4, 1, 0, 1, 1, 1, 0, 3, 3]
+    assert (biso["on_time_pct"], biso["low"], biso["skip_reasons"]) == (25.0, True, [{"reason": "felt dizzy", "doses": 1}])
+    assert [apix[k] for k in ("planned", "taken_on_time", "taken_late", "on_time_pct", "low")] == [2, 1, 1, 50.0, True]
+    assert [(v["version"], v["reason"], v["drugs"]) for v in body["plan_versions"]] == [
+        (1, "started", 2), (2, "HR low: halved", 2)]
+    assert (body["low"], body["flag"], body["low_share_pct"], body["recent_days"]) == (True, "low adherence", 80.0, None)
+    headline = next(s["headline"] for s in model["sections"] if s["key"] == "adherence")
+    assert headline == "Below 80 % on time: bisoprolol (critical) 25 %, 3 doses in a row not taken; apixaban 50 %."
+    with client(medicated, medicated.nurse) as c:  # the figures are the adherence API's own
+        api = c.get(f"/api/patients/{medicated.mine}/adherence", params={"start": iso(T), "end": iso(T + 2 * 86400)})
+    assert [{k: d[k] for k in a} for d, a in zip(body["drugs"], api.json()["drugs"])] == api.json()["drugs"]
+
+
+def test_no_medication_plan_only_when_none_was_in_force(medicated: World) -> None:
+    before = section(report(medicated, medicated.nurse, start=iso(T - 3 * 86400), end=iso(T - 86400)), "adherence")
+    assert (before["plan_recorded"], before["message"], before["drugs"]) == (False, "no medication plan recorded", [])
+    first_hours = section(report(medicated, medicated.nurse, start=iso(T - 86400), end=iso(T - 86400 + 3600)),
+                          "adherence")  # fmt: skip
+    assert (first_hours["plan_recorded"], first_hours["message"]) == (True, "no doses planned in this period")
+    assert [v["version"] for v in first_hours["plan_versions"]] == [1]
 
 
 def test_a_visit_starts_the_next_period_and_corrections_are_kept(data: World) -> None:

@@ -46,6 +46,23 @@ def test_a_plan_the_wire_refuses_is_never_stored() -> None:
     assert err.value.problems == ["time_zone: unknown time zone 'Mars/Olympus'"]
 
 
+def test_the_versions_in_force_in_a_range_are_those_whose_own_span_meets_it() -> None:
+    day = datetime(2025, 3, 1, tzinfo=timezone.utc).timestamp()
+
+    def v(n: int, days: float) -> medication.PlanVersion:
+        since = datetime.fromtimestamp(day + days * 86_400, timezone.utc)
+        return medication.PlanVersion(n, 1, n, "UTC", 60, 180, [], "", since, None, None)
+
+    versions = [v(3, 20), v(1, 0), v(2, 10)]  # in force [0, 10), [10, 20), [20, ...)
+
+    def in_force(start: float, end: float) -> list[int]:
+        at = [datetime.fromtimestamp(day + d * 86_400, timezone.utc) for d in (start, end)]
+        return [x.version for x in medication.versions_in_force(versions, *at)]
+
+    assert in_force(-5, 0) == [] and in_force(-5, 0.5) == [1]  # before the first: no plan yet
+    assert in_force(10, 20) == [2] and in_force(9.9, 20.1) == [1, 2, 3] and in_force(25, 30) == [3]
+
+
 def test_the_config_version_grows_with_a_change_of_the_limits_the_plan_or_the_location_consent() -> None:
     defaults = thresholds.InForce(None, {"hr": Limits(50, 111, 40, 131)})
     approved = thresholds.InForce(2, {"hr": Limits(45, 100, 40, 131)})

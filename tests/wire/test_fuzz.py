@@ -77,7 +77,7 @@ def test_any_bytes_are_accepted_or_rejected_cleanly(target: str, data: bytes) ->
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.sampled_from(["gatt.heart_rate", "gatt.pmd_frame", "gatt.pmd_control"]), st.data())
+@given(st.sampled_from(["gatt.heart_rate", "gatt.pmd_frame", "gatt.pmd_control", "gatt.pmd_request"]), st.data())
 def test_gatt_frames_with_one_byte_changed_or_cut(target: str, data: Any) -> None:
     from wire.gatt import HeartRateMeasurement, encode_heart_rate_measurement, encode_pmd_ecg_frame
 
@@ -85,6 +85,7 @@ def test_gatt_frames_with_one_byte_changed_or_cut(target: str, data: Any) -> Non
         "gatt.heart_rate": encode_heart_rate_measurement(HeartRateMeasurement(72, True, 10, (0.8, 0.9))),
         "gatt.pmd_frame": encode_pmd_ecg_frame(123, [1, -2, 3]),
         "gatt.pmd_control": bytes([0xF0, 2, 0, 0, 1]),
+        "gatt.pmd_request": bytes([0x02, 0x02, 0x00, 0x01, 0x19, 0x00, 0x02, 0x01, 0x08, 0x00]),  # start ACC
     }[target]
     i = data.draw(st.integers(0, len(frame) - 1))
     changed = frame[:i] + bytes([data.draw(st.integers(0, 255))]) + frame[i + 1 :]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import struct
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -15,17 +15,28 @@ from wire.gatt import (
     HEART_RATE_SERVICE_UUID,
     PMD_CONTROL_POINT_UUID,
     PMD_DATA_UUID,
+    PMD_OP_STOP,
     PMD_SERVICE_UUID,
+    PMD_SETTING_RANGE,
+    PMD_SETTING_RESOLUTION,
+    PMD_SETTING_SAMPLE_RATE,
     HeartRateMeasurement,
     PmdAccFrame,
+    PmdControlRequest,
     PmdEcgFrame,
     decode_battery_level,
     decode_heart_rate_measurement,
+    decode_pmd_control_request,
+    decode_pmd_control_response,
     decode_pmd_frame,
     encode_battery_level,
     encode_heart_rate_measurement,
     encode_pmd_acc_frame,
+    encode_pmd_control_response,
     encode_pmd_ecg_frame,
+    encode_pmd_request,
+    encode_pmd_start,
+    encode_pmd_stop,
 )
 
 
@@ -188,15 +199,6 @@ def test_hrm_every_flag_combination_truncated_is_rejected(flags: int) -> None:
 
 
 def test_pmd_control_point_requests_and_responses() -> None:
-    from wire.gatt import (
-        PMD_SETTING_RANGE,
-        PMD_SETTING_RESOLUTION,
-        PMD_SETTING_SAMPLE_RATE,
-        decode_pmd_control_response,
-        encode_pmd_start,
-        encode_pmd_stop,
-    )
-
     ecg = encode_pmd_start(0, {PMD_SETTING_SAMPLE_RATE: 130, PMD_SETTING_RESOLUTION: 14})
     assert ecg == bytes([0x02, 0x00, 0x00, 0x01, 0x82, 0x00, 0x01, 0x01, 0x0E, 0x00])
     acc = encode_pmd_start(2, {PMD_SETTING_SAMPLE_RATE: 25, PMD_SETTING_RESOLUTION: 16, PMD_SETTING_RANGE: 8})
@@ -210,3 +212,61 @@ def test_pmd_control_point_requests_and_responses() -> None:
     for bad in (b"", b"\xf0\x02\x00", b"\x02\x00\x00\x01", "f0020000"):
         with pytest.raises(GattDecodeError):
             decode_pmd_control_response(bad)  # type: ignore[arg-type]
+
+
+def test_pmd_stop_requests_and_answers_literal() -> None:
+    """Polar's stop measurement: op 0x03 and the type; an H10 answers ``F0 03 <type> <status> 00``."""
+
+    assert encode_pmd_stop(0x00) == bytes([0x03, 0x00])  # stop ECG
+    assert encode_pmd_stop(0x02) == bytes([0x03, 0x02])  # stop ACC
+    assert decode_pmd_control_request(b"\x03\x02") == PmdControlRequest(PMD_OP_STOP, 2)
+    assert decode_pmd_control_request(b"\x03\x00").name == "stop ECG"
+    ok = decode_pmd_control_response(b"\xf0\x03\x00\x00\x00")
+    assert (ok.op, ok.measurement, ok.ok) == (3, 0, True)
+    assert ok.answers(b"\x03\x00") and not ok.answers(b"\x03\x02") and not ok.answers(b"\x02\x00")
+    refused = decode_pmd_control_response(b"\xf0\x03\x02\x0c\x00")
+    assert not refused.ok and refused.reason == "invalid state" and refused.answers(b"\x03\x02")
+    assert encode_pmd_control_response(3, 2, 0) == b"\xf0\x03\x02\x00\x00"
+
+
+def test_pmd_start_request_decodes_with_the_setting_widths() -> None:
+    acc = decode_pmd_control_request(
+        bytes([0x02, 0x02, 0x00, 0x01, 0x19, 0x00, 0x01, 0x01, 0x10, 0x00, 0x02, 0x01, 0x08, 0x00])
+    )
+    assert (acc.op, acc.measurement, acc.settings) == (2, 2, ((0, 25), (1, 16), (2, 8)))
+    assert acc.name == "start ACC"
+    channels = decode_pmd_control_request(bytes([0x02, 0x01, 0x04, 0x01, 0x04, 0x03, 0x01, 0xA0, 0x86, 0x01, 0x00]))
+    assert channels.settings == ((4, 4), (3, 100_000))  # channels: 1 byte; range in milliunits: 4 bytes
+    assert decode_pmd_control_request(b"\x03\x09").name == "stop measurement 9"
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "truncated"),
+        (b"\x03", "truncated"),
+        (b"\x07\x00", "unsupported"),  # op code not in the table
+        (b"\x03\x00\x00", "trailing"),  # a stop takes no settings
+        (b"\x02\x00\x00", "truncated"),  # a setting without its count
+        (b"\x02\x00\x00\x01\x82", "truncated"),  # half a uint16 sample rate
+        (b"\x02\x00\x09\x01\x00\x00", "unsupported"),  # setting type not in the table
+        (b"\x02\x00\x00\x00", "unsupported"),  # a setting with no values
+    ],
+)
+def test_pmd_malformed_requests(data: bytes, reason: str) -> None:
+    with pytest.raises(GattDecodeError) as err:
+        decode_pmd_control_request(data)
+    assert err.value.reason == reason
+
+
+def test_pmd_request_encoder_refuses_what_the_tables_do_not_have() -> None:
+    bad_requests: list[Callable[[], bytes]] = [
+        lambda: encode_pmd_request(0x07, 0),
+        lambda: encode_pmd_request(PMD_OP_STOP, 0, {PMD_SETTING_SAMPLE_RATE: 130}),
+        lambda: encode_pmd_start(0, {0x09: 1}),
+        lambda: encode_pmd_start(0, {PMD_SETTING_SAMPLE_RATE: 70_000}),
+        lambda: encode_pmd_stop(256),
+    ]
+    for bad in bad_requests:
+        with pytest.raises(ValueError):
+            bad()

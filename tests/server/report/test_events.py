@@ -1,13 +1,11 @@
-"""The report's sections of what the patient marked and took, on constructed data: symptom findings, strips,
-adherence."""
+"""The report's symptom periods on constructed data: what the data showed, which strips are drawn."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from server.queries import StripInfo
-from server.report.events import MAX_STRIPS, adherence_section, finding, symptoms_section
-from server.report.inputs import DrugAdherence
+from server.report.events import MAX_STRIPS, finding, symptoms_section
 from server.search import HrStats, PeriodVitals, SymptomResult
 from server.thresholds import InForce
 from tests.server.report.data import T0, data
@@ -54,13 +52,3 @@ def test_a_period_is_judged_by_the_personal_limits_at_rest() -> None:
     personal = InForce(1, {"hr": Limits(45, 130, 35, 150), "hr@rest": Limits(55, 100, 40, 131)})
     _, body = symptoms_section(data(limits=personal, symptoms=[symptom(1, 1, vitals(105, []), 2)]))
     assert body.periods[0].notable and "beyond the yellow limit" in body.periods[0].finding
-
-
-def test_adherence_says_no_plan_until_a_provider_reports_one() -> None:
-    headline, body = adherence_section(data())
-    assert (body.plan_recorded, body.message, body.drugs) == (False, "no medication plan recorded", [])
-    assert headline == "No medication plan recorded."
-    doses = [DrugAdherence("Bisoprolol", "2.5 mg", 30, 27, 1, 1, 1, 1), DrugAdherence("Apixaban", "5 mg", 0, 0, 0, 0, 0, 0)]
-    headline, body = adherence_section(data(adherence=doses))
-    assert body.plan_recorded and [d.on_time_pct for d in body.drugs] == [90.0, None]
-    assert headline == "Bisoprolol 90 % on time."

@@ -33,7 +33,9 @@ def test_a_section_is_one_function() -> None:
 def test_the_json_model_carries_each_sections_body() -> None:
     model = TypeAdapter(Report).dump_python(build_report(data()), mode="json")
     bodies = {s["key"]: s["body"] for s in model["sections"]}
-    assert bodies["adherence"] == {"plan_recorded": False, "message": "no medication plan recorded", "drugs": []}
+    assert bodies["adherence"] == {"plan_recorded": False, "message": "no medication plan recorded", "drugs": [],
+                                   "plan_versions": [], "low": False, "flag": "", "low_share_pct": None,
+                                   "recent_days": None}  # fmt: skip
     assert set(bodies["rhythm"]) >= {"af_burden_pct", "longest_pauses", "ectopic_per_hour", "episode_counts", "episodes"}
     assert len(bodies["completeness"]["days"]) == 0 and bodies["trends"]["stats"][0]["parameter"] == "hr"
     assert model["period"]["basis"] == "requested" and model["period"]["start"] == "2025-03-01T00:00:00Z"
