@@ -22,7 +22,9 @@ These behaviours of TimescaleDB shape them (see docs/server.md):
   over it would recompute those buckets from no windows: the rollups of dropped
   windows would be deleted. So chunks are dropped with
   ``timescaledb.skip_cagg_invalidation`` on (TimescaleDB 2.28 or newer) and
-  nothing ever recomputes those buckets.
+  nothing ever recomputes those buckets. For the same reason no refresh can
+  remove rollups of such windows (an erasure must): they are deleted from the
+  aggregate's materialisation directly.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import errors
+from psycopg import errors, sql
 
 SKIP_CAGG_INVALIDATION = "timescaledb.skip_cagg_invalidation"
 REFRESH_PATIENCE_S = 600.0  # how long a refresh waits for a concurrent one (a policy's after a bulk load)
@@ -100,3 +102,22 @@ def drop_chunks_keeping_aggregates(conn: psycopg.Connection[Any], table: str, ol
         rows = conn.execute("SELECT drop_chunks(%s::regclass, older_than => %s)", (table, older_than)).fetchall()
         conn.execute("SELECT set_config(%s, 'off', true)", (SKIP_CAGG_INVALIDATION,))
     return [str(r[0]) for r in rows]
+
+
+def delete_materialised(conn: psycopg.Connection[Any], view: str, column: str, value: object) -> int:
+    """Delete the materialised rows of continuous aggregate ``view`` whose ``column`` is ``value``; return how many.
+
+    A refresh recomputes buckets from the raw rows still there, so rows whose raw
+    rows were dropped without an invalidation (:func:`drop_chunks_keeping_aggregates`)
+    go only so. Rows of the real-time part (above the watermark) are computed from
+    the raw rows and go with them.
+    """
+    row = conn.execute(
+        "SELECT materialization_hypertable_schema, materialization_hypertable_name"
+        " FROM timescaledb_information.continuous_aggregates WHERE view_schema = current_schema() AND view_name = %s",
+        (view,),
+    ).fetchone()
+    if row is None:
+        raise TimescaleError(f"{view} is not a continuous aggregate of this schema")
+    query = sql.SQL("DELETE FROM {} WHERE {} = %s").format(sql.Identifier(*row), sql.Identifier(column))
+    return conn.execute(query, (value,)).rowcount
