@@ -221,7 +221,7 @@ def _build_summary(body: dict[str, Any]) -> Summary:
         if "flags" in w:
             w["flags"] = _as_tuple(w["flags"], prefix + "flags")
         try:
-            windows.append(SummaryWindow(**w))
+            windows.append(SummaryWindow.from_fields(w))
         except WireDecodeError as exc:
             raise WireDecodeError(exc.reason, prefix + exc.field, exc.detail) from exc
     data["windows"] = tuple(windows)
