@@ -195,10 +195,13 @@ def _write(
         if isinstance(msg, (Summary, Event)):
             by_patient.setdefault(patient_id, []).append((i, msg))
     changes: dict[int, list[AlertChange]] = {}
+    configs: dict[int, RuleConfig] = {}  # by id of the limits in force: most patients share the defaults
     for patient_id in judged:
         state = sync_levels(states[patient_id], active.get(patient_id, {}))
         limits = in_force[patient_id]
-        patient_config = replace(config, limits=limits.limits, version=limits.version)
+        patient_config = configs.get(id(limits))
+        if patient_config is None:
+            patient_config = configs[id(limits)] = replace(config, limits=limits.limits, version=limits.version)
         for i, msg in sorted(by_patient[patient_id], key=lambda e: e[1].seq):
             state, found = judge_state(conn, patient_id, state, msg, patient_config, limits)  # type: ignore[arg-type]
             if found:

@@ -203,20 +203,28 @@ def store_summaries(
 
 
 def lock_rule_states(conn: psycopg.Connection[Any], patient_ids: Iterable[int]) -> dict[int, RuleState]:
-    """Load and lock (until commit) the rule state of several patients, in ascending id order."""
+    """Load and lock (until commit) the rule state of several patients, in ascending id order.
+
+    A patient without a row yet (its first data) gets one, and then every row is
+    locked again in order; two workers making the same patient's first row at
+    once may deadlock, which PostgreSQL breaks and the ingest retries.
+    """
     ids = sorted(set(patient_ids))
     if not ids:
         return {}
-    conn.execute(
-        "INSERT INTO rule_state (patient_id, state) SELECT id, '{}' FROM unnest(%s::bigint[]) AS id"
-        " ORDER BY id ON CONFLICT DO NOTHING",
-        (ids,),
-    )
-    rows = conn.execute(
-        "SELECT patient_id, state FROM rule_state WHERE patient_id = ANY(%s) ORDER BY patient_id FOR UPDATE",
-        (ids,),
-    ).fetchall()
+    rows = conn.execute(_LOCK_STATES, (ids,)).fetchall()
+    if len(rows) < len(ids):
+        have = {int(r[0]) for r in rows}
+        conn.execute(
+            "INSERT INTO rule_state (patient_id, state) SELECT id, '{}' FROM unnest(%s::bigint[]) AS id"
+            " ORDER BY id ON CONFLICT DO NOTHING",
+            ([i for i in ids if i not in have],),
+        )
+        rows = conn.execute(_LOCK_STATES, (ids,)).fetchall()
     return {int(p): RuleState.from_json(s) for p, s in rows}
+
+
+_LOCK_STATES = "SELECT patient_id, state FROM rule_state WHERE patient_id = ANY(%s) ORDER BY patient_id FOR UPDATE"
 
 
 def active_levels_many(conn: psycopg.Connection[Any], patient_ids: Iterable[int]) -> dict[int, dict[str, str]]:

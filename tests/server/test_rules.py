@@ -6,7 +6,10 @@ import json
 from dataclasses import replace
 
 from server.rules import NEWS2_LIMITS, RHYTHMS, RuleConfig, RuleState, classify, evaluate_event, evaluate_windows
-from server.rules import judge_rhythm, rhythm_quiet, sync_levels
+from server.rules import ParamState, judge_rhythm, judge_vital, ok_band, rhythm_quiet, sync_levels
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from wire import Limits
 from wire import SummaryWindow
 
@@ -124,6 +127,22 @@ def test_state_round_trips_through_json() -> None:
     assert RuleState.from_json({}) == RuleState()
 
 
+def test_state_stored_in_the_older_form_still_reads() -> None:
+    """Rows written before the compact form (one object per parameter) load as the same state."""
+    state, _ = evaluate_windows(RuleState(), windows([115, 115, 135]), CONFIG)
+    older = {"params": {k: {"level": v.level, "yellow_since": v.yellow_since, "red_since": v.red_since,
+                            "within_since": v.within_since, "last_end": v.last_end} for k, v in state.params.items()},
+             "last_end": state.last_end}  # fmt: skip
+    assert RuleState.from_json(json.loads(json.dumps(older))) == state
+    assert state.params["hr"].red_since is not None  # the round trip above had a run of each kind to keep
+
+
+def test_levels_already_in_line_keep_the_state() -> None:
+    state, _ = evaluate_windows(RuleState(), windows([80, 81]), CONFIG)
+    assert sync_levels(state, {}) == state
+    assert sync_levels(state, {"hr": "yellow"}).params["hr"] == ParamState(level="yellow", last_end=state.params["hr"].last_end)
+
+
 def flagged(flags: list[tuple[str, ...]], hr: float = 80, activity: str = "rest", **extra: float) -> list[SummaryWindow]:
     return [
         SummaryWindow(start=T0 + 30 * i, end=T0 + 30 * (i + 1), beats=30, hr_mean=hr, flags=f, activity=activity,
@@ -220,3 +239,34 @@ def test_the_quiet_rhythm_shortcut_agrees_with_the_full_judgement() -> None:
                     assert levels == {"ok"}, (flags, pause_max, hr)
                 seen_loud += levels != {"ok"}
     assert seen_quiet == 12 and seen_loud > 0
+
+
+limit_values = st.one_of(st.none(), st.sampled_from([8.0, 11.0, 21.0, 25.0, 40.0, 50.0, 111.0, 131.0, 180.0]),
+                         st.floats(1, 250))  # fmt: skip
+
+
+VITAL_VALUES = {
+    "hr": st.one_of(st.floats(20, 300), st.sampled_from([30.0, 40.0, 50.0, 111.0, 131.0, 180.0])),
+    "resp_rate": st.one_of(st.floats(1, 80), st.sampled_from([5.0, 8.0, 11.0, 21.0, 25.0, 40.0])),
+}
+
+
+@settings(max_examples=2000)
+@given(st.sampled_from(sorted(VITAL_VALUES)), st.builds(Limits, limit_values, limit_values, limit_values, limit_values),
+       st.data())  # fmt: skip
+def test_the_ok_band_is_exactly_where_a_vital_judges_ok(name: str, limits: Limits, data: st.DataObject) -> None:
+    """The steady-state shortcut: inside the band if and only if the full judgement says ok."""
+    value = data.draw(VITAL_VALUES[name])
+    window = SummaryWindow(start=T0, end=T0 + 60, beats=60, **{"hr_mean" if name == "hr" else name: value})
+    judged = judge_vital(name, window, limits)
+    low, high = ok_band(name, limits)
+    assert judged is not None
+    assert (low < value < high) == (judged.level == "ok")
+    assert ok_band(name, None)[0] > ok_band(name, None)[1]  # no limits: nothing is ok
+
+
+def test_a_value_on_a_limit_after_a_steady_run_is_beyond_it() -> None:
+    """Limits are inclusive on the steady-state shortcut too: 50 and 111 bpm are yellow (NEWS2)."""
+    for edge in (50, 111):
+        state, actions = evaluate_windows(RuleState(), windows([80, 80, 80, edge, edge, edge]), CONFIG)
+        assert [(a.kind, a.level, a.parameter) for a in actions] == [("open", "yellow", "hr")]
