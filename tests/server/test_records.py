@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from server.ingest import Decoded, decode_one, rule_config, store_batch
-from server.records import ensure_partitions, summary_days
+from server.records import ensure_partitions, store_summaries, summary_days
 from server.settings import ServerSettings
 from server.store import add_patient, store_engine
 from tests.server.test_ingest import T0, count, summary
@@ -105,3 +105,15 @@ def test_concurrent_batches_with_the_same_messages_store_once_and_open_one_alert
         ).fetchall()
     assert n_rows == (20 * 5 * 2,)
     assert alerts == [("hr", "yellow", 20), ("panic", "red", 20)]
+
+
+def test_summaries_stored_twice_in_one_transaction_are_each_stored_once(db_url: str, device_id: str, patient_id: int) -> None:
+    """The staging table empties as its rows move (not only at commit), so a second call starts empty."""
+    first, second = (decode_one(*summary(device_id, seq, [70, 71], T0 + 120 * seq)).msg for seq in (1, 2))
+    assert isinstance(first, Summary) and isinstance(second, Summary)
+    with psycopg.connect(db_url) as conn:
+        rollups = store_engine(conn) != "timescaledb"
+        ensure_partitions(conn, summary_days(first) | summary_days(second))
+        assert store_summaries(conn, [(patient_id, first)], rollups) == 2
+        assert store_summaries(conn, [(patient_id, second)], rollups) == 2
+    assert count(db_url, "SELECT count(*) FROM summaries WHERE device_id = %s", device_id) == 4
