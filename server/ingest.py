@@ -1,15 +1,16 @@
 """MQTT ingest: uplink messages -> batches -> one committed transaction each -> then the MQTT acks.
 
-Paho's network thread only queues messages; a worker thread takes what is
-queued (up to ``ingest_batch_size``, never waiting for more), decodes each
-with ``wire.decode_uplink`` and stores the batch with :func:`store_batch` in
-one transaction: idempotency keys first (a key already there = duplicate),
-summary windows by COPY into a staging table then ``INSERT ... SELECT ... ON
-CONFLICT DO NOTHING``, then the rules per patient, in sequence order, through
-:func:`server.alerting.judge_state` (limits in force, alert rows). After the
-commit it publishes notifications and only then acks every message of the
-batch (``manual_ack``). The session is persistent, so whatever was not
-committed is delivered again after a reconnect or a crash.
+Paho's network thread decodes each message as it arrives (``wire.decode_uplink``,
+so decoding overlaps the worker's wait on the database) and queues it; a worker
+thread takes what is queued (up to ``ingest_batch_size``, never waiting for
+more) and stores the batch with :func:`store_batch` in one transaction:
+idempotency keys first (a key already there = duplicate), the new messages'
+summary windows by COPY (with the rollups on plain PostgreSQL), then the rules
+per patient, in sequence order, through :func:`server.alerting.judge_state`
+(limits in force, alert rows). After the commit it publishes notifications and
+only then acks every message of the batch (``manual_ack``). The session is
+persistent, so whatever was not committed is delivered again after a reconnect
+or a crash.
 
 Several workers share the load on an MQTT 5 shared subscription
 (``$share/<group>/pisces/v1/+/+``): ``pisces ingest --workers N`` runs N
@@ -40,7 +41,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -227,14 +228,16 @@ def keep_dead_letter(conn: psycopg.Connection[Any], topic: str, payload: bytes, 
     return Outcome("dead_letter", reason=reason)
 
 
-@dataclass(frozen=True)
-class _Pending:
+class _Pending(NamedTuple):
+    """A message received and not yet acked (a named tuple: one is made per message on paho's thread)."""
+
     topic: str
     payload: bytes
     mid: int
     qos: int
     received: float  # time.monotonic() when paho handed it over
     connection: int  # which broker connection it came on (acks go to that one only)
+    decoded: Decoded | None  # decoded on receipt; None if the decoder failed unexpectedly (the worker retries)
 
 
 class Ingestor:
@@ -365,7 +368,13 @@ class Ingestor:
             if message.qos > 0:
                 client.ack(message.mid, message.qos)
             return
-        pending = _Pending(message.topic, message.payload, message.mid, message.qos, time.monotonic(), self._connections)
+        topic, payload = message.topic, message.payload
+        try:
+            decoded: Decoded | None = decode_one(topic, payload)  # here, while the worker waits on the database
+        except Exception:  # a decoder bug must not stop paho's thread: the worker decodes it again and retries
+            log.exception("decoding a message on %s failed unexpectedly; the worker will retry it", topic)
+            decoded = None
+        pending = _Pending(topic, payload, message.mid, message.qos, time.monotonic(), self._connections, decoded)
         self.counters.received += 1
         self.metrics.received.inc()
         self.metrics.pending.inc()
@@ -410,7 +419,7 @@ class Ingestor:
                 delay = min(delay * 2, RETRY_MAX_S)
 
     def _process(self, batch: list[_Pending]) -> None:
-        decoded = [decode_one(p.topic, p.payload) for p in batch]
+        decoded = [p.decoded or decode_one(p.topic, p.payload) for p in batch]
         started = time.perf_counter()
         outcomes = self._commit(decoded)
         if outcomes is None:

@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, Literal, NamedTuple
 
 from wire import Limits, SummaryWindow
@@ -49,6 +49,7 @@ LEVELS = ("ok", "yellow", "red")
 RANK = {name: i for i, name in enumerate(LEVELS)}
 PANIC = "panic"
 VITALS = ("hr", "resp_rate")
+VITAL_FIELDS = {"hr": "hr_mean", "resp_rate": "resp_rate"}  # the SummaryWindow field judged for each vital
 RHYTHMS = ("pause", "vt", "af")
 CONTEXTS = ("rest", "sleep", "active")
 
@@ -93,6 +94,14 @@ class RuleConfig:
     limits: Mapping[str, Limits] = field(default_factory=lambda: dict(NEWS2_LIMITS))
     version: int | None = None
     rhythm: bool = True
+
+    @cached_property
+    def judged(self) -> list[str]:
+        """The parameters judged, in the evaluator's order: the vitals with limits (sorted), then the rhythms.
+
+        Computed once per config (the ingest makes one per distinct limits in a batch); read it, never change it.
+        """
+        return vitals_of(self.limits) + (list(RHYTHMS) if self.rhythm else [])
 
 
 class ParamState(NamedTuple):
@@ -240,7 +249,7 @@ def ok_band(name: str, limits: Limits | None) -> tuple[float, float]:
 
 def judge_vital(name: str, window: SummaryWindow, limits: Limits) -> Judgement | None:
     """Judge heart rate (``hr_mean``) or ``resp_rate`` of a window; None without a value."""
-    value = window.hr_mean if name == "hr" else window.resp_rate
+    value = getattr(window, VITAL_FIELDS[name])
     if value is None:
         return None
     hard = HARD_LIMITS.get(name)
@@ -320,7 +329,10 @@ def evaluate_windows(
     if not todo:
         return state, []
     usable = [w for w in todo if w.quality >= config.min_quality]
-    names = vitals_of(config.limits) + (list(RHYTHMS) if config.rhythm else [])
+    names = config.judged
+    quiet = _all_quiet(state, usable, names, config)
+    if quiet is not None:
+        return RuleState(params=quiet, last_end=todo[-1].end), []
     params = dict(state.params)
     found: list[tuple[int, int, AlertAction]] = []
     for order, name in enumerate(names):
@@ -329,6 +341,50 @@ def evaluate_windows(
             params[name] = ps
     found.sort(key=lambda f: (f[0], f[1]))
     return RuleState(params=params, last_end=todo[-1].end), [action for _, _, action in found]
+
+
+def _all_quiet(
+    state: RuleState, usable: list[SummaryWindow], names: list[str], config: RuleConfig
+) -> dict[str, ParamState] | None:
+    """The parameters after ``usable`` if every one is steady and every window surely ``ok`` for all; else None.
+
+    The shortcut for the message almost every patient sends almost always, with
+    the result :func:`_evaluate_param` would reach window by window: each
+    parameter's ``last_end`` moves to the last window's end and nothing else
+    changes. Windows are checked once for all parameters (the rhythm ones share
+    :func:`rhythm_quiet`); anything else (a value missing, beyond a band, a gap,
+    a parameter not steady or never judged) returns None and is judged in full.
+    """
+    if not usable:
+        return None
+    gap = config.max_gap_seconds
+    params = dict(state.params)
+    for name in names:
+        ps = params.get(name)
+        if ps is None or ps.level != "ok" or ps.yellow_since is not None or ps.red_since is not None:
+            return None
+        if ps.within_since is None or ps.last_end is None or usable[0].start - ps.last_end > gap:
+            return None
+    vitals = [(VITAL_FIELDS[name], name, {}) for name in names if name not in RHYTHMS]  # bands by activity
+    rhythm = len(vitals) < len(names)
+    previous = None
+    for window in usable:
+        if previous is not None and window.start - previous > gap:
+            return None
+        if rhythm and not rhythm_quiet(window):
+            return None
+        for attribute, name, bands in vitals:
+            value = getattr(window, attribute)
+            band = bands.get(window.activity)
+            if band is None:
+                band = bands[window.activity] = ok_band(name, limits_for(config.limits, name, window.activity))
+            if value is None or not band[0] < value < band[1]:
+                return None
+        previous = window.end
+    end = usable[-1].end
+    for name in names:
+        params[name] = ParamState("ok", None, None, params[name].within_since, end)
+    return params
 
 
 def _unjudged(last_end: float | None, windows: Iterable[SummaryWindow]) -> list[SummaryWindow]:
@@ -385,7 +441,7 @@ def _surely_ok(name: str, window: SummaryWindow, config: RuleConfig, bands: dict
     """
     if name in RHYTHMS:
         return rhythm_quiet(window)
-    value = window.hr_mean if name == "hr" else window.resp_rate
+    value = getattr(window, VITAL_FIELDS[name])
     band = bands.get(window.activity)
     if band is None:
         band = bands[window.activity] = ok_band(name, limits_for(config.limits, name, window.activity))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from typing import Any
 
+from server import rules
 from server.rules import NEWS2_LIMITS, RHYTHMS, RuleConfig, RuleState, classify, evaluate_event, evaluate_windows
 from server.rules import ParamState, judge_rhythm, judge_vital, ok_band, rhythm_quiet, sync_levels
 from hypothesis import given, settings
@@ -270,3 +272,54 @@ def test_a_value_on_a_limit_after_a_steady_run_is_beyond_it() -> None:
     for edge in (50, 111):
         state, actions = evaluate_windows(RuleState(), windows([80, 80, 80, edge, edge, edge]), CONFIG)
         assert [(a.kind, a.level, a.parameter) for a in actions] == [("open", "yellow", "hr")]
+
+
+def history() -> st.SearchStrategy[list[list[SummaryWindow]]]:
+    """Messages of consecutive 30 s windows, most of them ordinary, some with one thing off: a value near or
+    beyond a limit, a rhythm flag, a missing value, poor quality, a gap, another activity."""
+    ordinary = (72.0, 14.0, (), 0.9, "rest", 0.0)
+    odd = st.one_of(
+        st.sampled_from([50.0, 51.0, 110.0, 111.0, 135.0, 185.0]).map(lambda v: (v, *ordinary[1:])),
+        st.floats(35, 140).map(lambda v: (v, *ordinary[1:])),
+        st.sampled_from([None, 11.0, 12.0, 20.0, 21.0, 26.0]).map(lambda v: (ordinary[0], v, *ordinary[2:])),
+        st.sampled_from([("pause",), ("vt",), ("af_suspected",), ("ectopic",)]).map(lambda f: (*ordinary[:2], f, *ordinary[3:])),
+        st.sampled_from([0.2, 0.5]).map(lambda q: (*ordinary[:3], q, *ordinary[4:])),
+        st.sampled_from(["walk", "lying"]).map(lambda a: (*ordinary[:4], a, 0.0)),
+        st.sampled_from([299.0, 300.0, 301.0, 400.0]).map(lambda g: (*ordinary[:5], g)),
+        st.just((None, *ordinary[1:])),
+    )
+    window = st.one_of(st.just(ordinary), st.just(ordinary), st.just(ordinary), odd)
+    return st.lists(st.lists(window, min_size=1, max_size=6), min_size=1, max_size=12).map(_as_windows)
+
+
+def _as_windows(raw: list[list[tuple[Any, ...]]]) -> list[list[SummaryWindow]]:
+    t, messages = T0, []
+    for message in raw:
+        found = []
+        for hr, resp, flags, quality, activity, gap in message:
+            t += gap
+            found.append(SummaryWindow(start=t, end=t + 30, beats=30, hr_mean=hr, resp_rate=resp, flags=flags,
+                                       quality=quality, activity=activity))  # fmt: skip
+            t += 30
+        messages.append(found)
+    return messages
+
+
+@settings(max_examples=600, deadline=None)
+@given(history(), st.sampled_from([CONFIG, RuleConfig(limits={**NEWS2_LIMITS, "hr@active": Limits(45, 140, 35, 160)})]))
+def test_the_shortcuts_change_nothing(messages: list[list[SummaryWindow]], config: RuleConfig) -> None:
+    """Every state and action equals those of judging each window of each parameter in full."""
+    def run(full: bool) -> list[Any]:
+        state, out = RuleState(), []
+        saved = rules._all_quiet, rules._surely_ok
+        if full:
+            rules._all_quiet, rules._surely_ok = (lambda *_a: None), (lambda *_a: False)  # type: ignore[assignment]
+        try:
+            for batch in messages:
+                state, actions = evaluate_windows(state, batch, config)
+                out.append((state, actions))
+        finally:
+            rules._all_quiet, rules._surely_ok = saved
+        return out
+
+    assert run(full=False) == run(full=True)
