@@ -1,16 +1,17 @@
 """MQTT ingest: uplink messages -> batches -> one committed transaction each -> then the MQTT acks.
 
-Paho's network thread decodes each message as it arrives (``wire.decode_uplink``,
-so decoding overlaps the worker's wait on the database) and queues it; a worker
-thread takes what is queued (up to ``ingest_batch_size``, never waiting for
-more) and stores the batch with :func:`store_batch` in one transaction:
-idempotency keys first (a key already there = duplicate), the new messages'
-summary windows by COPY (with the rollups on plain PostgreSQL), then the rules
-per patient, in sequence order, through :func:`server.alerting.judge_state`
-(limits in force, alert rows). After the commit it publishes notifications and
-only then acks every message of the batch (``manual_ack``). The session is
-persistent, so whatever was not committed is delivered again after a reconnect
-or a crash.
+Paho's network thread only queues messages; a worker thread takes what is
+queued (up to ``ingest_batch_size``, never waiting for more), decodes each
+with ``wire.decode_uplink`` and stores the batch with :func:`store_batch` in
+one transaction: idempotency keys first (a key already there = duplicate),
+the new messages' summary windows by COPY (with the rollups on plain
+PostgreSQL), then the rules per patient, in sequence order, through
+:func:`server.alerting.judge_state` (limits in force, alert rows). After the
+commit it publishes notifications and only then acks every message of the
+batch (``manual_ack``). The session is persistent, so whatever was not
+committed is delivered again after a reconnect or a crash. (Decoding stays on
+the worker thread: on paho's thread it overlapped the database wait but cost
+more CPU in all, the two threads contending for the GIL; docs/benchmarks.md.)
 
 Several workers share the load on an MQTT 5 shared subscription
 (``$share/<group>/pisces/v1/+/+``): ``pisces ingest --workers N`` runs N
@@ -32,6 +33,7 @@ with backoff, without acking, for as long as it lasts.
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import queue
@@ -43,12 +45,14 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any, Literal, NamedTuple
 
+import orjson
 import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
+from psycopg.types.json import set_json_dumps, set_json_loads
 
 from server import records, thresholds
 from server.alerting import judge_state
@@ -237,7 +241,6 @@ class _Pending(NamedTuple):
     qos: int
     received: float  # time.monotonic() when paho handed it over
     connection: int  # which broker connection it came on (acks go to that one only)
-    decoded: Decoded | None  # decoded on receipt; None if the decoder failed unexpectedly (the worker retries)
 
 
 class Ingestor:
@@ -368,13 +371,7 @@ class Ingestor:
             if message.qos > 0:
                 client.ack(message.mid, message.qos)
             return
-        topic, payload = message.topic, message.payload
-        try:
-            decoded: Decoded | None = decode_one(topic, payload)  # here, while the worker waits on the database
-        except Exception:  # a decoder bug must not stop paho's thread: the worker decodes it again and retries
-            log.exception("decoding a message on %s failed unexpectedly; the worker will retry it", topic)
-            decoded = None
-        pending = _Pending(topic, payload, message.mid, message.qos, time.monotonic(), self._connections, decoded)
+        pending = _Pending(message.topic, message.payload, message.mid, message.qos, time.monotonic(), self._connections)
         self.counters.received += 1
         self.metrics.received.inc()
         self.metrics.pending.inc()
@@ -419,7 +416,7 @@ class Ingestor:
                 delay = min(delay * 2, RETRY_MAX_S)
 
     def _process(self, batch: list[_Pending]) -> None:
-        decoded = [p.decoded or decode_one(p.topic, p.payload) for p in batch]
+        decoded = [decode_one(p.topic, p.payload) for p in batch]
         started = time.perf_counter()
         outcomes = self._commit(decoded)
         if outcomes is None:
@@ -523,6 +520,7 @@ class Ingestor:
             self._conn = psycopg.connect(
                 self._db_url, autocommit=True, application_name=f"pisces-ingest:{self.settings.mqtt_client_id}"
             )
+            fast_json(self._conn)
             self._rollups = store_engine(self._conn) != "timescaledb"
         return self._conn
 
@@ -533,6 +531,16 @@ class Ingestor:
             except psycopg.Error:
                 pass
             self._conn = None
+
+
+def fast_json(conn: psycopg.Connection[Any]) -> None:
+    """Have ``conn`` read and write json/jsonb with orjson (the rule states of every batch, alert triggers).
+
+    Same documents either way for what the ingest writes (str keys, finite
+    numbers; int keys allowed as json.dumps allows them).
+    """
+    set_json_loads(orjson.loads, conn)
+    set_json_dumps(functools.partial(orjson.dumps, option=orjson.OPT_NON_STR_KEYS), conn)
 
 
 def worker_settings(settings: ServerSettings, index: int) -> ServerSettings:

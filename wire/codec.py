@@ -44,7 +44,14 @@ from wire.messages import (
 )
 from wire.topics import Kind, Topic
 
+try:  # a faster JSON parser where installed (the server has it); the decoder reads the same without it
+    import orjson
+except ImportError:  # pragma: no cover - the stdlib path is tested by forcing it
+    orjson = None
+
 MAX_PAYLOAD_BYTES = 1_000_000  # also the bound on an inflated payload
+_DIGITS_AS_NINES = bytes.maketrans(b"012345678", b"999999999")
+_LONG_NUMBER = b"9" * 19  # 19 digits in a row: a number orjson may not read as json does (see _parse)
 ZLIB_MAGIC = b"\x78"  # first byte of a zlib stream (deflate, 32 KiB window); JSON starts with "{"
 
 
@@ -144,7 +151,7 @@ def _load(payload: bytes) -> dict[str, Any]:
     if payload[:1] == ZLIB_MAGIC:
         payload = _inflate(payload)
     try:
-        obj = json.loads(payload.decode("utf-8"), parse_constant=_reject_constant)
+        obj = _parse(payload)
     except UnicodeDecodeError as exc:
         raise WireDecodeError("not_utf8", "", str(exc)) from exc
     except json.JSONDecodeError as exc:
@@ -154,6 +161,23 @@ def _load(payload: bytes) -> dict[str, Any]:
     if obj.get("v") != SCHEMA_VERSION:
         raise WireDecodeError("version", "v", f"expected {SCHEMA_VERSION}, got {obj.get('v')!r}")
     return obj
+
+
+def _parse(payload: bytes) -> Any:
+    """JSON bytes -> Python values, exactly as ``json.loads`` gives them, by orjson where installed (~4x faster).
+
+    orjson refuses some inputs json takes (NaN, Infinity, 1e400, lone surrogates)
+    or refuses them for another reason (bad UTF-8): those go to json, which
+    gives the result or error it always gave. The one input both take but read
+    differently is an integer beyond 64 bits (orjson makes it a float), so a
+    payload with a run of 19 or more digits goes to json too.
+    """
+    if orjson is not None and _LONG_NUMBER not in payload.translate(_DIGITS_AS_NINES):
+        try:
+            return orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(payload.decode("utf-8"), parse_constant=_reject_constant)
 
 
 def _inflate(payload: bytes) -> bytes:
