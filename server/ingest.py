@@ -40,6 +40,7 @@ import queue
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -425,8 +426,8 @@ class Ingestor:
         self.counters.batches += 1
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.batch_size.observe(len(batch))
+        self._count(outcomes)
         for item, outcome in zip(batch, outcomes):
-            self._count(outcome)
             self.metrics.commit_lag.observe(done - item.received)
             if outcome.changes and outcome.device_id:
                 self.counters.notified += self._notifier.send(outcome.device_id, outcome.changes)
@@ -503,17 +504,19 @@ class Ingestor:
         if dropped:
             log.info("retention dropped %s", ", ".join(dropped))
 
-    def _count(self, outcome: Outcome) -> None:
-        if outcome.status == "stored":
-            self.counters.stored += 1
-            self.metrics.stored.inc()
-            self.metrics.windows.inc(outcome.windows)
-        elif outcome.status == "duplicate":
-            self.counters.duplicates += 1
-            self.metrics.duplicates.inc()
-        else:
-            self.counters.dead_lettered += 1
-            self.metrics.dead_lettered.labels(outcome.reason or "unknown").inc()
+    def _count(self, outcomes: list[Outcome]) -> None:
+        """Add a batch's outcomes to the counters and metrics (each metric once per batch, not per message)."""
+        stored = [o for o in outcomes if o.status == "stored"]
+        duplicates = sum(1 for o in outcomes if o.status == "duplicate")
+        letters = Counter(o.reason or "unknown" for o in outcomes if o.status == "dead_letter")
+        self.counters.stored += len(stored)
+        self.counters.duplicates += duplicates
+        self.counters.dead_lettered += sum(letters.values())
+        self.metrics.stored.inc(len(stored))
+        self.metrics.windows.inc(sum(o.windows for o in stored))
+        self.metrics.duplicates.inc(duplicates)
+        for reason, n in letters.items():
+            self.metrics.dead_lettered.labels(reason).inc(n)
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:

@@ -158,70 +158,57 @@ def store_summaries(
     in silence; the ingest then stores its batch message by message and keeps
     the one refused as a dead letter.
 
-    With ``rollups`` (plain PostgreSQL): COPY (binary) into a temporary staging
-    table, then one statement that moves the staged rows into ``summaries`` and
-    adds them to the 1-minute and 1-hour rollup tables. Without (TimescaleDB, whose
-    continuous aggregates do that): COPY straight into ``summaries``. None: by
-    the store's engine. Also moves the patients' last_data_at.
+    COPY (binary) into a temporary staging table, then one statement that moves
+    the staged rows into ``summaries``, moves each patient's ``last_data_at``
+    forward and, with ``rollups`` (plain PostgreSQL; None: unless the store is
+    TimescaleDB, whose continuous aggregates do it), adds the rows to the
+    1-minute and 1-hour rollup tables.
     """
     if not batch:
         return 0
     if rollups is None:
         row = conn.execute("SELECT value FROM store_info WHERE key = 'engine'").fetchone()
         rollups = row is None or row[0] != "timescaledb"
-    if rollups:
-        conn.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} (LIKE summaries INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-        )
-        _copy_windows(conn, STAGE, batch)
-        row = conn.execute(_INSERT_WITH_ROLLUPS).fetchone()
-        inserted = int(row[0]) if row else 0
-    else:
-        inserted = _copy_windows(conn, "summaries", batch)
-    _move_last_data(conn, batch)
-    return inserted
-
-
-def _copy_windows(conn: psycopg.Connection[Any], table: str, batch: Sequence[tuple[int, Summary]]) -> int:
-    """Binary COPY of the messages' windows into ``table`` (summaries or its staging table); the rows written."""
-    with conn.cursor() as cur:
-        with cur.copy(f"COPY {table} ({SUMMARY_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(SUMMARY_TYPES)
-            for patient_id, msg in batch:
-                for idx, w in enumerate(msg.windows):
-                    copy.write_row((
-                        patient_id, msg.device, msg.seq, idx, ts(w.start), ts(w.end), w.beats,
-                        w.hr_mean, w.hr_min, w.hr_max, w.rr_mean, w.sdnn, w.rmssd, list(w.flags),
-                        w.resp_rate, w.activity, w.intensity, w.quality, w.battery, w.lat, w.lon,
-                        w.pnn50, w.pause_max, w.ectopic, w.steps, w.posture_changes, w.fall,
-                    ))  # fmt: skip
-        return cur.rowcount
-
-
-# Moves the staged rows (so a second call in the same transaction starts empty) into summaries and the rollups.
-_INSERT_WITH_ROLLUPS = (
-    f"WITH staged AS (DELETE FROM {STAGE} RETURNING {SUMMARY_COLUMNS}),"
-    f" ins AS (INSERT INTO summaries ({SUMMARY_COLUMNS}) SELECT {SUMMARY_COLUMNS} FROM staged"
-    f" RETURNING {_ROLLUP_INPUTS}), "
-    + ", ".join(
-        f"r{i} AS (INSERT INTO {table} {_ROLLUP_SELECT.replace('{step}', step)}{_ROLLUP_MERGE.format(t=table)})"
-        for i, (table, step) in enumerate(ROLLUPS)
-    )
-    + " SELECT count(*) FROM ins"
-)
-
-
-def _move_last_data(conn: psycopg.Connection[Any], batch: Sequence[tuple[int, Summary]]) -> None:
-    """Move each patient's ``last_data_at`` to the end of its newest window in ``batch`` (never back)."""
-    newest: dict[int, float] = {}
-    for patient_id, msg in batch:
-        newest[patient_id] = max(newest.get(patient_id, 0.0), max(w.end for w in msg.windows))
-    ids = sorted(newest)
     conn.execute(
-        "UPDATE patients p SET last_data_at = GREATEST(p.last_data_at, n.at)"
-        " FROM unnest(%s::bigint[], %s::timestamptz[]) AS n(id, at) WHERE p.id = n.id",
-        (ids, [ts(newest[i]) for i in ids]),
+        f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} (LIKE summaries INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
     )
+    with conn.cursor().copy(f"COPY {STAGE} ({SUMMARY_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(SUMMARY_TYPES)
+        for patient_id, msg in batch:
+            for idx, w in enumerate(msg.windows):
+                copy.write_row((
+                    patient_id, msg.device, msg.seq, idx, ts(w.start), ts(w.end), w.beats,
+                    w.hr_mean, w.hr_min, w.hr_max, w.rr_mean, w.sdnn, w.rmssd, list(w.flags),
+                    w.resp_rate, w.activity, w.intensity, w.quality, w.battery, w.lat, w.lon,
+                    w.pnn50, w.pause_max, w.ectopic, w.steps, w.posture_changes, w.fall,
+                ))  # fmt: skip
+    row = conn.execute(_MOVE_STAGED_WITH_ROLLUPS if rollups else _MOVE_STAGED).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _move_staged(rollups: bool) -> str:
+    """The statement that empties the staging table into summaries (and the rollups) and moves last_data_at.
+
+    Emptying it as the rows move, not only at commit, lets a second call in one
+    transaction start empty. Patients' rows are updated under their rule-state
+    locks, which the ingest holds by now.
+    """
+    ctes = [
+        f"staged AS (DELETE FROM {STAGE} RETURNING {SUMMARY_COLUMNS})",
+        f"ins AS (INSERT INTO summaries ({SUMMARY_COLUMNS}) SELECT {SUMMARY_COLUMNS} FROM staged"
+        f" RETURNING {_ROLLUP_INPUTS}, end_at)",
+        "newest AS (UPDATE patients p SET last_data_at = GREATEST(p.last_data_at, n.at)"
+        " FROM (SELECT patient_id, max(end_at) AS at FROM ins GROUP BY 1) n WHERE p.id = n.patient_id)",
+    ]
+    if rollups:
+        ctes += [
+            f"r{i} AS (INSERT INTO {table} {_ROLLUP_SELECT.replace('{step}', step)}{_ROLLUP_MERGE.format(t=table)})"
+            for i, (table, step) in enumerate(ROLLUPS)
+        ]
+    return "WITH " + ", ".join(ctes) + " SELECT count(*) FROM ins"
+
+
+_MOVE_STAGED, _MOVE_STAGED_WITH_ROLLUPS = _move_staged(False), _move_staged(True)
 
 
 def lock_rule_states(conn: psycopg.Connection[Any], patient_ids: Iterable[int]) -> dict[int, RuleState]:

@@ -238,18 +238,24 @@ def _build_summary(body: dict[str, Any]) -> Summary:
         raise WireDecodeError("type", "windows", "expected a list")
     windows = []
     for i, raw in enumerate(raw_windows):
-        prefix = f"windows[{i}]."
-        if not isinstance(raw, dict):
-            raise WireDecodeError("type", prefix[:-1], "expected an object")
-        w = _fields_of(SummaryWindow, raw, prefix)
-        if "flags" in w:
-            w["flags"] = _as_tuple(w["flags"], prefix + "flags")
-        try:
-            windows.append(SummaryWindow.from_fields(w))
-        except WireDecodeError as exc:
-            raise WireDecodeError(exc.reason, prefix + exc.field, exc.detail) from exc
+        window = SummaryWindow.if_valid(raw) if type(raw) is dict else None  # the common case, checked at once
+        windows.append(window or _checked_window(i, raw))
     data["windows"] = tuple(windows)
     return Summary(**data)
+
+
+def _checked_window(i: int, raw: Any) -> SummaryWindow:
+    """Window ``i`` through every check in turn: raises the error naming its field (or builds it)."""
+    prefix = f"windows[{i}]."
+    if not isinstance(raw, dict):
+        raise WireDecodeError("type", prefix[:-1], "expected an object")
+    w = _fields_of(SummaryWindow, raw, prefix)
+    if "flags" in w:
+        w["flags"] = _as_tuple(w["flags"], prefix + "flags")
+    try:
+        return SummaryWindow(**w)
+    except WireDecodeError as exc:
+        raise WireDecodeError(exc.reason, prefix + exc.field, exc.detail) from exc
 
 
 def _build_event(body: dict[str, Any]) -> Event:

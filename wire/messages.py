@@ -124,13 +124,23 @@ class SummaryWindow:
         error (or builds the window) as it always did. ``values`` must name fields
         only (the codec checks that first).
         """
+        window = cls.if_valid(values)
+        return cls(**values) if window is None else window
+
+    @classmethod
+    def if_valid(cls, values: Mapping[str, Any]) -> SummaryWindow | None:
+        """The window of :meth:`from_fields` if ``values`` names exactly its fields and all are valid, else None.
+
+        None says nothing of why: the codec then checks the names and builds the
+        window the slow way, for an error naming the field.
+        """
         every = {**_WINDOW_DEFAULTS, **values}
         try:
             flags = _window_flags_if_valid(every) if len(every) == _WINDOW_FIELD_COUNT else None
         except KeyError:  # a required field missing, its place taken by an unknown one
-            flags = None
+            return None
         if flags is None:
-            return cls(**values)
+            return None
         every["flags"] = flags
         window = object.__new__(cls)
         window.__dict__.update(every)  # what the frozen __init__ stores, set in one step
@@ -214,9 +224,9 @@ def _window_flags_if_valid(f: Mapping[str, Any]) -> tuple[str, ...] | None:
         if not (_LAT[0] <= lat <= _LAT[1] and _LON[0] <= lon <= _LON[1]):
             return None
     flags = f["flags"]
-    if type(flags) is not tuple or any(type(x) is not str or x not in RHYTHM_FLAGS for x in flags):
+    if type(flags) not in (tuple, list) or any(type(x) is not str or x not in RHYTHM_FLAGS for x in flags):
         return None
-    return flags if len(flags) < 2 else tuple(sorted(set(flags)))
+    return tuple(flags) if len(flags) < 2 else tuple(sorted(set(flags)))
 
 
 _WINDOW_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(SummaryWindow) if f.default is not MISSING}
