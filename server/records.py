@@ -143,8 +143,13 @@ def ensure_partitions(conn: psycopg.Connection[Any], days: Iterable[date]) -> in
 
 
 def summary_days(msg: Summary) -> set[date]:
-    """The UTC days the windows of a summary message start on (their partitions)."""
-    return {ts(w.start).date() for w in msg.windows}
+    """The UTC days the windows of a summary message start on (their partitions).
+
+    The first and last start on the same day (the common case) put every window there.
+    """
+    starts = [w.start for w in msg.windows]
+    first, last = ts(min(starts)).date(), ts(max(starts)).date()
+    return {first} if first == last else {ts(t).date() for t in starts}
 
 
 def store_summaries(

@@ -41,6 +41,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property, lru_cache
+from operator import attrgetter
 from typing import Any, Literal, NamedTuple
 
 from wire import Limits, SummaryWindow
@@ -141,8 +142,7 @@ class RuleState:
         Compact (this is written for every patient of every ingest batch): each
         parameter is a list of its :class:`ParamState` fields in order, tagged ``"v": 2``.
         """
-        params = {k: [v.level, v.yellow_since, v.red_since, v.within_since, v.last_end] for k, v in self.params.items()}
-        return {"v": STATE_FORMAT, "p": params, "e": self.last_end}
+        return {"v": STATE_FORMAT, "p": {k: list(v) for k, v in self.params.items()}, "e": self.last_end}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> RuleState:
@@ -153,7 +153,7 @@ class RuleState:
         if not data:
             return cls()
         if data.get("v") == STATE_FORMAT:
-            return cls(params={k: ParamState(*v) for k, v in data["p"].items()}, last_end=data["e"])
+            return cls(params={k: ParamState._make(v) for k, v in data["p"].items()}, last_end=data["e"])
         params = {k: ParamState(**v) for k, v in data.get("params", {}).items()}
         return cls(params=params, last_end=data.get("last_end"))
 
@@ -390,7 +390,7 @@ def _all_quiet(
 def _unjudged(last_end: float | None, windows: Iterable[SummaryWindow]) -> list[SummaryWindow]:
     """The windows in start order that end after the newest one already judged (late or re-sent ones drop)."""
     todo = []
-    for window in sorted(windows, key=lambda w: w.start):
+    for window in sorted(windows, key=attrgetter("start")):
         if last_end is None or window.end > last_end:
             todo.append(window)
             last_end = window.end

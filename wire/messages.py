@@ -224,7 +224,11 @@ def _window_flags_if_valid(f: Mapping[str, Any]) -> tuple[str, ...] | None:
         if not (_LAT[0] <= lat <= _LAT[1] and _LON[0] <= lon <= _LON[1]):
             return None
     flags = f["flags"]
-    if type(flags) not in (tuple, list) or any(type(x) is not str or x not in RHYTHM_FLAGS for x in flags):
+    if type(flags) not in (tuple, list):
+        return None
+    if not flags:
+        return ()
+    if any(type(x) is not str or x not in RHYTHM_FLAGS for x in flags):
         return None
     return tuple(flags) if len(flags) < 2 else tuple(sorted(set(flags)))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+from datetime import date
 from typing import Any
 
 import psycopg
@@ -14,7 +15,7 @@ from server.records import ensure_partitions, store_summaries, summary_days
 from server.settings import ServerSettings
 from server.store import add_patient, store_engine
 from tests.server.test_ingest import T0, count, summary
-from wire import Event, EventType, Kind, Summary, encode, topic_for
+from wire import Event, EventType, Kind, Summary, SummaryWindow, encode, topic_for
 
 pytestmark = pytest.mark.db
 
@@ -117,3 +118,10 @@ def test_summaries_stored_twice_in_one_transaction_are_each_stored_once(db_url: 
         assert store_summaries(conn, [(patient_id, first)], rollups) == 2
         assert store_summaries(conn, [(patient_id, second)], rollups) == 2
     assert count(db_url, "SELECT count(*) FROM summaries WHERE device_id = %s", device_id) == 4
+
+
+def test_a_message_across_midnight_names_both_days() -> None:
+    midnight = 1_700_006_400.0  # 2023-11-15 00:00 UTC
+    windows = tuple(SummaryWindow(start=midnight - 90 + 60 * i, end=midnight - 30 + 60 * i, beats=60) for i in range(3))
+    assert summary_days(Summary("dev-1", 1, windows)) == {date(2023, 11, 14), date(2023, 11, 15)}
+    assert summary_days(Summary("dev-1", 2, windows[2:])) == {date(2023, 11, 15)}
