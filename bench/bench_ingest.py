@@ -11,7 +11,8 @@ everything else), read from /proc, since on a shared machine that decides what t
 Everything runs on loopback: a Mosquitto of the benchmark's own on a free port, and a scratch database (dropped afterwards) on
 ``PISCES_BENCH_DATABASE_URL``, else ``PISCES_TEST_DATABASE_URL``, else an embedded PostgreSQL.
 
-    .venv/bin/python bench/bench_ingest.py [--messages 20000] [--windows 5] [--devices 2000]
+    .venv/bin/python bench/bench_ingest.py [--messages 20000] [--windows 5] [--devices 2000] [--workers 1,2]
+                                           [--batch-size N]
 """
 
 from __future__ import annotations
@@ -293,12 +294,15 @@ def print_cpu(cpu: dict[str, float], elapsed: float) -> None:
 # --- ours -------------------------------------------------------------------------------------
 
 
+BATCH_SIZE: dict[str, int] = {}  # --batch-size: the workers' ingest_batch_size (default: the settings' own)
+
+
 @contextlib.contextmanager
 def workers(db_url: str, mqtt_url: str, n: int, tag: str) -> Iterator[None]:
     """``n`` ingest worker processes on one shared subscription (as ``pisces ingest --workers n``)."""
     settings = ServerSettings(
         database_url=db_url, mqtt_url=mqtt_url, mqtt_client_id=f"bench-{tag}", mqtt_shared_group=f"bench-{tag}",
-        ingest_in_server=False,
+        ingest_in_server=False, **({"ingest_batch_size": BATCH_SIZE["n"]} if BATCH_SIZE else {}),
     )  # a group per run: the sessions of an earlier run's workers would take a share
     stop = threading.Event()
     thread = threading.Thread(target=supervise, args=(settings, n, stop), daemon=True)
@@ -419,7 +423,12 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=5, help="summary windows per message (edge default 5)")
     parser.add_argument("--devices", type=int, default=2_000, help="distinct devices (patients)")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument("--workers", default="1,2", help="worker counts of the throughput runs; latency uses the last")
+    parser.add_argument("--batch-size", type=int, help="the workers' ingest_batch_size (default: the setting's)")
     args = parser.parse_args()
+    counts = [int(n) for n in args.workers.split(",")]
+    if args.batch_size:
+        BATCH_SIZE["n"] = args.batch_size
 
     messages = payloads(args.messages, args.windows, args.devices)
     n_dups = len(range(0, args.messages, DUPLICATE_EVERY))
@@ -440,16 +449,17 @@ def main() -> None:
         print(f"ceiling  MQTT -> one paho subscriber: {mqtt_ceiling:10,.0f} msgs/s = {mqtt_ceiling * args.windows:10,.0f} windows/s")
         print(f"ceiling  PostgreSQL binary COPY:      {copy_ceiling:10,.0f} rows/s")
         rates = {}
-        for n in (1, 2):
+        for n in counts:
             fresh = payloads(args.messages, args.windows, args.devices, first_seq=n * 100_000)
             with_dups = [m for k, m in enumerate(fresh) for _ in range(2 if k % DUPLICATE_EVERY == 0 else 1)]
             rates[n], cpu, elapsed = ours_throughput(db_url, mqtt_url, n, with_dups, args.windows, args.devices)
             print(f"ours     {n} worker{'s' if n > 1 else ' '} MQTT -> committed:   {rates[n]:10,.0f} windows/s"
                   f"  = {rates[n] / lower:.2f} x the lower ceiling")  # fmt: skip
             print_cpu(cpu, elapsed)
-        half = rates[2] / args.windows / 2
-        p50, p99, missing = ours_latency(db_url, mqtt_url, 2, half, args.latency_seconds, args.windows, args.devices)
-        print(f"latency  2 workers at {half:,.0f} msgs/s ({half * args.windows:,.0f} windows/s, half load): "
+        last = counts[-1]
+        half = rates[last] / args.windows / 2
+        p50, p99, missing = ours_latency(db_url, mqtt_url, last, half, args.latency_seconds, args.windows, args.devices)
+        print(f"latency  {last} worker{'s' if last > 1 else ''} at {half:,.0f} msgs/s ({half * args.windows:,.0f} windows/s, half load): "
               f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms publish -> commit"
               + (f" ({missing} not seen)" if missing else ""))  # fmt: skip
 
