@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import multiprocessing
 import os
 import platform
@@ -28,6 +29,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,8 @@ from server.records import SUMMARY_COLUMNS, SUMMARY_TYPES, ts  # noqa: E402
 from server.settings import ServerSettings  # noqa: E402
 from server.store import migrate  # noqa: E402
 from wire import Kind, Summary, SummaryWindow, encode, topic_for  # noqa: E402
+from simulators.fleet import fleet_roster  # noqa: E402
+from simulators.summaries import SummaryStream  # noqa: E402
 
 T0 = 1_763_900_000.0
 DUPLICATE_EVERY = 20  # every 20th message is sent twice (5 % redelivery): dedup is on the path
@@ -57,14 +61,39 @@ def window(start: float, hr: float) -> SummaryWindow:
     )  # fmt: skip
 
 
+SOURCE = {"source": "fleet"}  # set by --source: where the windows' values come from
+FLEET_SEED = 7
+
+
+@functools.lru_cache(maxsize=4)
+def fleet_windows(devices: int, count: int) -> list[list[SummaryWindow]]:
+    """``count`` consecutive 10-s windows of each of ``devices`` fleet patients from ``T0`` (made once, reused)."""
+    return [SummaryStream(p.scenario, 10.0, count * 10.0, T0).windows_until(count * 10.0)
+            for p in fleet_roster(devices, FLEET_SEED)]  # fmt: skip
+
+
 def payloads(n: int, windows: int, devices: int, first_seq: int = 1) -> list[tuple[str, bytes]]:
-    """``n`` summary messages round-robin over ``devices`` devices, 10-s windows, ordinary values."""
+    """``n`` summary messages round-robin over ``devices`` devices, 10-s windows.
+
+    ``--source fleet`` (default): each device is a patient of the simulators' summary-level fleet
+    (``pisces simulate fleet --mode summary``: the fleet roster's scenarios and profiles, episodes
+    and all), so the rules judge what a real cohort sends; ``--source fixed``: ordinary values
+    only (the figures before 2026-12-01 were measured so).
+    """
+    fleet = SOURCE["source"] == "fleet"
+    values = fleet_windows(devices, -(-n // devices) * windows) if fleet else []
+    shift = first_seq * windows * 10  # later runs send later windows, as a phone does
     out = []
     for k in range(n):
         dev, seq = f"b{k % devices:05d}", first_seq + k // devices
-        start = T0 + (seq * windows) * 10
-        msg = Summary(dev, seq, tuple(window(start + 10 * i, 70 + (k + i) % 9) for i in range(windows)))
-        out.append((topic_for(dev, Kind.SUMMARY), encode(msg)))
+        if fleet:
+            first = (k // devices) * windows
+            ws = tuple(replace(w, start=w.start + shift, end=w.end + shift)
+                       for w in values[k % devices][first:first + windows])  # fmt: skip
+        else:
+            start = T0 + (seq * windows) * 10
+            ws = tuple(window(start + 10 * i, 70 + (k + i) % 9) for i in range(windows))
+        out.append((topic_for(dev, Kind.SUMMARY), encode(Summary(dev, seq, ws))))
     return out
 
 
@@ -425,7 +454,10 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--workers", default="1,2", help="worker counts of the throughput runs; latency uses the last")
     parser.add_argument("--batch-size", type=int, help="the workers' ingest_batch_size (default: the setting's)")
+    parser.add_argument("--source", choices=("fleet", "fixed"), default="fleet",
+                        help="window values from the simulators' summary-level fleet, or fixed ordinary ones")
     args = parser.parse_args()
+    SOURCE["source"] = args.source
     counts = [int(n) for n in args.workers.split(",")]
     if args.batch_size:
         BATCH_SIZE["n"] = args.batch_size
