@@ -11,7 +11,8 @@ and Hamilton & Tompkins (IEEE Trans. Biomed. Eng. 33(12):1157-1165, 1986):
    +-``REFRACTORY_S`` (so the decision needs that much look-ahead, plus
    ``LOOKAHEAD_S`` for the step test);
 3. adaptive thresholds from running signal/noise peak levels, a T-wave test
-   (a candidate soon after a beat with less than half its slope is a T wave),
+   (a candidate soon after a beat with less than half its slope is a T wave;
+   up to the longest QT, one far slower, in slope and in slope per mV),
    search-back at half threshold when no beat came for 1.66 mean RR, and a
    step test (an electrode-motion baseline step is neither beat nor noise);
 4. each beat is placed on the R peak itself: the largest deviation, of either
@@ -32,6 +33,7 @@ the batch call feeds cache-sized blocks, which is faster than one pass.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -341,7 +343,9 @@ class EcgPeakStream:
         rows = zip(idx.tolist(), energy.tolist(), slopes.tolist(), r.tolist(), step.tolist(), local.tolist(), height.tolist())
         return [_Candidate(int(i), float(e), float(sl), int(p), bool(s), float(bg), float(h)) for i, e, sl, p, s, bg, h in rows]
 
-    def _step_and_height(self, r: NDArray[np.int64], rel: NDArray[np.int64]) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
+    def _step_and_height(
+        self, r: NDArray[np.int64], rel: NDArray[np.int64]
+    ) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
         """Whether the deflection at ``r`` does not return (a baseline step, not a QRS), and its
         height (mV) above the baseline before it.
 
@@ -437,11 +441,14 @@ class EcgPeakStream:
         """Soon after a beat and much slower than it: its T wave. Not tested where the rhythm
         itself is that fast (a candidate at the expected interval of a tachycardia).
 
-        Up to ``T_WAVE_S`` less than half the beat's slope suffices; later, where a long QT
-        or a slow rate puts a tall T wave, and where early PVCs come too, only a candidate
-        far slower than the beat (``T_LATE_SLOPE``) is taken for its T wave: the broad
-        Gaussian hump of a T wave has a quarter to a third of the slope of the QRS before it
-        in the QRS band, a PVC (broad, but a depolarisation) at least ~0.4 of a normal beat's.
+        Up to ``T_WAVE_S``, less than half the beat's QRS-band slope suffices. Later, where a
+        long QT or a slow rate puts the T wave but early PVCs come too, the candidate must be
+        slow in both ways: under ``T_LATE_SLOPE`` of the beat's slope, and under
+        ``T_LATE_SHARPNESS`` of its slope per mV of deflection. A T wave, a broad hump, keeps
+        about a quarter of a QRS's band slope per mV however tall it is (0.23-0.31 at
+        130-1000 Hz); a PVC, broad but a depolarisation, keeps more (>= 0.37 for MIT-BIH
+        106's, also re-timed into AF). And no later than the longest QT (``T_LATE_QTC_S``)
+        the interval before the beat allows.
         """
         b = self._last_beat
         if b is None:
@@ -450,7 +457,8 @@ class EcgPeakStream:
         if after < T_WAVE_S * self.fs:
             slow = c.slope < T_WAVE_SLOPE * b.slope
         else:
-            slow = after < self._t_late() and c.slope < T_LATE_SLOPE * b.slope and c.sharpness < T_LATE_SHARPNESS * b.sharpness
+            slower = c.slope < T_LATE_SLOPE * b.slope and c.sharpness < T_LATE_SHARPNESS * b.sharpness
+            slow = slower and after < self._t_late()
         return slow and (not self._rr or after < T_WAVE_RR * sum(self._rr) / len(self._rr))
 
     def _t_late(self) -> float:
@@ -458,7 +466,7 @@ class EcgPeakStream:
         the longest QT the interval before the beat allows (the QT follows the preceding RR)."""
         if not self._rr:
             return T_LATE_S * self.fs
-        return min(T_LATE_S * self.fs, T_LATE_QTC_S * float(np.sqrt(self._rr[-1] * self.fs)))
+        return min(T_LATE_S * self.fs, T_LATE_QTC_S * math.sqrt(self._rr[-1] * self.fs))
 
     def _search_back(self, now: int, beats: list[int]) -> None:
         assert self._thr is not None
