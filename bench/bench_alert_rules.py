@@ -48,14 +48,22 @@ def reference_rules(tmp: Path) -> ModuleType:
 
 
 def run(module: Any, messages: list[Summary]) -> tuple[float, dict[str, Any], list[Any]]:
-    """Windows/s, the final JSON states and every action's fields."""
+    """Windows/s, the final states (through JSON, then as plain values) and every action's fields."""
     config, states, actions = module.RuleConfig(), {}, []
     start = time.perf_counter()
     for msg in messages:
         state, found = module.evaluate_windows(module.RuleState.from_json(states.get(msg.device)), msg.windows, config)
         states[msg.device] = state.to_json()
         actions.extend((a.kind, a.parameter, a.level, a.time, a.trigger) for a in found)
-    return sum(len(m.windows) for m in messages) / (time.perf_counter() - start), states, actions
+    rate = sum(len(m.windows) for m in messages) / (time.perf_counter() - start)
+    return rate, {device: canonical(module, j) for device, j in states.items()}, actions
+
+
+def canonical(module: Any, stored: dict[str, Any]) -> tuple[Any, ...]:
+    """A stored state as plain values, whatever JSON form the module writes (ours is compact since STATE_FORMAT 2)."""
+    state = module.RuleState.from_json(stored)
+    params = {k: (p.level, p.yellow_since, p.red_since, p.within_since, p.last_end) for k, p in state.params.items()}
+    return params, state.last_end
 
 
 def main() -> None:

@@ -11,13 +11,15 @@ everything else), read from /proc, since on a shared machine that decides what t
 Everything runs on loopback: a Mosquitto of the benchmark's own on a free port, and a scratch database (dropped afterwards) on
 ``PISCES_BENCH_DATABASE_URL``, else ``PISCES_TEST_DATABASE_URL``, else an embedded PostgreSQL.
 
-    .venv/bin/python bench/bench_ingest.py [--messages 20000] [--windows 5] [--devices 2000]
+    .venv/bin/python bench/bench_ingest.py [--messages 20000] [--windows 5] [--devices 2000] [--workers 1,2]
+                                           [--batch-size N]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import multiprocessing
 import os
 import platform
@@ -27,6 +29,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,8 @@ from server.records import SUMMARY_COLUMNS, SUMMARY_TYPES, ts  # noqa: E402
 from server.settings import ServerSettings  # noqa: E402
 from server.store import migrate  # noqa: E402
 from wire import Kind, Summary, SummaryWindow, encode, topic_for  # noqa: E402
+from simulators.fleet import fleet_roster  # noqa: E402
+from simulators.summaries import SummaryStream  # noqa: E402
 
 T0 = 1_763_900_000.0
 DUPLICATE_EVERY = 20  # every 20th message is sent twice (5 % redelivery): dedup is on the path
@@ -56,14 +61,39 @@ def window(start: float, hr: float) -> SummaryWindow:
     )  # fmt: skip
 
 
+SOURCE = {"source": "fleet"}  # set by --source: where the windows' values come from
+FLEET_SEED = 7
+
+
+@functools.lru_cache(maxsize=4)
+def fleet_windows(devices: int, count: int) -> list[list[SummaryWindow]]:
+    """``count`` consecutive 10-s windows of each of ``devices`` fleet patients from ``T0`` (made once, reused)."""
+    return [SummaryStream(p.scenario, 10.0, count * 10.0, T0).windows_until(count * 10.0)
+            for p in fleet_roster(devices, FLEET_SEED)]  # fmt: skip
+
+
 def payloads(n: int, windows: int, devices: int, first_seq: int = 1) -> list[tuple[str, bytes]]:
-    """``n`` summary messages round-robin over ``devices`` devices, 10-s windows, ordinary values."""
+    """``n`` summary messages round-robin over ``devices`` devices, 10-s windows.
+
+    ``--source fleet`` (default): each device is a patient of the simulators' summary-level fleet
+    (``pisces simulate fleet --mode summary``: the fleet roster's scenarios and profiles, episodes
+    and all), so the rules judge what a real cohort sends; ``--source fixed``: ordinary values
+    only (the figures before 2026-12-01 were measured so).
+    """
+    fleet = SOURCE["source"] == "fleet"
+    values = fleet_windows(devices, -(-n // devices) * windows) if fleet else []
+    shift = first_seq * windows * 10  # later runs send later windows, as a phone does
     out = []
     for k in range(n):
         dev, seq = f"b{k % devices:05d}", first_seq + k // devices
-        start = T0 + (seq * windows) * 10
-        msg = Summary(dev, seq, tuple(window(start + 10 * i, 70 + (k + i) % 9) for i in range(windows)))
-        out.append((topic_for(dev, Kind.SUMMARY), encode(msg)))
+        if fleet:
+            first = (k // devices) * windows
+            ws = tuple(replace(w, start=w.start + shift, end=w.end + shift)
+                       for w in values[k % devices][first:first + windows])  # fmt: skip
+        else:
+            start = T0 + (seq * windows) * 10
+            ws = tuple(window(start + 10 * i, 70 + (k + i) % 9) for i in range(windows))
+        out.append((topic_for(dev, Kind.SUMMARY), encode(Summary(dev, seq, ws))))
     return out
 
 
@@ -293,12 +323,15 @@ def print_cpu(cpu: dict[str, float], elapsed: float) -> None:
 # --- ours -------------------------------------------------------------------------------------
 
 
+BATCH_SIZE: dict[str, int] = {}  # --batch-size: the workers' ingest_batch_size (default: the settings' own)
+
+
 @contextlib.contextmanager
 def workers(db_url: str, mqtt_url: str, n: int, tag: str) -> Iterator[None]:
     """``n`` ingest worker processes on one shared subscription (as ``pisces ingest --workers n``)."""
     settings = ServerSettings(
         database_url=db_url, mqtt_url=mqtt_url, mqtt_client_id=f"bench-{tag}", mqtt_shared_group=f"bench-{tag}",
-        ingest_in_server=False,
+        ingest_in_server=False, **({"ingest_batch_size": BATCH_SIZE["n"]} if BATCH_SIZE else {}),
     )  # a group per run: the sessions of an earlier run's workers would take a share
     stop = threading.Event()
     thread = threading.Thread(target=supervise, args=(settings, n, stop), daemon=True)
@@ -419,7 +452,15 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=5, help="summary windows per message (edge default 5)")
     parser.add_argument("--devices", type=int, default=2_000, help="distinct devices (patients)")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument("--workers", default="1,2", help="worker counts of the throughput runs; latency uses the last")
+    parser.add_argument("--batch-size", type=int, help="the workers' ingest_batch_size (default: the setting's)")
+    parser.add_argument("--source", choices=("fleet", "fixed"), default="fleet",
+                        help="window values from the simulators' summary-level fleet, or fixed ordinary ones")
     args = parser.parse_args()
+    SOURCE["source"] = args.source
+    counts = [int(n) for n in args.workers.split(",")]
+    if args.batch_size:
+        BATCH_SIZE["n"] = args.batch_size
 
     messages = payloads(args.messages, args.windows, args.devices)
     n_dups = len(range(0, args.messages, DUPLICATE_EVERY))
@@ -440,16 +481,17 @@ def main() -> None:
         print(f"ceiling  MQTT -> one paho subscriber: {mqtt_ceiling:10,.0f} msgs/s = {mqtt_ceiling * args.windows:10,.0f} windows/s")
         print(f"ceiling  PostgreSQL binary COPY:      {copy_ceiling:10,.0f} rows/s")
         rates = {}
-        for n in (1, 2):
+        for n in counts:
             fresh = payloads(args.messages, args.windows, args.devices, first_seq=n * 100_000)
             with_dups = [m for k, m in enumerate(fresh) for _ in range(2 if k % DUPLICATE_EVERY == 0 else 1)]
             rates[n], cpu, elapsed = ours_throughput(db_url, mqtt_url, n, with_dups, args.windows, args.devices)
             print(f"ours     {n} worker{'s' if n > 1 else ' '} MQTT -> committed:   {rates[n]:10,.0f} windows/s"
                   f"  = {rates[n] / lower:.2f} x the lower ceiling")  # fmt: skip
             print_cpu(cpu, elapsed)
-        half = rates[2] / args.windows / 2
-        p50, p99, missing = ours_latency(db_url, mqtt_url, 2, half, args.latency_seconds, args.windows, args.devices)
-        print(f"latency  2 workers at {half:,.0f} msgs/s ({half * args.windows:,.0f} windows/s, half load): "
+        last = counts[-1]
+        half = rates[last] / args.windows / 2
+        p50, p99, missing = ours_latency(db_url, mqtt_url, last, half, args.latency_seconds, args.windows, args.devices)
+        print(f"latency  {last} worker{'s' if last > 1 else ''} at {half:,.0f} msgs/s ({half * args.windows:,.0f} windows/s, half load): "
               f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms publish -> commit"
               + (f" ({missing} not seen)" if missing else ""))  # fmt: skip
 

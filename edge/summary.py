@@ -310,7 +310,8 @@ def _analyse(t: NDArray[np.float64], x: NDArray[np.float64], fs: float, start: f
     episodes = [e for e in found if e.end >= start and e.start < end]
     inside = (beat_t >= start) & (beat_t < end)
     rr = np.diff(beat_t)[inside[1:] & inside[:-1] & usable[1:]]
-    resp = resp_rate_from_ecg(peaks[usable & (beat_t >= end - RESP_S)], x, fs)
+    recent = beat_t >= end - RESP_S
+    resp = resp_rate_from_ecg(peaks[recent], x, fs, usable[recent])
     return _Rhythm(rr, episodes, resp.rate if resp.rate is not None and 1 <= resp.rate <= 80 else None)
 
 

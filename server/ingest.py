@@ -4,12 +4,14 @@ Paho's network thread only queues messages; a worker thread takes what is
 queued (up to ``ingest_batch_size``, never waiting for more), decodes each
 with ``wire.decode_uplink`` and stores the batch with :func:`store_batch` in
 one transaction: idempotency keys first (a key already there = duplicate),
-summary windows by COPY into a staging table then ``INSERT ... SELECT ... ON
-CONFLICT DO NOTHING``, then the rules per patient, in sequence order, through
+the new messages' summary windows by COPY (with the rollups on plain
+PostgreSQL), then the rules per patient, in sequence order, through
 :func:`server.alerting.judge_state` (limits in force, alert rows). After the
 commit it publishes notifications and only then acks every message of the
 batch (``manual_ack``). The session is persistent, so whatever was not
-committed is delivered again after a reconnect or a crash.
+committed is delivered again after a reconnect or a crash. (Decoding stays on
+the worker thread: on paho's thread it overlapped the database wait but cost
+more CPU in all, the two threads contending for the GIL; docs/benchmarks.md.)
 
 Several workers share the load on an MQTT 5 shared subscription
 (``$share/<group>/pisces/v1/+/+``): ``pisces ingest --workers N`` runs N
@@ -39,6 +41,7 @@ with backoff, without acking, for as long as it lasts.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -47,17 +50,20 @@ import queue
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
+import orjson
 import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
+from psycopg.types.json import set_json_dumps, set_json_loads
 
 from server import consent, records, thresholds
 from server.alerting import judge_state
@@ -248,10 +254,13 @@ def _write(
         if isinstance(msg, (Summary, Event)):
             by_patient.setdefault(patient_id, []).append((i, msg))
     changes: dict[int, list[AlertChange]] = {}
+    configs: dict[int, RuleConfig] = {}  # by id of the limits in force: most patients share the defaults
     for patient_id in judged:
         state = sync_levels(states[patient_id], active.get(patient_id, {}))
         limits = in_force[patient_id]
-        patient_config = replace(config, limits=limits.limits, version=limits.version)
+        patient_config = configs.get(id(limits))
+        if patient_config is None:
+            patient_config = configs[id(limits)] = replace(config, limits=limits.limits, version=limits.version)
         for i, msg in sorted(by_patient[patient_id], key=lambda e: e[1].seq):
             state, found = judge_state(conn, patient_id, state, msg, patient_config, limits)  # type: ignore[arg-type]
             if found:
@@ -277,8 +286,9 @@ def keep_dead_letter(conn: psycopg.Connection[Any], topic: str, payload: bytes, 
     return Outcome("dead_letter", reason=reason)
 
 
-@dataclass(frozen=True)
-class _Pending:
+class _Pending(NamedTuple):
+    """A message received and not yet acked (a named tuple: one is made per message on paho's thread)."""
+
     topic: str
     payload: bytes
     mid: int
@@ -469,8 +479,8 @@ class Ingestor:
         self.counters.batches += 1
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.batch_size.observe(len(batch))
+        self._count(outcomes)
         for item, outcome in zip(batch, outcomes):
-            self._count(outcome)
             self.metrics.commit_lag.observe(done - item.received)
             if outcome.changes and outcome.device_id:
                 self.counters.notified += self._notifier.send(outcome.device_id, outcome.changes)
@@ -551,26 +561,30 @@ class Ingestor:
             elif o.skipped and o.skipped != ANOTHER_JOB:  # another worker's job is the normal case
                 log.warning("retention of %s skipped: %s", o.kind, o.skipped)
 
-    def _count(self, outcome: Outcome) -> None:
-        if outcome.status == "stored":
-            self.counters.stored += 1
-            self.metrics.stored.inc()
-            self.metrics.windows.inc(outcome.windows)
-            if outcome.positions_stripped:
-                self.counters.positions_stripped += outcome.positions_stripped
-                self.metrics.positions_stripped.inc(outcome.positions_stripped)
-        elif outcome.status == "duplicate":
-            self.counters.duplicates += 1
-            self.metrics.duplicates.inc()
-        else:
-            self.counters.dead_lettered += 1
-            self.metrics.dead_lettered.labels(outcome.reason or "unknown").inc()
+    def _count(self, outcomes: list[Outcome]) -> None:
+        """Add a batch's outcomes to the counters and metrics (each metric once per batch, not per message)."""
+        stored = [o for o in outcomes if o.status == "stored"]
+        duplicates = sum(1 for o in outcomes if o.status == "duplicate")
+        letters = Counter(o.reason or "unknown" for o in outcomes if o.status == "dead_letter")
+        self.counters.stored += len(stored)
+        self.counters.duplicates += duplicates
+        self.counters.dead_lettered += sum(letters.values())
+        self.metrics.stored.inc(len(stored))
+        self.metrics.windows.inc(sum(o.windows for o in stored))
+        self.metrics.duplicates.inc(duplicates)
+        stripped = sum(o.positions_stripped for o in stored)
+        if stripped:
+            self.counters.positions_stripped += stripped
+            self.metrics.positions_stripped.inc(stripped)
+        for reason, n in letters.items():
+            self.metrics.dead_lettered.labels(reason).inc(n)
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
             self._conn = psycopg.connect(
                 self._db_url, autocommit=True, application_name=f"pisces-ingest:{self.settings.mqtt_client_id}"
             )
+            fast_json(self._conn)
             self._rollups = store_engine(self._conn) != "timescaledb"
         return self._conn
 
@@ -605,6 +619,16 @@ def shared_group(settings: ServerSettings) -> str | None:
         return group
     tag = hmac.new(password.encode(), f"pisces shared group {group}".encode(), hashlib.sha256).hexdigest()
     return f"{group}-{tag[:24]}"
+
+
+def fast_json(conn: psycopg.Connection[Any]) -> None:
+    """Have ``conn`` read and write json/jsonb with orjson (the rule states of every batch, alert triggers).
+
+    Same documents either way for what the ingest writes (str keys, finite
+    numbers; int keys allowed as json.dumps allows them).
+    """
+    set_json_loads(orjson.loads, conn)
+    set_json_dumps(functools.partial(orjson.dumps, option=orjson.OPT_NON_STR_KEYS), conn)
 
 
 def worker_settings(settings: ServerSettings, index: int) -> ServerSettings:

@@ -143,8 +143,13 @@ def ensure_partitions(conn: psycopg.Connection[Any], days: Iterable[date]) -> in
 
 
 def summary_days(msg: Summary) -> set[date]:
-    """The UTC days the windows of a summary message start on (their partitions)."""
-    return {ts(w.start).date() for w in msg.windows}
+    """The UTC days the windows of a summary message start on (their partitions).
+
+    The first and last start on the same day (the common case) put every window there.
+    """
+    starts = [w.start for w in msg.windows]
+    first, last = ts(min(starts)).date(), ts(max(starts)).date()
+    return {first} if first == last else {ts(t).date() for t in starts}
 
 
 def store_summaries(
@@ -152,12 +157,17 @@ def store_summaries(
 ) -> int:
     """Bulk-write the windows of new summary messages; returns the rows inserted.
 
-    COPY (binary) into a temporary staging table, then one
-    ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` into ``summaries``; with
-    ``rollups`` (plain PostgreSQL) the same statement adds the inserted rows to
-    the 1-minute and 1-hour rollup tables (None: when the store is not
-    TimescaleDB, whose continuous aggregates do it). Also moves the patients'
-    last_data_at.
+    The messages must be new: their (device, seq) keys claimed in this same
+    transaction (:func:`claim_many`), which is what keeps every window stored
+    once. A window already stored is an error (unique violation), never skipped
+    in silence; the ingest then stores its batch message by message and keeps
+    the one refused as a dead letter.
+
+    COPY (binary) into a temporary staging table, then one statement that moves
+    the staged rows into ``summaries``, moves each patient's ``last_data_at``
+    forward and, with ``rollups`` (plain PostgreSQL; None: unless the store is
+    TimescaleDB, whose continuous aggregates do it), adds the rows to the
+    1-minute and 1-hour rollup tables.
     """
     if not batch:
         return 0
@@ -177,46 +187,58 @@ def store_summaries(
                     w.resp_rate, w.activity, w.intensity, w.quality, w.battery, w.lat, w.lon,
                     w.pnn50, w.pause_max, w.ectopic, w.steps, w.posture_changes, w.fall,
                 ))  # fmt: skip
-    insert = (
-        f"INSERT INTO summaries ({SUMMARY_COLUMNS}) SELECT {SUMMARY_COLUMNS} FROM {STAGE}"
-        f" ON CONFLICT DO NOTHING RETURNING {_ROLLUP_INPUTS}"
-    )
-    if rollups:
-        ctes = ", ".join(
-            f"r{i} AS (INSERT INTO {table} {_ROLLUP_SELECT.replace('{step}', step)}{_ROLLUP_MERGE.format(t=table)})"
-            for i, (table, step) in enumerate(ROLLUPS)
-        )
-        statement = f"WITH ins AS ({insert}), {ctes} SELECT count(*) FROM ins"
-    else:
-        statement = f"WITH ins AS ({insert}) SELECT count(*) FROM ins"
-    row = conn.execute(statement).fetchone()
-    newest: dict[int, float] = {}
-    for patient_id, msg in batch:
-        newest[patient_id] = max(newest.get(patient_id, 0.0), max(w.end for w in msg.windows))
-    ids = sorted(newest)
-    conn.execute(
-        "UPDATE patients p SET last_data_at = GREATEST(p.last_data_at, n.at)"
-        " FROM unnest(%s::bigint[], %s::timestamptz[]) AS n(id, at) WHERE p.id = n.id",
-        (ids, [ts(newest[i]) for i in ids]),
-    )
+    row = conn.execute(_MOVE_STAGED_WITH_ROLLUPS if rollups else _MOVE_STAGED).fetchone()
     return int(row[0]) if row else 0
 
 
+def _move_staged(rollups: bool) -> str:
+    """The statement that empties the staging table into summaries (and the rollups) and moves last_data_at.
+
+    Emptying it as the rows move, not only at commit, lets a second call in one
+    transaction start empty. Patients' rows are updated under their rule-state
+    locks, which the ingest holds by now.
+    """
+    ctes = [
+        f"staged AS (DELETE FROM {STAGE} RETURNING {SUMMARY_COLUMNS})",
+        f"ins AS (INSERT INTO summaries ({SUMMARY_COLUMNS}) SELECT {SUMMARY_COLUMNS} FROM staged"
+        f" RETURNING {_ROLLUP_INPUTS}, end_at)",
+        "newest AS (UPDATE patients p SET last_data_at = GREATEST(p.last_data_at, n.at)"
+        " FROM (SELECT patient_id, max(end_at) AS at FROM ins GROUP BY 1) n WHERE p.id = n.patient_id)",
+    ]
+    if rollups:
+        ctes += [
+            f"r{i} AS (INSERT INTO {table} {_ROLLUP_SELECT.replace('{step}', step)}{_ROLLUP_MERGE.format(t=table)})"
+            for i, (table, step) in enumerate(ROLLUPS)
+        ]
+    return "WITH " + ", ".join(ctes) + " SELECT count(*) FROM ins"
+
+
+_MOVE_STAGED, _MOVE_STAGED_WITH_ROLLUPS = _move_staged(False), _move_staged(True)
+
+
 def lock_rule_states(conn: psycopg.Connection[Any], patient_ids: Iterable[int]) -> dict[int, RuleState]:
-    """Load and lock (until commit) the rule state of several patients, in ascending id order."""
+    """Load and lock (until commit) the rule state of several patients, in ascending id order.
+
+    A patient without a row yet (its first data) gets one, and then every row is
+    locked again in order; two workers making the same patient's first row at
+    once may deadlock, which PostgreSQL breaks and the ingest retries.
+    """
     ids = sorted(set(patient_ids))
     if not ids:
         return {}
-    conn.execute(
-        "INSERT INTO rule_state (patient_id, state) SELECT id, '{}' FROM unnest(%s::bigint[]) AS id"
-        " ORDER BY id ON CONFLICT DO NOTHING",
-        (ids,),
-    )
-    rows = conn.execute(
-        "SELECT patient_id, state FROM rule_state WHERE patient_id = ANY(%s) ORDER BY patient_id FOR UPDATE",
-        (ids,),
-    ).fetchall()
+    rows = conn.execute(_LOCK_STATES, (ids,)).fetchall()
+    if len(rows) < len(ids):
+        have = {int(r[0]) for r in rows}
+        conn.execute(
+            "INSERT INTO rule_state (patient_id, state) SELECT id, '{}' FROM unnest(%s::bigint[]) AS id"
+            " ORDER BY id ON CONFLICT DO NOTHING",
+            ([i for i in ids if i not in have],),
+        )
+        rows = conn.execute(_LOCK_STATES, (ids,)).fetchall()
     return {int(p): RuleState.from_json(s) for p, s in rows}
+
+
+_LOCK_STATES = "SELECT patient_id, state FROM rule_state WHERE patient_id = ANY(%s) ORDER BY patient_id FOR UPDATE"
 
 
 def active_levels_many(conn: psycopg.Connection[Any], patient_ids: Iterable[int]) -> dict[int, dict[str, str]]:

@@ -9,7 +9,6 @@ forward in time only; every beat generated is kept as ground truth.
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
 import numpy as np
@@ -22,7 +21,7 @@ from simulators.rhythm import Beat, BeatGenerator
 from simulators.scenarios import Scenario
 from simulators.signals import accel_fall, accel_samples
 
-RESP_FACTOR = {"lying": 0.95, "sitting": 1.0, "rest": 1.0, "walk": 1.35, "run": 1.9}
+RESP_FACTOR = {"lying": 0.95, "sitting": 1.0, "rest": 1.0, "walk": 1.2, "run": 1.9}
 LOOSE_DROPOUT_P = 0.15  # chance a second of a loose strap loses contact
 LOOSE_SNR_DB = 3.0
 LOOKAHEAD_S = 3.0
@@ -117,9 +116,7 @@ class SimulatedBody:
 
     def resp_rate_at(self, t: float) -> float:
         """Mean breathing rate (breaths/min) over the 10 s ending at ``t``."""
-        ph = self.resp.phase(np.array([max(t - 10.0, 0.0), max(t, 1e-3)]))
-        span = max(min(t, 10.0), 1e-3)
-        return float((ph[1] - ph[0]) / (2 * math.pi) * 60 / span)
+        return self.resp.mean_rate(max(t - 10.0, 0.0), max(t, 1e-3))
 
 
 def _first_after(beats: list[Beat], t: float) -> int:

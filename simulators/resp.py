@@ -63,6 +63,11 @@ class Respiration:
             raise ValueError(f"breathing before {self._t[0]:.1f} s is no longer kept")
         return np.asarray(np.interp(t, self._t, self._phase), dtype=float)
 
+    def mean_rate(self, start: float, end: float) -> float:
+        """Mean breathing rate (breaths/min) over [start, end] s: the ground truth of a rate estimate."""
+        ph = self.phase(np.array([start, end]))
+        return float((ph[1] - ph[0]) / (2 * math.pi) * 60 / (end - start))
+
     def band(self, t: NDArray[np.float64]) -> NDArray[np.float64]:
         """Respiration band signal (chest expansion, -1 .. 1 a.u.) at times ``t`` (s)."""
         return resp_band(self.phase(t))

@@ -13,7 +13,6 @@ shares it, the GPS position. Deterministic from the scenario's seed.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -88,7 +87,6 @@ class SummaryStream:
         steps = int(sum(STEPS.get(a, (0.0, 0.0))[0] for a in acts))
         lying = [a == "lying" for a in [s.activity_at(start - 1.0) if start >= 1 else acts[0], *acts]]
         falls = any(i.type == "fall" and start <= i.at < end for i in s.incidents)
-        ph = self.resp.phase(np.array([start, end]))
         stats = _beat_stats(np.array([b.rr for b in beats]), [b.label for b in beats], [b.rhythm for b in beats])
         if quality == 0:
             stats = {"beats": 0}
@@ -98,7 +96,7 @@ class SummaryStream:
             lat, lon = round(fix.lat, 5), round(fix.lon, 5)
         return SummaryWindow(
             start=self.start_time + start, end=self.start_time + end, **stats,
-            resp_rate=round(float((ph[1] - ph[0]) / (2 * math.pi) * 60 / (end - start)), 1),
+            resp_rate=round(self.resp.mean_rate(start, end), 1),
             activity=WIRE_ACTIVITY.get(activity, activity),
             intensity=round(INTENSITY_G[activity] * float(self.rng.uniform(0.8, 1.2)), 4),
             quality=round(quality, 3),

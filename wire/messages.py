@@ -13,9 +13,10 @@ is the idempotency key from the phone to the database.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from enum import Enum
-from typing import Union
+from typing import Any, Union
 
 from wire.errors import WireDecodeError
 from wire.medication import MedicationPlan
@@ -94,11 +95,14 @@ def _check_uplink(device: str, seq: int) -> None:
     check_range("seq", seq, 0, 2**63 - 1)
 
 
+LOCATION_RANGES = {"lat": (-90.0, 90.0), "lon": (-180.0, 180.0)}  # degrees
+
+
 def _check_location(lat: float | None, lon: float | None) -> None:
     if (lat is None) != (lon is None):
         raise WireDecodeError("missing", "lat" if lat is None else "lon", "lat and lon go together")
-    check_range("lat", lat, -90, 90)
-    check_range("lon", lon, -180, 180)
+    check_range("lat", lat, *LOCATION_RANGES["lat"])
+    check_range("lon", lon, *LOCATION_RANGES["lon"])
 
 
 @dataclass(frozen=True)
@@ -130,39 +134,139 @@ class SummaryWindow:
     lon: float | None = None  # degrees
 
     def __post_init__(self) -> None:
-        check_range("start", self.start, 0, 1e11)
-        check_range("end", self.end, 0, 1e11)
+        flags = _window_flags_if_valid(self.__dict__)
+        if flags is None:
+            self._check()  # something is wrong: the field-by-field checks name it
+        else:
+            object.__setattr__(self, "flags", flags)
+
+    @classmethod
+    def from_fields(cls, values: Mapping[str, Any]) -> SummaryWindow:
+        """A window from field values (absent ones take their defaults), validated exactly as ``__init__`` does.
+
+        The decoder's path (it runs for every window the server ingests): a valid
+        window is built without the frozen ``__init__``, ~4x faster; anything the
+        fast check does not accept goes through ``__init__``, which raises the
+        error (or builds the window) as it always did. ``values`` must name fields
+        only (the codec checks that first).
+        """
+        window = cls.if_valid(values)
+        return cls(**values) if window is None else window
+
+    @classmethod
+    def if_valid(cls, values: Mapping[str, Any]) -> SummaryWindow | None:
+        """The window of :meth:`from_fields` if ``values`` names exactly its fields and all are valid, else None.
+
+        None says nothing of why: the codec then checks the names and builds the
+        window the slow way, for an error naming the field.
+        """
+        every = {**_WINDOW_DEFAULTS, **values}
+        try:
+            flags = _window_flags_if_valid(every) if len(every) == _WINDOW_FIELD_COUNT else None
+        except KeyError:  # a required field missing, its place taken by an unknown one
+            return None
+        if flags is None:
+            return None
+        every["flags"] = flags
+        window = object.__new__(cls)
+        window.__dict__.update(every)  # what the frozen __init__ stores, set in one step
+        return window
+
+    def _check(self) -> None:
+        """Every check, in order; the first that fails raises (field-by-field, for the error's reason and field)."""
+        check_range("start", self.start, *WINDOW_RANGES["start"])
+        check_range("end", self.end, *WINDOW_RANGES["end"])
         if self.end <= self.start:
             raise WireDecodeError("range", "end", "end must be after start")
-        check_int("beats", self.beats, 0, 100_000)
+        check_int("beats", self.beats, *WINDOW_RANGES["beats"])  # type: ignore[arg-type]
         for name in ("hr_mean", "hr_min", "hr_max"):
-            check_range(name, getattr(self, name), 20, 300)
+            check_range(name, getattr(self, name), *WINDOW_RANGES[name])
         if None not in (self.hr_min, self.hr_max) and self.hr_min > self.hr_max:  # type: ignore[operator]
             raise WireDecodeError("range", "hr_min", "hr_min above hr_max")
-        check_range("rr_mean", self.rr_mean, 150, 6000)
-        check_range("sdnn", self.sdnn, 0, 5000)
-        check_range("rmssd", self.rmssd, 0, 5000)
+        for name in ("rr_mean", "sdnn", "rmssd"):
+            check_range(name, getattr(self, name), *WINDOW_RANGES[name])
         unknown = set(self.flags) - RHYTHM_FLAGS
         if unknown:
             raise WireDecodeError("range", "flags", f"unknown flags {sorted(unknown)}")
         object.__setattr__(self, "flags", tuple(sorted(set(self.flags))))
-        check_range("resp_rate", self.resp_rate, 1, 80)
+        check_range("resp_rate", self.resp_rate, *WINDOW_RANGES["resp_rate"])
         if self.activity not in ACTIVITY_CLASSES:
             raise WireDecodeError("range", "activity", f"one of {sorted(ACTIVITY_CLASSES)}")
-        check_range("intensity", self.intensity, 0, 16)
-        check_range("quality", self.quality, 0, 1)
-        check_int("battery", self.battery, 0, 100)
-        check_range("pnn50", self.pnn50, 0, 100)
-        check_range("pause_max", self.pause_max, 0, 60)
-        for name in ("ectopic", "steps", "posture_changes"):
+        for name in ("intensity", "quality", "pnn50", "pause_max"):
+            check_range(name, getattr(self, name), *WINDOW_RANGES[name])
+        check_int("battery", self.battery, *WINDOW_RANGES["battery"])  # type: ignore[arg-type]
+        for name in WINDOW_COUNTS:
             _check_count(name, getattr(self, name))
         if not isinstance(self.fall, bool):
             raise WireDecodeError("type", "fall", "expected true or false")
         _check_location(self.lat, self.lon)
 
 
+# Bounds of a window's numbers, inclusive (units as in SummaryWindow); lat/lon: LOCATION_RANGES.
+WINDOW_RANGES: dict[str, tuple[float, float]] = {
+    "start": (0, 1e11), "end": (0, 1e11), "beats": (0, 100_000),
+    "hr_mean": (20, 300), "hr_min": (20, 300), "hr_max": (20, 300),
+    "rr_mean": (150, 6000), "sdnn": (0, 5000), "rmssd": (0, 5000), "resp_rate": (1, 80),
+    "intensity": (0, 16), "quality": (0, 1), "battery": (0, 100), "pnn50": (0, 100), "pause_max": (0, 60),
+}  # fmt: skip
+WINDOW_COUNTS = ("ectopic", "steps", "posture_changes")  # integers 0..MAX_COUNT or None
+MAX_COUNT = 1_000_000
+_WINDOW_REQUIRED_NUMBERS = frozenset({"start", "end", "beats", "quality"})  # None is not valid here
+_LAT, _LON = LOCATION_RANGES["lat"], LOCATION_RANGES["lon"]
+_WINDOW_INTEGERS = frozenset({"beats", "battery"})  # a float is refused here, as check_int refuses it
+_WINDOW_NUMBER_CHECKS = tuple((name, lo, hi, name not in _WINDOW_REQUIRED_NUMBERS, name in _WINDOW_INTEGERS)
+                              for name, (lo, hi) in WINDOW_RANGES.items())
+
+
+def _window_flags_if_valid(f: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """The normalised flags if every field of a window (all of them in ``f``) is valid, else None.
+
+    The fast test behind :class:`SummaryWindow`: it only accepts what the
+    field-by-field checks accept (plain ints and floats; with finite bounds the
+    comparisons also refuse NaN and infinities), and says None for anything else,
+    which then goes through those checks for the error.
+    """
+    for name, lo, hi, optional, integer in _WINDOW_NUMBER_CHECKS:
+        v = f[name]
+        t = type(v)
+        if t is int or (t is float and not integer):
+            if not lo <= v <= hi:
+                return None
+        elif not (v is None and optional):
+            return None
+    if f["end"] <= f["start"] or type(f["fall"]) is not bool:
+        return None
+    low, high = f["hr_min"], f["hr_max"]
+    if low is not None and high is not None and low > high:
+        return None
+    activity = f["activity"]
+    if type(activity) is not str or activity not in ACTIVITY_CLASSES:
+        return None
+    for name in WINDOW_COUNTS:
+        v = f[name]
+        if v is not None and not (type(v) is int and 0 <= v <= MAX_COUNT):
+            return None
+    lat, lon = f["lat"], f["lon"]
+    if lat is not None or lon is not None:
+        if type(lat) not in (int, float) or type(lon) not in (int, float):
+            return None
+        if not (_LAT[0] <= lat <= _LAT[1] and _LON[0] <= lon <= _LON[1]):
+            return None
+    flags = f["flags"]
+    if type(flags) not in (tuple, list):
+        return None
+    if not flags:
+        return ()
+    if any(type(x) is not str or x not in RHYTHM_FLAGS for x in flags):
+        return None
+    return tuple(flags) if len(flags) < 2 else tuple(sorted(set(flags)))
+
+
+_WINDOW_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(SummaryWindow) if f.default is not MISSING}
+_WINDOW_FIELD_COUNT = len(fields(SummaryWindow))
+
 def _check_count(name: str, value: int | None) -> None:
-    check_int(name, value, 0, 1_000_000)
+    check_int(name, value, 0, MAX_COUNT)
 
 
 @dataclass(frozen=True)

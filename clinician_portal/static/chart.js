@@ -111,13 +111,20 @@ function drawLine(ctx, points, x, y, key, color) {
   ctx.stroke();
 }
 
+// An axis end as text, with as many decimals as the lane's span needs (activity in g spans ~0.3).
+function axisValue(v, span) {
+  if (span < 1) return v.toFixed(2);
+  if (span < 10) return v.toFixed(1);
+  return String(Math.round(v));
+}
+
 function laneLabel(ctx, lane, text, lo, hi, y, left) {
   ctx.fillStyle = COLORS.text;
   ctx.font = "12px system-ui, sans-serif";
   ctx.fillText(text, 4, lane.top + lane.h / 2 + 4);
   ctx.textAlign = "right";
-  ctx.fillText(String(Math.round(hi)), left - 4, y(hi) + 10);
-  ctx.fillText(String(Math.round(lo)), left - 4, y(lo));
+  ctx.fillText(axisValue(hi, hi - lo), left - 4, y(hi) + 10);
+  ctx.fillText(axisValue(lo, hi - lo), left - 4, y(lo));
   ctx.textAlign = "left";
   ctx.strokeStyle = COLORS.grid;
   ctx.strokeRect(left, lane.top, ctx.canvas.width - left - 10, lane.h);

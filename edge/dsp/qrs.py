@@ -11,7 +11,8 @@ and Hamilton & Tompkins (IEEE Trans. Biomed. Eng. 33(12):1157-1165, 1986):
    +-``REFRACTORY_S`` (so the decision needs that much look-ahead, plus
    ``LOOKAHEAD_S`` for the step test);
 3. adaptive thresholds from running signal/noise peak levels, a T-wave test
-   (a candidate soon after a beat with less than half its slope is a T wave),
+   (a candidate soon after a beat with less than half its slope is a T wave;
+   up to the longest QT, one far slower, in slope and in slope per mV),
    search-back at half threshold when no beat came for 1.66 mean RR, and a
    step test (an electrode-motion baseline step is neither beat nor noise);
 4. each beat is placed on the R peak itself: the largest deviation, of either
@@ -32,6 +33,7 @@ the batch call feeds cache-sized blocks, which is faster than one pass.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -46,7 +48,12 @@ QRS_BAND_HZ = (5.0, 20.0)
 INTEGRATION_S = 0.12
 REFRACTORY_S = 0.20  # no two beats closer (300 bpm)
 LOOKAHEAD_S = 0.05  # beyond the refractory span: room for the step test after the R peak
-T_WAVE_S = 0.36  # a candidate this soon after a beat is tested for being a T wave
+T_WAVE_S = 0.36  # a candidate this soon after a beat, with less than T_WAVE_SLOPE of its slope, is its T wave
+T_WAVE_SLOPE = 0.5
+T_LATE_S = 0.52  # ... and up to this late (long QT, slow rate) with less than T_LATE_SLOPE of it,
+T_LATE_SLOPE = 0.35
+T_LATE_SHARPNESS = 0.34  # ... and less than this share of its slope per mV of deflection (a slow wave),
+T_LATE_QTC_S = 0.50  # ... but no later than the longest QT (Bazett, QTc 0.50 s) after the RR before the beat
 T_WAVE_RR = 0.7  # ... if it also comes before this share of the mean RR
 LOCATE_S = 0.09  # half width of the R-peak search around the QRS energy centre
 SMOOTH_S = 0.012  # boxcar used to place the peak (symmetric: exact delay)
@@ -80,6 +87,12 @@ class _Candidate:
     r_index: int  # sample of the R peak, -1 when a non-finite sample is near
     step: bool = False  # a baseline step (electrode motion), not a there-and-back QRS deflection
     local: float = 0.0  # mean energy around the candidate (its background), (mV/s)^1.5
+    height: float = 0.0  # mV, of the R peak above the baseline before it (0.1-0.2 s earlier)
+
+    @property
+    def sharpness(self) -> float:
+        """QRS-band slope per mV of deflection (1/s): low for slow waves (T waves) of any height."""
+        return self.slope / max(self.height, 1e-6)
 
 
 class _Thresholds:
@@ -321,19 +334,20 @@ class EcgPeakStream:
         bad_count = np.concatenate(([0.0], np.cumsum(self._hist.row(BAD)[first : rel.max() + 1])))
         gap = bad_count[rel + 1 - first] - bad_count[np.maximum(lo - self._width, 0) - first] > 0
         r = np.where(gap | (span < 3) | dead, -1, lo + pick + self._t0)
-        step = self._is_step(lo + pick, rel)
+        step, height = self._step_and_height(lo + pick, rel)
         energy_row = self._hist.row(ENERGY)
         energy = energy_row[rel]
         around = _gather(energy_row, rel, self._local_offsets)
         kth = int(LOCAL_QUANTILE * (around.shape[1] - 1))
         local = np.partition(around, kth, axis=1)[:, kth]
-        return [
-            _Candidate(int(i), float(e), float(sl), int(p), bool(s), float(bg))
-            for i, e, sl, p, s, bg in zip(idx.tolist(), energy.tolist(), slopes.tolist(), r.tolist(), step.tolist(), local.tolist())
-        ]
+        rows = zip(idx.tolist(), energy.tolist(), slopes.tolist(), r.tolist(), step.tolist(), local.tolist(), height.tolist())
+        return [_Candidate(int(i), float(e), float(sl), int(p), bool(s), float(bg), float(h)) for i, e, sl, p, s, bg, h in rows]
 
-    def _is_step(self, r: NDArray[np.int64], rel: NDArray[np.int64]) -> NDArray[np.bool_]:
-        """True where the deflection at ``r`` does not return: a baseline step, not a QRS.
+    def _step_and_height(
+        self, r: NDArray[np.int64], rel: NDArray[np.int64]
+    ) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
+        """Whether the deflection at ``r`` does not return (a baseline step, not a QRS), and its
+        height (mV) above the baseline before it.
 
         The R peak of a QRS complex stands out most from the baseline it starts
         from (PR segment); after it the signal returns, partly (ST deviation, a
@@ -350,7 +364,8 @@ class EcgPeakStream:
         before = _row_median(_gather(level, r, self._before_offsets))[:, 0]
         ends = np.minimum(r[:, None] + self._after_offsets[None, :], (rel + self._lookahead - 1)[:, None])
         after = _row_median(level[np.minimum(ends, self._hist.size - 1)])[:, 0]
-        return np.abs(peak - before) < STEP_RATIO * np.abs(peak - after)
+        height = np.abs(peak - before)
+        return height < STEP_RATIO * np.abs(peak - after), height
 
     def _shape(self, lo: NDArray[np.int64]) -> NDArray[np.float64]:
         """Raw signal from each ``lo`` over the search width, without narrow spikes, lightly smoothed.
@@ -423,12 +438,35 @@ class EcgPeakStream:
                 self._learn_from = c.index
 
     def _is_t_wave(self, c: _Candidate) -> bool:
-        """Soon after a beat, with less than half its slope: its T wave. Not tested where the
-        rhythm itself is that fast (a candidate at the expected interval of a tachycardia)."""
+        """Soon after a beat and much slower than it: its T wave. Not tested where the rhythm
+        itself is that fast (a candidate at the expected interval of a tachycardia).
+
+        Up to ``T_WAVE_S``, less than half the beat's QRS-band slope suffices. Later, where a
+        long QT or a slow rate puts the T wave but early PVCs come too, the candidate must be
+        slow in both ways: under ``T_LATE_SLOPE`` of the beat's slope, and under
+        ``T_LATE_SHARPNESS`` of its slope per mV of deflection. A T wave, a broad hump, keeps
+        about a quarter of a QRS's band slope per mV however tall it is (0.23-0.31 at
+        130-1000 Hz); a PVC, broad but a depolarisation, keeps more (>= 0.37 for MIT-BIH
+        106's, also re-timed into AF). And no later than the longest QT (``T_LATE_QTC_S``)
+        the interval before the beat allows.
+        """
         b = self._last_beat
-        if b is None or c.index - b.index >= T_WAVE_S * self.fs or c.slope >= 0.5 * b.slope:
+        if b is None:
             return False
-        return not self._rr or c.index - b.index < T_WAVE_RR * sum(self._rr) / len(self._rr)
+        after = c.index - b.index
+        if after < T_WAVE_S * self.fs:
+            slow = c.slope < T_WAVE_SLOPE * b.slope
+        else:
+            slower = c.slope < T_LATE_SLOPE * b.slope and c.sharpness < T_LATE_SHARPNESS * b.sharpness
+            slow = slower and after < self._t_late()
+        return slow and (not self._rr or after < T_WAVE_RR * sum(self._rr) / len(self._rr))
+
+    def _t_late(self) -> float:
+        """Samples after a beat within which its T wave may still peak: ``T_LATE_S``, and at most
+        the longest QT the interval before the beat allows (the QT follows the preceding RR)."""
+        if not self._rr:
+            return T_LATE_S * self.fs
+        return min(T_LATE_S * self.fs, T_LATE_QTC_S * math.sqrt(self._rr[-1] * self.fs))
 
     def _search_back(self, now: int, beats: list[int]) -> None:
         assert self._thr is not None

@@ -94,6 +94,8 @@ def test_patient_page_search_and_strip_viewer(page: Any, live_server: LiveServer
     page.wait_for_function("document.querySelector('#chart').dataset.loaded === '1'")
     assert "symptom period" in page.locator("#event-rows").inner_text()
     assert "rhythm episode" in page.locator("#event-rows").inner_text()
+    # lane axis ends keep the decimals their span needs (activity in g spans ~0.3: not "0" and "0")
+    assert page.evaluate("[axisValue(0.3, 0.3), axisValue(7.25, 5), axisValue(131.4, 90)]") == ["0.30", "7.3", "131"]
     shot(page, "portal-patient-24h")
     page.get_by_role("button", name="7 days").click()
     page.wait_for_function("document.querySelector('#chart').dataset.loaded === '2'")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
+from datetime import datetime, timezone
 from typing import Any
 
 import psycopg
@@ -180,3 +181,25 @@ def test_panic_opens_a_red_alert_and_symptom_marks_build_a_period(
     assert period == (T0, T0 + 300, ["palpitations"], 3, "racing")
     assert alert[:2] == ("red", "panic") and alert[2]["lat"] == 60.17
     assert json.loads(json.dumps(alert[2]))["event"] == "panic"
+
+
+def test_a_window_already_stored_by_another_path_is_a_dead_letter_not_a_silent_skip(
+    ingestor: Ingestor, db_url: str, mqtt_url: str, device_id: str, patient_id: int
+) -> None:
+    """Windows are written once because their (device, seq) key is claimed first; a row that is somehow
+    there already (written around the ingest) makes its message refused, kept and counted, not dropped."""
+    with psycopg.connect(db_url) as conn:
+        conn.execute("SELECT pisces_ensure_summary_partitions(%s::date[])", ([datetime.fromtimestamp(T0, timezone.utc).date()],))
+        conn.execute(
+            "INSERT INTO summaries (patient_id, device_id, seq, idx, start_at, end_at, beats, activity, quality)"
+            " VALUES (%s, %s, 1, 0, to_timestamp(%s), to_timestamp(%s), 60, 'rest', 0.9)",
+            (patient_id, device_id, T0, T0 + 60),
+        )
+    publish(mqtt_url, [summary(device_id, 1, [70]), summary(device_id, 2, [71], T0 + 60)])
+    wait_for(lambda: ingestor.counters.stored + ingestor.counters.dead_lettered >= 2, what="both messages handled")
+    with psycopg.connect(db_url) as conn:
+        letters = conn.execute("SELECT reason FROM dead_letters WHERE topic = %s", (topic_for(device_id, Kind.SUMMARY),)).fetchall()
+        seqs = conn.execute("SELECT seq FROM summaries WHERE device_id = %s ORDER BY seq", (device_id,)).fetchall()
+    assert letters == [("store_failed",)]
+    assert seqs == [(1,), (2,)]  # the row put there by hand, and the other message
+    assert count(db_url, "SELECT count(*) FROM uplink_messages WHERE device_id = %s", device_id) == 1

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import random
 import threading
+from datetime import date
 from typing import Any
 
 import psycopg
 import pytest
 
 from server.ingest import Decoded, decode_one, rule_config, store_batch
-from server.records import ensure_partitions, summary_days
+from server.records import ensure_partitions, store_summaries, summary_days
 from server.settings import ServerSettings
 from server.store import add_patient, store_engine
 from tests.server.test_ingest import T0, count, summary
-from wire import Event, EventType, Kind, Summary, encode, topic_for
+from wire import Event, EventType, Kind, Summary, SummaryWindow, encode, topic_for
 
 pytestmark = pytest.mark.db
 
@@ -105,3 +106,22 @@ def test_concurrent_batches_with_the_same_messages_store_once_and_open_one_alert
         ).fetchall()
     assert n_rows == (20 * 5 * 2,)
     assert alerts == [("hr", "yellow", 20), ("panic", "red", 20)]
+
+
+def test_summaries_stored_twice_in_one_transaction_are_each_stored_once(db_url: str, device_id: str, patient_id: int) -> None:
+    """The staging table empties as its rows move (not only at commit), so a second call starts empty."""
+    first, second = (decode_one(*summary(device_id, seq, [70, 71], T0 + 120 * seq)).msg for seq in (1, 2))
+    assert isinstance(first, Summary) and isinstance(second, Summary)
+    with psycopg.connect(db_url) as conn:
+        rollups = store_engine(conn) != "timescaledb"
+        ensure_partitions(conn, summary_days(first) | summary_days(second))
+        assert store_summaries(conn, [(patient_id, first)], rollups) == 2
+        assert store_summaries(conn, [(patient_id, second)], rollups) == 2
+    assert count(db_url, "SELECT count(*) FROM summaries WHERE device_id = %s", device_id) == 4
+
+
+def test_a_message_across_midnight_names_both_days() -> None:
+    midnight = 1_700_006_400.0  # 2023-11-15 00:00 UTC
+    windows = tuple(SummaryWindow(start=midnight - 90 + 60 * i, end=midnight - 30 + 60 * i, beats=60) for i in range(3))
+    assert summary_days(Summary("dev-1", 1, windows)) == {date(2023, 11, 14), date(2023, 11, 15)}
+    assert summary_days(Summary("dev-1", 2, windows[2:])) == {date(2023, 11, 15)}

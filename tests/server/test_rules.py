@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from typing import Any
 
+from server import rules
 from server.rules import NEWS2_LIMITS, RHYTHMS, RuleConfig, RuleState, classify, evaluate_event, evaluate_windows
-from server.rules import judge_rhythm, rhythm_quiet, sync_levels
+from server.rules import ParamState, judge_rhythm, judge_vital, ok_band, rhythm_quiet, sync_levels
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from wire import Limits
 from wire import SummaryWindow
 
@@ -124,6 +129,22 @@ def test_state_round_trips_through_json() -> None:
     assert RuleState.from_json({}) == RuleState()
 
 
+def test_state_stored_in_the_older_form_still_reads() -> None:
+    """Rows written before the compact form (one object per parameter) load as the same state."""
+    state, _ = evaluate_windows(RuleState(), windows([115, 115, 135]), CONFIG)
+    older = {"params": {k: {"level": v.level, "yellow_since": v.yellow_since, "red_since": v.red_since,
+                            "within_since": v.within_since, "last_end": v.last_end} for k, v in state.params.items()},
+             "last_end": state.last_end}  # fmt: skip
+    assert RuleState.from_json(json.loads(json.dumps(older))) == state
+    assert state.params["hr"].red_since is not None  # the round trip above had a run of each kind to keep
+
+
+def test_levels_already_in_line_keep_the_state() -> None:
+    state, _ = evaluate_windows(RuleState(), windows([80, 81]), CONFIG)
+    assert sync_levels(state, {}) == state
+    assert sync_levels(state, {"hr": "yellow"}).params["hr"] == ParamState(level="yellow", last_end=state.params["hr"].last_end)
+
+
 def flagged(flags: list[tuple[str, ...]], hr: float = 80, activity: str = "rest", **extra: float) -> list[SummaryWindow]:
     return [
         SummaryWindow(start=T0 + 30 * i, end=T0 + 30 * (i + 1), beats=30, hr_mean=hr, flags=f, activity=activity,
@@ -220,3 +241,85 @@ def test_the_quiet_rhythm_shortcut_agrees_with_the_full_judgement() -> None:
                     assert levels == {"ok"}, (flags, pause_max, hr)
                 seen_loud += levels != {"ok"}
     assert seen_quiet == 12 and seen_loud > 0
+
+
+limit_values = st.one_of(st.none(), st.sampled_from([8.0, 11.0, 21.0, 25.0, 40.0, 50.0, 111.0, 131.0, 180.0]),
+                         st.floats(1, 250))  # fmt: skip
+
+
+VITAL_VALUES = {
+    "hr": st.one_of(st.floats(20, 300), st.sampled_from([30.0, 40.0, 50.0, 111.0, 131.0, 180.0])),
+    "resp_rate": st.one_of(st.floats(1, 80), st.sampled_from([5.0, 8.0, 11.0, 21.0, 25.0, 40.0])),
+}
+
+
+@settings(max_examples=2000)
+@given(st.sampled_from(sorted(VITAL_VALUES)), st.builds(Limits, limit_values, limit_values, limit_values, limit_values),
+       st.data())  # fmt: skip
+def test_the_ok_band_is_exactly_where_a_vital_judges_ok(name: str, limits: Limits, data: st.DataObject) -> None:
+    """The steady-state shortcut: inside the band if and only if the full judgement says ok."""
+    value = data.draw(VITAL_VALUES[name])
+    window = SummaryWindow(start=T0, end=T0 + 60, beats=60, **{"hr_mean" if name == "hr" else name: value})
+    judged = judge_vital(name, window, limits)
+    low, high = ok_band(name, limits)
+    assert judged is not None
+    assert (low < value < high) == (judged.level == "ok")
+    assert ok_band(name, None)[0] > ok_band(name, None)[1]  # no limits: nothing is ok
+
+
+def test_a_value_on_a_limit_after_a_steady_run_is_beyond_it() -> None:
+    """Limits are inclusive on the steady-state shortcut too: 50 and 111 bpm are yellow (NEWS2)."""
+    for edge in (50, 111):
+        state, actions = evaluate_windows(RuleState(), windows([80, 80, 80, edge, edge, edge]), CONFIG)
+        assert [(a.kind, a.level, a.parameter) for a in actions] == [("open", "yellow", "hr")]
+
+
+def history() -> st.SearchStrategy[list[list[SummaryWindow]]]:
+    """Messages of consecutive 30 s windows, most of them ordinary, some with one thing off: a value near or
+    beyond a limit, a rhythm flag, a missing value, poor quality, a gap, another activity."""
+    ordinary = (72.0, 14.0, (), 0.9, "rest", 0.0)
+    odd = st.one_of(
+        st.sampled_from([50.0, 51.0, 110.0, 111.0, 135.0, 185.0]).map(lambda v: (v, *ordinary[1:])),
+        st.floats(35, 140).map(lambda v: (v, *ordinary[1:])),
+        st.sampled_from([None, 11.0, 12.0, 20.0, 21.0, 26.0]).map(lambda v: (ordinary[0], v, *ordinary[2:])),
+        st.sampled_from([("pause",), ("vt",), ("af_suspected",), ("ectopic",)]).map(lambda f: (*ordinary[:2], f, *ordinary[3:])),
+        st.sampled_from([0.2, 0.5]).map(lambda q: (*ordinary[:3], q, *ordinary[4:])),
+        st.sampled_from(["walk", "lying"]).map(lambda a: (*ordinary[:4], a, 0.0)),
+        st.sampled_from([299.0, 300.0, 301.0, 400.0]).map(lambda g: (*ordinary[:5], g)),
+        st.just((None, *ordinary[1:])),
+    )
+    window = st.one_of(st.just(ordinary), st.just(ordinary), st.just(ordinary), odd)
+    return st.lists(st.lists(window, min_size=1, max_size=6), min_size=1, max_size=12).map(_as_windows)
+
+
+def _as_windows(raw: list[list[tuple[Any, ...]]]) -> list[list[SummaryWindow]]:
+    t, messages = T0, []
+    for message in raw:
+        found = []
+        for hr, resp, flags, quality, activity, gap in message:
+            t += gap
+            found.append(SummaryWindow(start=t, end=t + 30, beats=30, hr_mean=hr, resp_rate=resp, flags=flags,
+                                       quality=quality, activity=activity))  # fmt: skip
+            t += 30
+        messages.append(found)
+    return messages
+
+
+@settings(max_examples=600, deadline=None)
+@given(history(), st.sampled_from([CONFIG, RuleConfig(limits={**NEWS2_LIMITS, "hr@active": Limits(45, 140, 35, 160)})]))
+def test_the_shortcuts_change_nothing(messages: list[list[SummaryWindow]], config: RuleConfig) -> None:
+    """Every state and action equals those of judging each window of each parameter in full."""
+    def run(full: bool) -> list[Any]:
+        state, out = RuleState(), []
+        saved = rules._all_quiet, rules._surely_ok
+        if full:
+            rules._all_quiet, rules._surely_ok = (lambda *_a: None), (lambda *_a: False)  # type: ignore[assignment]
+        try:
+            for batch in messages:
+                state, actions = evaluate_windows(state, batch, config)
+                out.append((state, actions))
+        finally:
+            rules._all_quiet, rules._surely_ok = saved
+        return out
+
+    assert run(full=False) == run(full=True)

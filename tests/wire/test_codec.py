@@ -10,7 +10,7 @@ import zlib
 from dataclasses import replace
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wire import (
@@ -31,6 +31,7 @@ from wire import (
     encode,
     encode_for_uplink,
 )
+from wire import codec
 from wire.dvz import strip_encode
 
 T0 = 1_763_000_000.0
@@ -269,3 +270,51 @@ def test_compressed_garbage_is_rejected(payload: bytes, reason: str) -> None:
     with pytest.raises(WireDecodeError) as info:
         decode(payload)
     assert info.value.reason == reason
+
+
+def _outcome(payload: bytes, fast: bool) -> tuple[str, str]:
+    """What the JSON stage gives (repr of the value, or the error), with orjson or with the stdlib alone."""
+    saved = codec.orjson
+    codec.orjson = saved if fast else None
+    try:
+        return ("ok", repr(codec._parse(payload)))
+    except (ValueError, WireDecodeError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return ("error", type(exc).__name__ + getattr(exc, "reason", ""))
+    finally:
+        codec.orjson = saved
+
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.floats(), st.integers(), st.integers(-(2**70), 2**70),
+              st.sampled_from([2**63, 2**64, -(2**63) - 1, -(2**64)]), st.text(max_size=8)),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4),
+    max_leaves=12,
+)  # fmt: skip
+
+
+@pytest.mark.skipif(codec.orjson is None, reason="orjson not installed: only the stdlib parser runs")
+@settings(max_examples=1500)
+@given(json_values, st.sampled_from([b"", b" ", b"x", b"\xff", b"\x00", b"1e400", b"NaN", b'"\\ud800"']),
+       st.integers(0, 40))  # fmt: skip
+def test_the_fast_json_parser_reads_what_the_stdlib_reads(value: object, junk: bytes, at: int) -> None:
+    """Any document, and the same with junk put in: the same values (ints stay ints), or the same error."""
+    text = json.dumps(value, ensure_ascii=False).encode()
+    for payload in (text, text[:at] + junk + text[at:]):
+        assert _outcome(payload, fast=True) == _outcome(payload, fast=False)
+
+
+def test_the_stdlib_parser_alone_decodes_every_message() -> None:
+    saved, codec.orjson = codec.orjson, None
+    try:
+        assert [decode(encode(m)) for m in MESSAGES] == MESSAGES  # type: ignore[arg-type]
+    finally:
+        codec.orjson = saved
+
+
+@pytest.mark.parametrize("field", ["beats", "battery"])
+def test_a_window_count_given_as_a_fraction_is_refused_on_the_fast_path_too(field: str) -> None:
+    body = json.loads(encode(MESSAGES[0]))
+    body["windows"][0][field] = 70.5
+    with pytest.raises(WireDecodeError) as info:
+        decode(json.dumps(body).encode())
+    assert (info.value.reason, info.value.field) == ("type", f"windows[0].{field}")

@@ -104,7 +104,7 @@ def test_unusable_ecg_gives_no_beats_low_quality_and_nothing_to_alarm_on(sample:
         assert peaks.size == 0, kind
     beat_quality = ecg_beat_quality(peaks, ecg_segments(x, FS))
     assert np.all(beat_quality < USABLE)
-    assert resp_rate_from_ecg(peaks[beat_quality >= USABLE], x, FS).rate is None  # usable beats, as summarised
+    assert resp_rate_from_ecg(peaks, x, FS, beat_quality >= USABLE).rate is None  # usable beats, as summarised
     widths = ecg_qrs_widths(x, peaks, FS)
     assert widths.shape == peaks.shape and ecg_wide_beats(widths).shape == peaks.shape
     windows, summarizer = _summarize(x)
