@@ -22,8 +22,12 @@ In one transaction (:func:`erase_patient`):
 6. an ``erasures`` row (who, when, why, rows per table, what was kept and why,
    sessions closed, the device outcome) and an audit row are written.
 
-On TimescaleDB the continuous aggregates are refreshed over the patient's
-former time span after the commit (they are views, not tables one can delete from).
+On TimescaleDB the rollups are continuous aggregates (views): in the same
+transaction the patient's rows are deleted from their materialisations, since
+no refresh would remove the rollups of windows that retention dropped (it keeps
+them, :mod:`server.retention`); the rest of the aggregates is the real-time
+part, computed from the windows, which go with the summaries. They are not
+counted in the record's rows per table (they are derived from the summaries).
 """
 
 from __future__ import annotations
@@ -43,7 +47,9 @@ from server import credentials
 from server.notify import downlink_client
 from server.consent import PURPOSES
 from server.patient_tables import KEEP, KEPT_RECORDS, Scope, discover, kept_referencing
-from server.store import StoreError, User, audit, refresh_rollups, store_engine
+from server.records import ROLLUPS
+from server.store import StoreError, User, audit, store_engine
+from server.timescale import delete_materialised
 from wire import Kind, topic_for
 
 ERASED_NAME = "[erased]"
@@ -96,13 +102,14 @@ def erase_patient(conn: psycopg.Connection[Any], patient_id: int, user: User, re
         scopes = discover(conn)
         kept = _kept(conn, scopes, set(keep))
         args = {"patient": patient_id, "device": device}
-        span = conn.execute("SELECT min(start_at), max(end_at) FROM summaries WHERE patient_id = %s",
-                            (patient_id,)).fetchone()  # fmt: skip
         users = _granted_users(conn, [s for s in scopes if s.depth == 0], args)
         own = [r[0] for r in conn.execute("SELECT user_id FROM patient_accounts WHERE patient_id = %s",
                                           (patient_id,)).fetchall()]  # fmt: skip
         erased = {s.table: conn.execute(s.delete(), args).rowcount
                   for s in reversed(scopes) if s.table not in kept}  # fmt: skip
+        if store_engine(conn) == "timescaledb":
+            for view, _ in ROLLUPS:
+                delete_materialised(conn, view, "patient_id", patient_id)
         withdraw_all(conn, patient_id)
         conn.execute("UPDATE patients SET name = %s, device_id = 'erased:' || id, last_data_at = NULL,"
                      " erased_at = now() WHERE id = %s", (ERASED_NAME, patient_id))  # fmt: skip
@@ -115,8 +122,6 @@ def erase_patient(conn: psycopg.Connection[Any], patient_id: int, user: User, re
         outcome = device_step(device) if device_step else {"credentials": "not_configured"}
         record = _record(conn, patient_id, user, reason, erased, kept, closed, outcome)
         audit(conn, user, "erase:patient", [patient_id], {"erasure_id": record.id, "reason": reason})
-    if span and span[0] is not None and store_engine(conn) == "timescaledb":
-        refresh_rollups(conn, span[0], span[1])
     return record
 
 

@@ -72,7 +72,7 @@ from server.notify import Notifier, broker_login
 from server.records import AlertChange
 from server.rules import RuleConfig, sync_levels
 from server.settings import ServerSettings
-from server.retention import policy_from, run_retention
+from server.retention import ANOTHER_JOB, policy_from, run_retention
 from server.store import store_engine
 from wire import BrokerAddress, Event, Kind, Status, Strip, Summary, TopicError, Uplink, WireDecodeError
 from wire import decode_uplink, encode, uplink_filter
@@ -558,6 +558,8 @@ class Ingestor:
         for o in outcomes:
             if o.removed_anything:
                 log.info("retention %s before %s: %s rows, dropped %s", o.kind, o.cutoff, o.rows, list(o.dropped))
+            elif o.skipped and o.skipped != ANOTHER_JOB:  # another worker's job is the normal case
+                log.warning("retention of %s skipped: %s", o.kind, o.skipped)
 
     def _count(self, outcomes: list[Outcome]) -> None:
         """Add a batch's outcomes to the counters and metrics (each metric once per batch, not per message)."""

@@ -26,6 +26,14 @@ and records each kind that removed anything in ``retention_runs``. The audit
 log's rows can be deleted only in a transaction holding such a record of kind
 ``audit`` whose cutoff is newer than the row (trigger of migration 065).
 :func:`cutoffs` is the pure part.
+
+On TimescaleDB, the summaries' rollups outlive the raw windows as they do on
+plain PostgreSQL: the job first refreshes the continuous aggregates up to the
+cutoff (windows that arrived late get in), then drops the chunks without
+logging an invalidation (:func:`server.timescale.drop_chunks_keeping_aggregates`),
+so no later refresh recomputes those buckets from no windows. A kind that cannot
+run (a policy's refresh under way for :data:`RETENTION_PATIENCE_S`, a
+TimescaleDB older than 2.28) is skipped with the reason, and the other kinds run.
 """
 
 from __future__ import annotations
@@ -38,9 +46,14 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from server.records import ROLLUPS
 from server.store import store_engine
+from server.timescale import TimescaleError, drop_chunks_keeping_aggregates, refresh_aggregates
 
 RETENTION_LOCK_KEY = 0x50_15_CE_6  # pg_advisory_lock key: one retention job at a time
+RETENTION_PATIENCE_S = 10.0  # TimescaleDB: how long the job waits for a policy's refresh of the rollups
+ANOTHER_JOB = "another retention job is running"
+REFRESH_BUSY = "a refresh of the rollups is under way; nothing dropped, try again"
 KINDS = ("summaries", "rollups", "events", "strips", "alerts", "dead_letters", "audit", "sessions", "uplink_keys")
 
 
@@ -102,7 +115,7 @@ def run_retention(
         return []
     row = conn.execute("SELECT pg_try_advisory_lock(%s)", (RETENTION_LOCK_KEY,)).fetchone()
     if not (row and row[0]):
-        return [Outcome(k, c, None, (), skipped="another retention job is running") for k, c in limits.items()]
+        return [Outcome(k, c, None, (), skipped=ANOTHER_JOB) for k, c in limits.items()]
     try:
         timescale = store_engine(conn) == "timescaledb"
         return [_run_kind(conn, kind, cutoff, timescale, dry_run, by) for kind, cutoff in limits.items()]
@@ -112,14 +125,35 @@ def run_retention(
 
 def _run_kind(conn: psycopg.Connection[Any], kind: str, cutoff: datetime, timescale: bool, dry_run: bool,
               by: str) -> Outcome:  # fmt: skip
-    with conn.transaction():
-        if kind == "audit" and not dry_run:
-            return _purge_audit(conn, cutoff, by)
-        rows, dropped = REMOVERS[kind](conn, cutoff, timescale, dry_run)
-        outcome = Outcome(kind, cutoff, rows, dropped)
-        if outcome.removed_anything and not dry_run:
-            _record(conn, outcome, by)
+    if kind == "summaries" and timescale and not dry_run and not _rollups_refreshed(conn, cutoff):
+        return Outcome(kind, cutoff, None, (), skipped=REFRESH_BUSY)
+    try:
+        with conn.transaction():
+            if kind == "audit" and not dry_run:
+                return _purge_audit(conn, cutoff, by)
+            rows, dropped = REMOVERS[kind](conn, cutoff, timescale, dry_run)
+            outcome = Outcome(kind, cutoff, rows, dropped)
+            if outcome.removed_anything and not dry_run:
+                _record(conn, outcome, by)
+    except TimescaleError as exc:  # this server's TimescaleDB cannot drop chunks keeping the rollups
+        return Outcome(kind, cutoff, None, (), skipped=str(exc))
     return outcome
+
+
+def _rollups_refreshed(conn: psycopg.Connection[Any], cutoff: datetime) -> bool:
+    """TimescaleDB, before raw windows go: bring the rollups up to date up to ``cutoff``.
+
+    Windows that arrived late (after the refresh policy's last run) are then in
+    the continuous aggregates before their chunks are dropped. A refresh needs
+    autocommit, so it runs outside the kind's transaction. False if a policy's
+    refresh kept it from starting for :data:`RETENTION_PATIENCE_S` (the ingest
+    runs the job between batches, so it does not wait longer: next run).
+    """
+    try:
+        refresh_aggregates(conn, (view for view, _ in ROLLUPS), None, cutoff, patience_s=RETENTION_PATIENCE_S)
+    except psycopg.errors.LockNotAvailable:
+        return False
+    return True
 
 
 def _record(conn: psycopg.Connection[Any], outcome: Outcome, by: str) -> None:
@@ -173,10 +207,12 @@ def summary_partitions_before(conn: psycopg.Connection[Any], cutoff: datetime) -
 
 def _summaries(conn: psycopg.Connection[Any], cutoff: datetime, timescale: bool,
                dry_run: bool) -> tuple[int | None, tuple[str, ...]]:  # fmt: skip
-    if timescale:
-        if not dry_run:  # this job is the one retention of summaries (no TimescaleDB policy beside it)
-            conn.execute("SELECT remove_retention_policy('summaries', if_exists => true)")
-        return None, _chunks(conn, "summaries", cutoff, dry_run)
+    if timescale:  # this job is the one retention of summaries (migration 080 removed TimescaleDB's policy)
+        if dry_run:
+            return None, _chunks(conn, "summaries", cutoff, dry_run)
+        # Plain drop_chunks would log an invalidation over the dropped range, and the next refresh (the
+        # policies reach back to the beginning) would recompute those buckets from no windows: deleted.
+        return None, tuple(drop_chunks_keeping_aggregates(conn, "summaries", cutoff))
     names = summary_partitions_before(conn, cutoff)
     if not dry_run:
         for name in names:

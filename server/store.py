@@ -10,6 +10,7 @@ transaction to the caller unless they say otherwise.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -20,6 +21,8 @@ from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
+
+from server import timescale as timescale_mod
 
 MIGRATION_LOCK_KEY = 0x50_15_CE_5  # pg_advisory_lock key: one migrator at a time
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1  # ~16 MiB, ~50 ms: OWASP's scrypt minimum
@@ -88,7 +91,8 @@ def migrate(url: str, timescale: bool | None = None) -> list[int]:
     """Apply the migrations this database lacks, in order; return the numbers applied.
 
     Idempotent, and safe when several processes run it at once: they queue on
-    a session advisory lock and each migration runs in its own transaction.
+    a session advisory lock and each migration runs in its own transaction (run
+    again if it lost a race with a TimescaleDB job, see :mod:`server.timescale`).
 
     Args:
         url: PostgreSQL connection URL.
@@ -111,19 +115,21 @@ def migrate(url: str, timescale: bool | None = None) -> list[int]:
             elif timescale is None:
                 timescale = timescale_usable(conn)
             for number, name, text in _migrations(timescale):
-                if number in done:
-                    continue
-                with conn.transaction():
-                    conn.execute(text.encode())
-                    conn.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (number, name)
-                    )
-                applied.append(number)
+                if number not in done:
+                    timescale_mod.retry_job_races(functools.partial(_apply, conn, number, name, text))
+                    applied.append(number)
             if timescale and ROLLUPS_REBUILT_BY in applied:
                 refresh_rollups(conn)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
     return applied
+
+
+def _apply(conn: psycopg.Connection[Any], number: int, name: str, text: str) -> None:
+    """Run one migration and record it, in one transaction."""
+    with conn.transaction():
+        conn.execute(text.encode())
+        conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (number, name))
 
 
 def refresh_rollups(
@@ -133,9 +139,10 @@ def refresh_rollups(
 
     For windows written around the ingest (bulk loads, repairs): the ingest keeps
     the rollups itself. Buckets without stored windows (retention dropped them)
-    keep their rollup rows. TimescaleDB refreshes its continuous aggregates,
-    which needs ``conn`` in autocommit mode; plain PostgreSQL upserts the
-    recomputed buckets in the caller's transaction.
+    keep their rollup rows. TimescaleDB refreshes its continuous aggregates
+    (waiting for a refresh policy's run), which needs ``conn`` in autocommit
+    mode; plain PostgreSQL upserts the recomputed buckets in the caller's
+    transaction.
     """
     from server.records import ROLLUP_PARTS, ROLLUPS  # records imports the rule engine; keep store light
 
@@ -143,10 +150,7 @@ def refresh_rollups(
         # TimescaleDB refreshes only whole buckets inside the window: widen it to whole hours.
         lo = None if start is None else datetime.fromtimestamp(start.timestamp() // 3600 * 3600, timezone.utc)
         hi = None if end is None else datetime.fromtimestamp(-(-end.timestamp() // 3600) * 3600, timezone.utc)
-        for table, _ in ROLLUPS:
-            conn.execute(
-                "CALL refresh_continuous_aggregate(%s::regclass, %s::timestamptz, %s::timestamptz)", (table, lo, hi)
-            )
+        timescale_mod.refresh_aggregates(conn, (table for table, _ in ROLLUPS), lo, hi)
         return
     names = ", ".join(name for name, _, _ in ROLLUP_PARTS)
     exprs = ", ".join(expr for _, expr, _ in ROLLUP_PARTS)

@@ -11,13 +11,17 @@ caregiver's grant and ends the stream once the caregiver has no access left.
 The response closes its generator however it ends
 (:class:`ClosingStreamingResponse`), so the LISTEN connection is closed at once
 even when the stream is cut while a frame is being sent (the client leaves, the
-server shuts down), never left open for the garbage collector.
+server shuts down), never left open for the garbage collector; and the
+generator closes it with a call that cannot be cancelled half-way, also when
+the cut comes while it handles a notification (psycopg's ``notifies()`` then
+holds the connection's lock, which its context manager's rollback waits for).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from typing import Any, Protocol
 
 import anyio
@@ -91,21 +95,28 @@ async def alert_events(
     ``allowed`` (run in a worker thread after every event and keepalive) ends
     the stream when it turns False, e.g. a caregiver whose access was revoked.
     """
-    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+    conn = await psycopg.AsyncConnection.connect(db_url, autocommit=True)
+    try:
         await conn.execute(f"LISTEN {ALERT_CHANNEL}")
         yield "retry: 3000\n: listening\n\n"
         while not await gone():
-            async for note in conn.notifies(timeout=KEEPALIVE_S):
-                if not note.payload.isdigit():
-                    continue
-                row = await run_in_threadpool(lookup, int(note.payload))
-                if row is not None:
-                    yield sse("alert", row, row.id)
-                if await gone() or not await run_in_threadpool(allowed):
-                    return
+            async with aclosing(conn.notifies(timeout=KEEPALIVE_S)) as notes:
+                async for note in notes:
+                    if not note.payload.isdigit():
+                        continue
+                    row = await run_in_threadpool(lookup, int(note.payload))
+                    if row is not None:
+                        yield sse("alert", row, row.id)
+                    if await gone() or not await run_in_threadpool(allowed):
+                        return
             if not await run_in_threadpool(allowed):
                 return
             yield ": keepalive\n\n"
+    finally:
+        # Not the connection's context manager: its rollback first waits for the lock that notifies()
+        # holds while suspended, and a cancellation (shutdown) then leaves the connection open.
+        # close() awaits nothing, so it runs to the end even in a cancelled task.
+        await conn.close()
 
 
 def event_stream(events: AsyncIterator[str]) -> StreamingResponse:

@@ -1,4 +1,4 @@
-"""Small helpers shared by the server tests: waiting, and a plain paho publisher."""
+"""Small helpers shared by the server tests: waiting, a plain paho publisher, the rollups' refresh."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import paho.mqtt.client as mqtt
+import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
+from server.store import refresh_rollups, store_engine
 from wire import BrokerAddress
 
 T = TypeVar("T")
@@ -53,3 +55,16 @@ def forget_session(url: str, client_id: str) -> None:
     client = mqtt_client(url, client_id=client_id, clean=True)
     client.disconnect()
     client.loop_stop()
+
+
+def refresh_as_the_policy_would(db_url: str) -> None:
+    """On TimescaleDB, what its refresh policies do within minutes of an ingest.
+
+    Windows stored below the continuous aggregates' watermark (older than what
+    other tests stored and the policy materialised) reach the rollups only by a
+    refresh (docs/server.md, "Freshness"). Plain PostgreSQL: nothing, the ingest
+    keeps its rollups at commit.
+    """
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        if store_engine(conn) == "timescaledb":
+            refresh_rollups(conn)

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 import psycopg
 import pytest
 
+from tests.server.helpers import refresh_as_the_policy_would
 from tests.server.test_api import World, client, ingest, world  # noqa: F401 - `world` is a fixture
 from wire import Event, EventType, Strip, Summary, SummaryWindow
 
@@ -55,6 +56,7 @@ def data(world: World) -> World:  # noqa: F811
     ingest(world, o, *period(o, 1001, "theirs", T + 3600, T + 3900, tags=("palpitations",), severity=4,
                              note="racing heart"))  # fmt: skip
     ingest(world, o, windows(o, 1003, T + 3600, [(150.0, ("irregular", "pause"), 0.9)] * 5))
+    refresh_as_the_policy_would(world.db_url)  # the rollups the series read (TimescaleDB)
     return world
 
 

@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from server import medication
+from tests.server.helpers import refresh_as_the_policy_would
 from tests.server.test_api import World, client, ingest, world  # noqa: F401 - `world` is a fixture
 from wire import Event, EventType, Strip, Summary, SummaryWindow
 from wire.medication import Drug, MedicationPlan, ScheduledDose, schedule
@@ -60,6 +61,7 @@ def data(world: World) -> World:  # noqa: F811
     ingest(world, d, Event(d, 13, EventType.SYMPTOM_START, T + 86400 + 2 * H, period="tired", tags=("tired",)),
            Event(d, 14, EventType.SYMPTOM_STOP, T + 86400 + 2 * H + 600, period="tired"),
            Event(d, 15, EventType.PANIC, T + 86400 + 3 * H))  # fmt: skip
+    refresh_as_the_policy_would(world.db_url)  # the rollups the series read (TimescaleDB)
     return world
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
@@ -17,14 +18,17 @@ from psycopg import sql
 from server import cli, consent, credentials, phone_config
 from server.consent import PURPOSES
 from server.erasure import ErasureError, device_cleanup, erase_patient
+from server.ingest import handle_message, rule_config
 from server.patient_tables import KEEP, KEPT_RECORDS, NO_PATIENT_DATA, discover, schema_tables
+from server.retention import run_retention
 from server.settings import ServerSettings
-from server.store import User, add_user, authenticate, migrate
+from server.store import User, add_user, authenticate, migrate, refresh_rollups
 from tests.fix_db import scratch_database
 from tests.server.helpers import mqtt_client, wait_for
 from tests.server.patient_data import PASSWORD, Filled, fill_patient
 from tests.server.test_api import World, client, world  # noqa: F401 - `world` is a fixture
-from wire import Kind, topic_for
+from tests.server.test_store_timeseries import own_timescale  # noqa: F401 - a fixture (skips without TimescaleDB)
+from wire import Kind, Summary, SummaryWindow, encode, topic_for
 
 pytestmark = pytest.mark.db
 
@@ -143,6 +147,36 @@ def test_erasure_deletes_the_patients_rows_keeps_the_audit_and_records_it(
     assert stored[3] == {"credentials": "revoked", "retained_config": "cleared"}
     assert set(credentials.read_users(password_file)) == {other.device_id}
     assert retained_config(mqtt_url, gone.device_id) is None
+
+
+def rollups_of(conn: psycopg.Connection, patient_id: int) -> tuple[int, int]:
+    """The patient's 1-minute and 1-hour rollup rows, as the portal reads them."""
+    row = conn.execute("SELECT (SELECT count(*) FROM summary_1m WHERE patient_id = %(p)s),"
+                       " (SELECT count(*) FROM summary_1h WHERE patient_id = %(p)s)", {"p": patient_id}).fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
+def test_erasure_on_timescaledb_removes_the_rollups_also_of_windows_retention_dropped(
+    own_timescale: str,  # noqa: F811
+) -> None:
+    """The continuous aggregates keep the rollups of windows that retention dropped (their buckets are
+    never refreshed again), so no refresh can take the patient's out of them: the erasure must."""
+    now, old = time.time(), (time.time() - 400 * 86400) // 3600 * 3600  # 12 windows: 2 minutes of one hour
+    with psycopg.connect(own_timescale, autocommit=True) as conn:
+        gone, other = fill_patient(conn, old, people=False), fill_patient(conn, old)
+        recent = Summary(gone.device_id, 100, (SummaryWindow(start=now - 7200, end=now - 7190, beats=12, quality=0.9),))
+        handle_message(conn, topic_for(gone.device_id, Kind.SUMMARY), encode(recent), rule_config(ServerSettings()))
+        refresh_rollups(conn)  # the recent window is materialised too, as the policy would have done
+        (kept,) = run_retention(conn, {"summaries": 30}, datetime.now(timezone.utc))
+        windows = conn.execute("SELECT count(*) FROM summaries WHERE patient_id = %s", (gone.patient_id,)).fetchone()
+        before, other_before = rollups_of(conn, gone.patient_id), rollups_of(conn, other.patient_id)
+        done = erase_patient(conn, gone.patient_id, admin(conn), "asked", gone.device_id)
+        refresh_rollups(conn)  # whatever a later refresh does, the rollups stay as the erasure left them
+        after, other_after = rollups_of(conn, gone.patient_id), rollups_of(conn, other.patient_id)
+    assert kept.dropped and windows == (1,) and done.erased["summaries"] == 1
+    assert before == (2 + 1, 1 + 1) and other_before == (2, 1)
+    assert after == (0, 0) and other_after == other_before
 
 
 def publish_retained_config(url: str, device: str) -> None:

@@ -2,12 +2,13 @@
 
 Runs on a scratch database of its own (the job removes data of every patient),
 on the plain-PostgreSQL path (day partitions dropped whole); the TimescaleDB
-path (drop_chunks) is exercised where the extension exists, see
-test_store_timeseries.py.
+path (chunks dropped keeping the rollups) is exercised where the extension
+exists, here and in test_store_timeseries.py.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -15,14 +16,14 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 import pytest
 
-from server import cli
+from server import cli, retention
 from server.ingest import Ingestor
-from server.retention import KINDS, cutoffs, policy_from, run_retention
+from server.retention import KINDS, REFRESH_BUSY, cutoffs, policy_from, run_retention
 from server.settings import ServerSettings
-from server.store import migrate
+from server.store import migrate, refresh_rollups
 from tests.fix_db import scratch_database
 from tests.server.patient_data import Filled, fill_patient
-from tests.server.test_store_timeseries import timescale_url  # noqa: F401 - a fixture (skips without TimescaleDB)
+from tests.server.test_store_timeseries import own_timescale, timescale_url  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.db
 
@@ -111,6 +112,50 @@ def test_timescale_drops_whole_chunks_of_old_data(timescale_url: str) -> None:  
     assert done["summaries"].dropped and done["summaries"].rows is None and done["events"].dropped
     assert after_old == dict.fromkeys(KINDS, 0) | {"audit": 1}, after_old
     assert after_new == before_new
+
+
+def waiting_for_a_lock(conn: psycopg.Connection, pid: int) -> None:
+    """Return once backend ``pid`` waits for a lock (fail after a minute: it never got there)."""
+    for _ in range(600):
+        row = conn.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+        if row == ("Lock",):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"backend {pid} never waited for a lock")
+
+
+def test_timescale_windows_stay_while_a_refresh_of_the_rollups_is_under_way(
+    own_timescale: str, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    """TimescaleDB refuses a refresh overlapping one under way (a policy's, here one held up by a lock on
+    the windows): the job then drops no windows (they may not be in the rollups yet), says why, and runs
+    the other kinds; the next run drops them."""
+    monkeypatch.setattr(retention, "RETENTION_PATIENCE_S", 0.5)
+    policy, now = {"summaries": float(DAYS), "sessions": float(DAYS)}, datetime.now(timezone.utc)
+    with psycopg.connect(own_timescale, autocommit=True) as conn:
+        old = fill_patient(conn, now.timestamp() - OLD)
+        age(conn, old)
+        before = counts(conn, old)
+    with (psycopg.connect(own_timescale) as holder, psycopg.connect(own_timescale, autocommit=True) as refresher,
+          psycopg.connect(own_timescale, autocommit=True) as conn):  # fmt: skip
+        holder.execute("LOCK TABLE summaries IN ACCESS EXCLUSIVE MODE")  # until holder's transaction ends
+        under_way = threading.Thread(target=refresh_rollups, args=(refresher,))
+        under_way.start()
+        try:
+            waiting_for_a_lock(conn, refresher.info.backend_pid)
+            busy = {o.kind: o for o in run_retention(conn, policy, now)}
+        finally:
+            holder.rollback()
+            under_way.join()
+        during = counts(conn, old)
+        again = {o.kind: o for o in run_retention(conn, policy, now)}
+        after = counts(conn, old)
+        runs = conn.execute("SELECT kind FROM retention_runs ORDER BY id").fetchall()
+    assert busy["summaries"].skipped == REFRESH_BUSY and not busy["summaries"].dropped
+    assert busy["sessions"].rows == before["sessions"] == 1 and during["sessions"] == 0
+    assert during["summaries"] == before["summaries"] > 0
+    assert again["summaries"].dropped and after["summaries"] == 0 and after["rollups"] == before["rollups"] > 0
+    assert runs == [("sessions",), ("summaries",)]
 
 
 def test_a_limit_of_zero_keeps_everything_and_unknown_kinds_are_refused() -> None:

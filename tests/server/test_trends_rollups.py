@@ -7,9 +7,8 @@ live); the TimescaleDB half skips where the extension is absent.
 
 from __future__ import annotations
 
-import os
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import psycopg
@@ -20,9 +19,10 @@ from server.ingest import decode_one, rule_config, store_batch
 from server.queries import list_summaries
 from server.records import RHYTHM_FLAGS_SQL, ROLLUP_QUALITY, ensure_partitions, summary_days
 from server.settings import ServerSettings
-from server.store import _migrations, add_patient, migrate, refresh_rollups, store_engine, timescale_usable
+from server.store import add_patient, migrate, refresh_rollups, store_engine
 from server.trends import _RAW_SERIES, ACTIVITIES, ARRHYTHMIA_FLAGS, BUCKETS_S, SeriesPoint, series, series_source
 from tests.fix_db import scratch_database
+from tests.server.test_store_timeseries import migrate_without, timescale_server
 from tests.server.test_store_timeseries import plain_url, timescale_url  # noqa: F401 - fixtures
 from wire import ACTIVITY_CLASSES, RHYTHM_FLAGS, Summary, SummaryWindow, encode, topic_for
 
@@ -158,31 +158,13 @@ def test_a_rollup_refresh_of_a_bulk_load_matches_the_ingest(plain_url: str, devi
     assert refreshed == [r for r in by_ingest if r[1] >= first_bucket]
 
 
-def migrate_without_003(url: str, timescale: bool) -> None:
-    """Apply every migration but 003, as a database created before it was."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        for number, name, text in _migrations(timescale):
-            if number != 3:
-                with conn.transaction():
-                    conn.execute(text.encode())
-                    conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (number, name))
-
-
 @pytest.mark.parametrize("engine", ["postgresql", "timescaledb"])
 def test_migration_003_rebuilds_the_rollups_of_stored_windows(
     engine: str, pg_server_url: str, device_id: str
 ) -> None:
-    server = pg_server_url
-    if engine == "timescaledb":
-        server = next((u for u in (pg_server_url, os.environ.get("PISCES_TEST_TIMESCALE_URL")) if u and usable(u)), "")
-        if not server:
-            pytest.skip("no PostgreSQL with the timescaledb extension preloaded (set PISCES_TEST_TIMESCALE_URL)")
+    server = timescale_server(pg_server_url) if engine == "timescaledb" else pg_server_url
     with scratch_database(server, "pisces_m003") as url:
-        migrate_without_003(url, engine == "timescaledb")
+        migrate_without(url, engine == "timescaledb", 3)
         with psycopg.connect(url, autocommit=True) as conn:
             pid = add_patient(conn, "Before 003", device_id)
             ensure_partitions(conn, [datetime.fromtimestamp(T0 + d * 86400, UTC).date() for d in range(2)])
@@ -205,7 +187,3 @@ def test_migration_003_rebuilds_the_rollups_of_stored_windows(
             assert materialised.fetchone() == (sum(1 for i in range(1440) if 0.3 + (i % 8) * 0.1 >= 0.5 - 1e-9),
                                                sum(1 for i in range(1440) if i % 13 == 0 and i % 8 >= 2))  # fmt: skip
 
-
-def usable(url: str) -> bool:
-    with psycopg.connect(url) as conn:
-        return timescale_usable(conn)
