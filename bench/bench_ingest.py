@@ -72,6 +72,24 @@ def fleet_windows(devices: int, count: int) -> list[list[SummaryWindow]]:
             for p in fleet_roster(devices, FLEET_SEED)]  # fmt: skip
 
 
+def with_duplicates(messages: list[tuple[str, bytes]], lag: int) -> list[tuple[str, bytes]]:
+    """Every ``DUPLICATE_EVERY``-th message sent again, ``lag`` messages after the original (0: right after it).
+
+    A phone resends what the broker did not acknowledge after it reconnects, and the broker redelivers a
+    worker's unacknowledged messages after that worker reconnects: a second or more later, i.e. thousands
+    of messages later at these rates. Right after the original (lag 0, the method before 2026-12-01),
+    the copy mostly finds the original still uncommitted in the other worker's batch and waits for it.
+    """
+    out: list[tuple[str, bytes]] = []
+    for k, message in enumerate(messages):
+        out.append(message)
+        original = k - lag
+        if original >= 0 and original % DUPLICATE_EVERY == 0:
+            out.append(messages[original])
+    out.extend(messages[k] for k in range(max(0, len(messages) - lag), len(messages)) if k % DUPLICATE_EVERY == 0)
+    return out
+
+
 def payloads(n: int, windows: int, devices: int, first_seq: int = 1) -> list[tuple[str, bytes]]:
     """``n`` summary messages round-robin over ``devices`` devices, 10-s windows.
 
@@ -454,6 +472,8 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--workers", default="1,2", help="worker counts of the throughput runs; latency uses the last")
     parser.add_argument("--batch-size", type=int, help="the workers' ingest_batch_size (default: the setting's)")
+    parser.add_argument("--duplicate-lag", type=int, default=0,
+                        help="messages between an original and its duplicate (0: right after it)")
     parser.add_argument("--source", choices=("fleet", "fixed"), default="fleet",
                         help="window values from the simulators' summary-level fleet, or fixed ordinary ones")
     args = parser.parse_args()
@@ -483,7 +503,7 @@ def main() -> None:
         rates = {}
         for n in counts:
             fresh = payloads(args.messages, args.windows, args.devices, first_seq=n * 100_000)
-            with_dups = [m for k, m in enumerate(fresh) for _ in range(2 if k % DUPLICATE_EVERY == 0 else 1)]
+            with_dups = with_duplicates(fresh, args.duplicate_lag)
             rates[n], cpu, elapsed = ours_throughput(db_url, mqtt_url, n, with_dups, args.windows, args.devices)
             print(f"ours     {n} worker{'s' if n > 1 else ' '} MQTT -> committed:   {rates[n]:10,.0f} windows/s"
                   f"  = {rates[n] / lower:.2f} x the lower ceiling")  # fmt: skip

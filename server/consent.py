@@ -189,7 +189,7 @@ def without_positions(msg: Uplink) -> tuple[Uplink, int]:
         located = sum(w.lat is not None or w.lon is not None for w in msg.windows)
         if not located:
             return msg, 0
-        return replace(msg, windows=tuple(replace(w, lat=None, lon=None) for w in msg.windows)), located
+        return replace(msg, windows=tuple(w.without_position() for w in msg.windows)), located
     if isinstance(msg, Event) and (msg.lat is not None or msg.lon is not None):
         return replace(msg, lat=None, lon=None), 1
     return msg, 0

@@ -318,3 +318,11 @@ def test_a_window_count_given_as_a_fraction_is_refused_on_the_fast_path_too(fiel
     with pytest.raises(WireDecodeError) as info:
         decode(json.dumps(body).encode())
     assert (info.value.reason, info.value.field) == ("type", f"windows[0].{field}")
+
+
+def test_a_window_without_its_position_equals_the_checked_copy() -> None:
+    located = window()
+    stripped = located.without_position()
+    assert stripped == replace(located, lat=None, lon=None) and stripped.lat is None and stripped.lon is None
+    assert located.lat == 46.05  # the original is untouched
+    assert stripped.without_position() is stripped
