@@ -18,7 +18,9 @@ Several workers share the load on an MQTT 5 shared subscription
 processes (:func:`supervise`). Two workers may hold messages of the same
 patient; they take turns on that patient's ``rule_state`` row (locked in
 ascending patient order), so rules see each patient's windows in order and an
-alert episode is opened once.
+alert episode is opened once. So that they seldom have to, a full batch is
+stored as one transaction per partition of the devices, a worker taking the
+partitions no other worker is storing first (:meth:`Ingestor._commit`).
 
 Consent (:mod:`server.consent`) is read after those locks, so a grant or
 withdrawal (recorded under the same lock) applies from the next batch at the
@@ -50,6 +52,7 @@ import queue
 import signal
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -148,8 +151,43 @@ def decode_one(topic: str, payload: bytes) -> Decoded:
     return Decoded(topic, payload, msg)
 
 
+PARTITION_LOCK_CLASS = 0x50_15_CE_7  # pg_advisory_xact_lock(class, partition): a partition's turn
+
+
+class PartitionBusy(Exception):
+    """Another worker's transaction holds this partition's turn (nothing was written)."""
+
+
+def partition_of(device: str, partitions: int) -> int:
+    """The partition of a device's messages: a stable hash of its id (the same in every worker)."""
+    return zlib.crc32(device.encode()) % partitions
+
+
+def partition_batch(batch: Sequence[Decoded], partitions: int) -> dict[int, list[int]]:
+    """``partition -> indices into batch`` (ascending); unusable messages go with partition 0."""
+    groups: dict[int, list[int]] = {}
+    for i, d in enumerate(batch):
+        key = partition_of(d.msg.device, partitions) if d.msg is not None else 0
+        groups.setdefault(key, []).append(i)
+    return dict(sorted(groups.items()))
+
+
+def take_partition(conn: psycopg.Connection[Any], partition: int, wait: bool) -> bool:
+    """Take a partition's turn until the end of the current transaction; False if busy (only when not ``wait``)."""
+    if wait:
+        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (PARTITION_LOCK_CLASS, partition))
+        return True
+    row = conn.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", (PARTITION_LOCK_CLASS, partition)).fetchone()
+    return bool(row and row[0])
+
+
 def store_batch(
-    conn: psycopg.Connection[Any], batch: Sequence[Decoded], config: RuleConfig, rollups: bool
+    conn: psycopg.Connection[Any],
+    batch: Sequence[Decoded],
+    config: RuleConfig,
+    rollups: bool,
+    partition: int | None = None,
+    wait: bool = True,
 ) -> list[Outcome]:
     """Store a batch in one transaction (``conn`` in autocommit mode); one outcome per message, in order.
 
@@ -158,9 +196,17 @@ def store_batch(
         batch: decoded messages in arrival order.
         config: rule configuration.
         rollups: maintain the rollup tables (plain PostgreSQL; TimescaleDB has continuous aggregates).
+        partition: take this device partition's turn first (:func:`take_partition`); None: no turn taken.
+        wait: wait for the turn; otherwise raise :class:`PartitionBusy` when another worker has it.
+
+    The turn is only a way to keep workers off each other's patients; what keeps
+    every message once and each patient's rules in order is the same without it
+    (claims and rule-state row locks).
     """
     outcomes: list[Outcome | None] = [None] * len(batch)
     with conn.transaction():
+        if partition is not None and not take_partition(conn, partition, wait):
+            raise PartitionBusy(partition)
         patients = records.device_patients(conn, (d.msg.device for d in batch if d.msg is not None))
         letters: list[tuple[int, str, str]] = []
         first: dict[tuple[str, int], int] = {}
@@ -492,14 +538,48 @@ class Ingestor:
         self.metrics.pending.dec(len(batch))
 
     def _commit(self, batch: list[Decoded]) -> list[Outcome] | None:
+        """Store a batch: one transaction, or for a full batch one per device partition, in turns.
+
+        A full batch holds messages of most patients, and so does the other
+        workers' batch: in one transaction each, the second worker would wait on
+        the first one's rule-state rows for the whole of its batch, and the
+        workers would store by turns. Per partition, a worker takes a partition
+        no other worker has (``pg_try_advisory_xact_lock``) and only waits when
+        every partition it still has is taken. Every message is acked after all
+        its batch's transactions committed; a crash in between leaves the
+        committed ones to come back as duplicates, as ever.
+        """
+        parts = self.settings.ingest_partitions
+        if parts <= 1 or len(batch) < self.settings.ingest_partition_min:
+            return self._commit_part(batch, None, True)
+        groups = partition_batch(batch, parts)
+        outcomes: list[Outcome | None] = [None] * len(batch)
+        blocking = False  # after a pass where every partition left was taken: wait for the next one's turn
+        while groups:
+            progressed = False
+            for key in list(groups):
+                try:
+                    got = self._commit_part([batch[i] for i in groups[key]], key, blocking or len(groups) == 1)
+                except PartitionBusy:
+                    continue
+                if got is None:
+                    return None
+                for i, outcome in zip(groups.pop(key), got):
+                    outcomes[i] = outcome
+                progressed, blocking = True, False
+            blocking = not progressed
+        return [o for o in outcomes if o is not None]
+
+    def _commit_part(self, batch: list[Decoded], partition: int | None, wait: bool) -> list[Outcome] | None:
+        """Store messages in one transaction, retried on deadlocks and outages (None: stopping meanwhile)."""
         delay = RETRY_MIN_S
         while True:
             try:
                 conn = self._connection()
                 self._ensure_partitions(conn, batch)
                 try:
-                    return store_batch(conn, batch, self._rules, bool(self._rollups))
-                except (psycopg.errors.TransactionRollback, psycopg.OperationalError):
+                    return store_batch(conn, batch, self._rules, bool(self._rollups), partition, wait)
+                except (psycopg.errors.TransactionRollback, psycopg.OperationalError, PartitionBusy):
                     raise
                 except Exception as exc:  # a row the database refuses, or a bug: find the message, keep it
                     if len(batch) == 1:

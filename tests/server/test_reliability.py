@@ -40,6 +40,11 @@ def messages(device: str, first: int = 1, n: int = N) -> list[tuple[str, bytes]]
     return once + once
 
 
+def once(device: str, first: int, n: int) -> list[tuple[str, bytes]]:
+    """``n`` summary messages (seq ``first``...), each once."""
+    return messages(device, first, n)[:n]
+
+
 def exactly_once(db_url: str, device: str, n: int = N) -> tuple[int, int, int]:
     """(rows, distinct (seq, idx), distinct seq) of the device's summaries."""
     with psycopg.connect(db_url) as conn:
@@ -205,3 +210,91 @@ def test_two_workers_on_one_shared_subscription_store_each_message_once(
     assert exactly_once(db_url, device_id) == (3 * N, 3 * N, N)
     assert sum(w.counters.stored for w in workers) == N
     assert all(w.counters.stored > 0 for w in workers)  # the broker really split the load
+
+
+DEVICES = 8  # devices of the partition tests: enough that a batch spans several partitions
+
+
+def fleet(db_url: str, device_id: str) -> list[str]:
+    """``DEVICES`` devices with a patient each (the fixture's own is the first)."""
+    devices = [device_id] + [f"{device_id}-{i}" for i in range(1, DEVICES)]
+    with psycopg.connect(db_url) as conn:
+        for d in devices[1:]:
+            add_patient(conn, f"Patient {d}", d)
+    return devices
+
+
+def stored_seqs(db_url: str, devices: list[str]) -> dict[str, tuple[int, int, int]]:
+    return {d: exactly_once(db_url, d) for d in devices}
+
+
+def test_two_workers_storing_by_partition_store_each_message_of_many_devices_once(
+    settings: ServerSettings, db_url: str, mqtt_url: str, device_id: str, patient_id: int
+) -> None:
+    devices = fleet(db_url, device_id)
+    update = {"mqtt_protocol": "5", "mqtt_shared_group": f"g-{device_id}", "ingest_partitions": 4,
+              "ingest_partition_min": 1}  # fmt: skip
+    workers = [Ingestor(settings.model_copy(update={**update, "mqtt_client_id": f"{settings.mqtt_client_id}-{i}"}))
+               for i in range(2)]  # fmt: skip
+    for w in workers:
+        w.start()
+    try:
+        publish(mqtt_url, [m for d in devices for m in messages(d)])
+        wait_for(lambda: all(exactly_once(db_url, d)[2] == N for d in devices), timeout=30, what="every message stored")
+        wait_for(lambda: sum(w.counters.stored + w.counters.duplicates for w in workers) >= 2 * N * DEVICES,
+                 what="both copies handled")  # fmt: skip
+    finally:
+        for w in workers:
+            w.stop()
+            forget_session(mqtt_url, w.settings.mqtt_client_id)
+    assert stored_seqs(db_url, devices) == dict.fromkeys(devices, (3 * N, 3 * N, N))
+    assert sum(w.counters.stored for w in workers) == N * DEVICES
+    assert sum(w.counters.duplicates for w in workers) == N * DEVICES
+
+
+def test_a_worker_killed_between_its_partitions_loses_nothing_and_stores_nothing_twice(
+    db_url: str, mqtt_url: str, device_id: str, patient_id: int, redelivering_broker: None
+) -> None:
+    """A partition's turn held elsewhere: the worker commits its batch's other partitions, waits for that one's
+    turn and is killed there; restarted, it stores the rest, and the committed part comes back as duplicates."""
+    from server.ingest import PARTITION_LOCK_CLASS, partition_of
+
+    devices = fleet(db_url, device_id)
+    held = partition_of(devices[0], 4)
+    others = [d for d in devices[1:] if partition_of(d, 4) != held]
+    assert others, "the devices should fall in more than one partition"
+    devices = [device_id] + others
+    client_id = f"part-{device_id}"
+    env = dict(os.environ, PISCES_DATABASE_URL=db_url, PISCES_MQTT_URL=mqtt_url, PISCES_MQTT_CLIENT_ID=client_id,
+               PISCES_MQTT_SHARED_GROUP=f"g-{device_id}", PISCES_INGEST_PARTITIONS="4",
+               PISCES_INGEST_PARTITION_MIN="1")  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "ingest", "--workers", "1"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        publish_until_stored(mqtt_url, db_url, device_id, 1)
+        half = N // 2
+        first = [m for d in others for m in once(d, 1, half)]
+        streams = [once(device_id, 2, N - 1)] + [once(d, half + 1, N - half) for d in others]
+        mixed = [m for ms in zip(*streams) for m in ms]  # device 0's seq 2.. beside the others' second half
+        seconds = [m for d in devices for m in once(d, 1, N)]
+        with psycopg.connect(db_url) as blocker:
+            blocker.execute("SELECT pg_advisory_xact_lock(%s, %s)", (PARTITION_LOCK_CLASS, held))
+            publish(mqtt_url, first + mixed + seconds)
+            # The first batch with a message of the held partition: the worker commits the batch's others
+            # and waits for that turn (what it took after that batch waits behind it, unacked).
+            wait_for(lambda: blocked_on_lock(db_url, f"{client_id}-0"), what="the worker waiting for the turn")
+            wait_for(lambda: max(exactly_once(db_url, d)[2] for d in others) > half, what="other partitions committed")
+            assert exactly_once(db_url, device_id)[2] == 1  # the held partition: nothing yet
+            (worker,) = children(proc.pid)
+            os.kill(worker, signal.SIGKILL)
+            blocker.rollback()
+        wait_for(lambda: children(proc.pid) and children(proc.pid) != [worker], what="worker restarted")
+        wait_for(lambda: all(exactly_once(db_url, d)[2] == N for d in devices), timeout=30, what="every message stored")
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        forget_session(mqtt_url, f"{client_id}-0")
+    assert stored_seqs(db_url, devices) == dict.fromkeys(devices, (3 * N, 3 * N, N))
+    with psycopg.connect(db_url) as conn:
+        claims = conn.execute("SELECT count(*) FROM uplink_messages WHERE device_id = ANY(%s)", (devices,)).fetchone()
+    assert claims == (N * len(devices),)
