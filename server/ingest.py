@@ -163,15 +163,6 @@ def partition_of(device: str, partitions: int) -> int:
     return zlib.crc32(device.encode()) % partitions
 
 
-def partition_batch(batch: Sequence[Decoded], partitions: int) -> dict[int, list[int]]:
-    """``partition -> indices into batch`` (ascending); unusable messages go with partition 0."""
-    groups: dict[int, list[int]] = {}
-    for i, d in enumerate(batch):
-        key = partition_of(d.msg.device, partitions) if d.msg is not None else 0
-        groups.setdefault(key, []).append(i)
-    return dict(sorted(groups.items()))
-
-
 def take_partition(conn: psycopg.Connection[Any], partition: int, wait: bool) -> bool:
     """Take a partition's turn until the end of the current transaction; False if busy (only when not ``wait``)."""
     if wait:
@@ -361,7 +352,7 @@ class Ingestor:
         self._db_url = settings.database_url
         self._rules = rule_config(settings)
         self._queue: queue.Queue[_Pending] = queue.Queue()
-        self._in_hand: list[_Pending] = []  # the batch being stored
+        self._oldest_held: float | None = None  # when the oldest message received and not yet stored came
         self._stopping = threading.Event()
         self._subscribed = threading.Event()
         self._connections = 0  # broker connections so far
@@ -478,100 +469,102 @@ class Ingestor:
         self._queue.put(pending)
 
     def _oldest_pending(self) -> float | None:
-        in_hand = self._in_hand
-        if in_hand:
-            return in_hand[0].received
+        oldest = self._oldest_held
         with self._queue.mutex:
-            return self._queue.queue[0].received if self._queue.queue else None
+            queued = self._queue.queue[0].received if self._queue.queue else None
+        return oldest if oldest is not None else queued
 
     def _work(self) -> None:
+        held: dict[int, list[tuple[_Pending, Decoded]]] = {}  # received, not yet stored: by partition, in order
         while not self._stopping.is_set():
-            try:
-                first = self._queue.get(timeout=0.2)
-            except queue.Empty:
-                self._maybe_retention()
-                continue
-            batch = [first]
-            while len(batch) < self.settings.ingest_batch_size:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            self._in_hand = batch
-            self._process_until_done(batch)
-            self._in_hand = []
+            if self._take(held):
+                self._store_one(held)
+                self._oldest_held = min((items[0][0].received for items in held.values()), default=None)
             self._maybe_retention()
 
-    def _process_until_done(self, batch: list[_Pending]) -> None:
+    def _take(self, held: dict[int, list[tuple[_Pending, Decoded]]]) -> bool:
+        """Decode what is queued into ``held`` (waiting up to 0.2 s when nothing is); False: nothing held."""
+        if not held:
+            try:
+                self._hold(held, self._queue.get(timeout=0.2))
+            except queue.Empty:
+                return False
+        while True:  # never waiting for more: a lone message is stored at once
+            try:
+                self._hold(held, self._queue.get_nowait())
+            except queue.Empty:
+                return True
+
+    def _hold(self, held: dict[int, list[tuple[_Pending, Decoded]]], pending: _Pending) -> None:
+        decoded = decode_one(pending.topic, pending.payload)
+        key = partition_of(decoded.msg.device, self.settings.ingest_partitions) if decoded.msg is not None else 0
+        held.setdefault(key, []).append((pending, decoded))
+        if self._oldest_held is None:
+            self._oldest_held = pending.received
+
+    def _store_one(self, held: dict[int, list[tuple[_Pending, Decoded]]]) -> None:
+        """Store one batch: the oldest messages of the fullest partition that no other worker is storing.
+
+        Only when every partition held is being stored by another worker does
+        this one wait, for the fullest one's turn. With ``ingest_partitions`` 1
+        there are no turns: the batch is what is held, as it comes.
+        """
+        order = sorted(held, key=lambda k: len(held[k]), reverse=True)
+        turns = self.settings.ingest_partitions > 1
+        tries = [(key, False) for key in order] if turns and len(order) > 1 else []
+        for key, wait in tries + [(order[0], True)]:
+            items = held[key][: self.settings.ingest_batch_size]
+            try:
+                self._process_until_done(items, key if turns else None, wait)
+            except PartitionBusy:
+                continue
+            del held[key][: len(items)]
+            if not held[key]:
+                del held[key]
+            return
+
+    def _process_until_done(self, items: list[tuple[_Pending, Decoded]], partition: int | None, wait: bool) -> None:
         """Process a batch; on an unexpected failure (e.g. no schema yet) retry it, unacked, with backoff."""
         delay = RETRY_MIN_S
         while not self._stopping.is_set():
             try:
-                self._process(batch)
+                self._process(items, partition, wait)
                 return
+            except PartitionBusy:
+                raise
             except Exception:
-                log.exception("ingest failed on a batch of %d (kept unacked); retrying in %.1f s", len(batch), delay)
+                log.exception("ingest failed on a batch of %d (kept unacked); retrying in %.1f s", len(items), delay)
                 self._drop_connection()
                 self._stopping.wait(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
 
-    def _process(self, batch: list[_Pending]) -> None:
-        decoded = [decode_one(p.topic, p.payload) for p in batch]
+    def _process(self, items: list[tuple[_Pending, Decoded]], partition: int | None, wait: bool) -> None:
         started = time.perf_counter()
-        outcomes = self._commit(decoded)
+        outcomes = self._commit([d for _, d in items], partition, wait)
         if outcomes is None:
             return  # stopping during a database outage: no ack, the broker delivers them again
         done = time.monotonic()
         self.counters.batches += 1
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
-        self.metrics.batch_size.observe(len(batch))
+        self.metrics.batch_size.observe(len(items))
         self._count(outcomes)
-        for item, outcome in zip(batch, outcomes):
+        for (item, _), outcome in zip(items, outcomes):
             self.metrics.commit_lag.observe(done - item.received)
             if outcome.changes and outcome.device_id:
                 self.counters.notified += self._notifier.send(outcome.device_id, outcome.changes)
-        for item in batch:
+        for item, _ in items:
             # A message from an earlier connection is with the broker again (same session): its
             # redelivery will be acked as a duplicate; its old packet id means nothing now.
             if item.qos > 0 and item.connection == self._connections:
                 self._client.ack(item.mid, item.qos)
-        self.metrics.pending.dec(len(batch))
+        self.metrics.pending.dec(len(items))
 
-    def _commit(self, batch: list[Decoded]) -> list[Outcome] | None:
-        """Store a batch: one transaction, or for a full batch one per device partition, in turns.
+    def _commit(self, batch: list[Decoded], partition: int | None, wait: bool) -> list[Outcome] | None:
+        """Store a batch in one transaction, retried on deadlocks and outages (None: stopping meanwhile).
 
-        A full batch holds messages of most patients, and so does the other
-        workers' batch: in one transaction each, the second worker would wait on
-        the first one's rule-state rows for the whole of its batch, and the
-        workers would store by turns. Per partition, a worker takes a partition
-        no other worker has (``pg_try_advisory_xact_lock``) and only waits when
-        every partition it still has is taken. Every message is acked after all
-        its batch's transactions committed; a crash in between leaves the
-        committed ones to come back as duplicates, as ever.
+        Raises :class:`PartitionBusy` (nothing written) when ``partition``'s turn is
+        another worker's and not ``wait``.
         """
-        parts = self.settings.ingest_partitions
-        if parts <= 1 or len(batch) < self.settings.ingest_partition_min:
-            return self._commit_part(batch, None, True)
-        groups = partition_batch(batch, parts)
-        outcomes: list[Outcome | None] = [None] * len(batch)
-        blocking = False  # after a pass where every partition left was taken: wait for the next one's turn
-        while groups:
-            progressed = False
-            for key in list(groups):
-                try:
-                    got = self._commit_part([batch[i] for i in groups[key]], key, blocking or len(groups) == 1)
-                except PartitionBusy:
-                    continue
-                if got is None:
-                    return None
-                for i, outcome in zip(groups.pop(key), got):
-                    outcomes[i] = outcome
-                progressed, blocking = True, False
-            blocking = not progressed
-        return [o for o in outcomes if o is not None]
-
-    def _commit_part(self, batch: list[Decoded], partition: int | None, wait: bool) -> list[Outcome] | None:
-        """Store messages in one transaction, retried on deadlocks and outages (None: stopping meanwhile)."""
         delay = RETRY_MIN_S
         while True:
             try:

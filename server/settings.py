@@ -68,12 +68,9 @@ class ServerSettings(BaseSettings):
     ingest_workers: int = Field(default=1, ge=1, le=64, description="worker processes of `pisces ingest`")
     ingest_partitions: int = Field(
         default=4, ge=1, le=256,
-        description="a full batch is stored as one transaction per partition of the devices (taken in turns"
-        " by the workers, so they do not queue on each other's patients); 1: one transaction per batch",
+        description="devices hashed into this many partitions; a batch holds one partition's messages, and"
+        " workers take turns per partition, so they do not queue on each other's patients; 1: no turns",
     )  # fmt: skip
-    ingest_partition_min: int = Field(
-        default=100, ge=1, description="a batch of fewer messages than this is stored in one transaction"
-    )
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = Field(
         default=None, ge=0, le=65_535, description="serve /metrics here (worker i of `pisces ingest`: port + i)"

@@ -205,22 +205,6 @@ def test_a_window_already_stored_by_another_path_is_a_dead_letter_not_a_silent_s
     assert count(db_url, "SELECT count(*) FROM uplink_messages WHERE device_id = %s", device_id) == 1
 
 
-def test_batches_split_by_device_partition_stably_and_keep_every_message() -> None:
-    from server.ingest import Decoded, decode_one, partition_batch, partition_of
-
-    batch = [decode_one(*summary(f"dev-{i % 7}", i, [70])) for i in range(40)]
-    batch.insert(5, Decoded("pisces/v1/x/summary", b"{", None, "json", "broken"))
-    groups = partition_batch(batch, 4)
-    assert sorted(i for idx in groups.values() for i in idx) == list(range(len(batch)))
-    assert 5 in groups[0]  # an unusable message goes with partition 0
-    for key, idx in groups.items():
-        assert idx == sorted(idx)
-        assert all(batch[i].msg is None or partition_of(batch[i].msg.device, 4) == key for i in idx)
-    assert len(groups) > 1
-    assert partition_batch(batch, 4) == groups
-    assert partition_batch(batch, 1) == {0: list(range(len(batch)))}
-
-
 def test_a_partition_another_worker_holds_is_refused_untouched_or_waited_for(
     settings: ServerSettings, db_url: str, device_id: str, patient_id: int
 ) -> None:

@@ -232,8 +232,7 @@ def test_two_workers_storing_by_partition_store_each_message_of_many_devices_onc
     settings: ServerSettings, db_url: str, mqtt_url: str, device_id: str, patient_id: int
 ) -> None:
     devices = fleet(db_url, device_id)
-    update = {"mqtt_protocol": "5", "mqtt_shared_group": f"g-{device_id}", "ingest_partitions": 4,
-              "ingest_partition_min": 1}  # fmt: skip
+    update = {"mqtt_protocol": "5", "mqtt_shared_group": f"g-{device_id}", "ingest_partitions": 4}
     workers = [Ingestor(settings.model_copy(update={**update, "mqtt_client_id": f"{settings.mqtt_client_id}-{i}"}))
                for i in range(2)]  # fmt: skip
     for w in workers:
@@ -252,11 +251,12 @@ def test_two_workers_storing_by_partition_store_each_message_of_many_devices_onc
     assert sum(w.counters.duplicates for w in workers) == N * DEVICES
 
 
-def test_a_worker_killed_between_its_partitions_loses_nothing_and_stores_nothing_twice(
+def test_a_worker_waiting_for_a_partitions_turn_stores_the_others_and_killed_loses_nothing(
     db_url: str, mqtt_url: str, device_id: str, patient_id: int, redelivering_broker: None
 ) -> None:
-    """A partition's turn held elsewhere: the worker commits its batch's other partitions, waits for that one's
-    turn and is killed there; restarted, it stores the rest, and the committed part comes back as duplicates."""
+    """A partition's turn held elsewhere (as by another worker's transaction): the worker goes on storing
+    the other partitions' messages, then waits for that turn, and is killed there; restarted, it stores the
+    rest, each message once."""
     from server.ingest import PARTITION_LOCK_CLASS, partition_of
 
     devices = fleet(db_url, device_id)
@@ -266,8 +266,7 @@ def test_a_worker_killed_between_its_partitions_loses_nothing_and_stores_nothing
     devices = [device_id] + others
     client_id = f"part-{device_id}"
     env = dict(os.environ, PISCES_DATABASE_URL=db_url, PISCES_MQTT_URL=mqtt_url, PISCES_MQTT_CLIENT_ID=client_id,
-               PISCES_MQTT_SHARED_GROUP=f"g-{device_id}", PISCES_INGEST_PARTITIONS="4",
-               PISCES_INGEST_PARTITION_MIN="1")  # fmt: skip
+               PISCES_MQTT_SHARED_GROUP=f"g-{device_id}", PISCES_INGEST_PARTITIONS="4")  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-m", "server.cli", "ingest", "--workers", "1"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
@@ -280,8 +279,8 @@ def test_a_worker_killed_between_its_partitions_loses_nothing_and_stores_nothing
         with psycopg.connect(db_url) as blocker:
             blocker.execute("SELECT pg_advisory_xact_lock(%s, %s)", (PARTITION_LOCK_CLASS, held))
             publish(mqtt_url, first + mixed + seconds)
-            # The first batch with a message of the held partition: the worker commits the batch's others
-            # and waits for that turn (what it took after that batch waits behind it, unacked).
+            # The worker stores the other partitions' messages it holds; holding only the held partition's,
+            # it waits for that turn (what reaches it meanwhile waits in its queue, unacked).
             wait_for(lambda: blocked_on_lock(db_url, f"{client_id}-0"), what="the worker waiting for the turn")
             wait_for(lambda: max(exactly_once(db_url, d)[2] for d in others) > half, what="other partitions committed")
             assert exactly_once(db_url, device_id)[2] == 1  # the held partition: nothing yet
