@@ -1,26 +1,29 @@
 """MQTT ingest: uplink messages -> batches -> one committed transaction each -> then the MQTT acks.
 
 Paho's network thread only queues messages; a worker thread takes what is
-queued (up to ``ingest_batch_size``, never waiting for more), decodes each
-with ``wire.decode_uplink`` and stores the batch with :func:`store_batch` in
-one transaction: idempotency keys first (a key already there = duplicate),
-the new messages' summary windows by COPY (with the rollups on plain
-PostgreSQL), then the rules per patient, in sequence order, through
-:func:`server.alerting.judge_state` (limits in force, alert rows). After the
-commit it publishes notifications and only then acks every message of the
-batch (``manual_ack``). The session is persistent, so whatever was not
-committed is delivered again after a reconnect or a crash. (Decoding stays on
-the worker thread: on paho's thread it overlapped the database wait but cost
-more CPU in all, the two threads contending for the GIL; docs/benchmarks.md.)
+queued (never waiting for more), decodes each with ``wire.decode_uplink`` and
+holds it by device partition (:func:`partition_of`). A batch is up to
+``ingest_batch_size`` of one partition's held messages, stored with
+:func:`store_batch` in one transaction: the partition's turn first, then
+idempotency keys (a key already there = duplicate), the new messages' summary
+windows by COPY (with the rollups on plain PostgreSQL), then the rules per
+patient, in sequence order, through :func:`server.alerting.judge_state`
+(limits in force, alert rows). After the commit it publishes notifications and
+only then acks every message of the batch (``manual_ack``). The session is
+persistent, so whatever was not committed is delivered again after a
+reconnect or a crash. (Decoding stays on the worker thread: on paho's thread
+it overlapped the database wait but cost more CPU in all, the two threads
+contending for the GIL; docs/benchmarks.md.)
 
 Several workers share the load on an MQTT 5 shared subscription
 (``$share/<group>/pisces/v1/+/+``): ``pisces ingest --workers N`` runs N
 processes (:func:`supervise`). Two workers may hold messages of the same
 patient; they take turns on that patient's ``rule_state`` row (locked in
 ascending patient order), so rules see each patient's windows in order and an
-alert episode is opened once. So that they seldom have to, a full batch is
-stored as one transaction per partition of the devices, a worker taking the
-partitions no other worker is storing first (:meth:`Ingestor._commit`).
+alert episode is opened once. So that they seldom have to, a batch holds one
+partition's messages and starts by taking that partition's turn (an advisory
+lock): a worker stores a partition no other worker is storing, and waits only
+when all it holds are taken (:meth:`Ingestor._store_one`).
 
 Consent (:mod:`server.consent`) is read after those locks, so a grant or
 withdrawal (recorded under the same lock) applies from the next batch at the
@@ -77,7 +80,7 @@ from server.rules import RuleConfig, sync_levels
 from server.settings import ServerSettings
 from server.retention import ANOTHER_JOB, policy_from, run_retention
 from server.store import store_engine
-from wire import BrokerAddress, Event, Kind, Status, Strip, Summary, TopicError, Uplink, WireDecodeError
+from wire import BrokerAddress, Event, Kind, Status, Strip, Summary, Topic, TopicError, Uplink, WireDecodeError
 from wire import decode_uplink, encode, uplink_filter
 
 log = logging.getLogger(__name__)
@@ -161,6 +164,17 @@ class PartitionBusy(Exception):
 def partition_of(device: str, partitions: int) -> int:
     """The partition of a device's messages: a stable hash of its id (the same in every worker)."""
     return zlib.crc32(device.encode()) % partitions
+
+
+def message_partition(decoded: Decoded, partitions: int) -> int:
+    """A message's partition: its device's, from the payload or else the topic (unusable ones too, so a
+    device's messages stay in order); 0 when neither names a device."""
+    if decoded.msg is not None:
+        return partition_of(decoded.msg.device, partitions)
+    try:
+        return partition_of(Topic.parse(decoded.topic).device_id, partitions)
+    except (TopicError, ValueError):
+        return 0
 
 
 def take_partition(conn: psycopg.Connection[Any], partition: int, wait: bool) -> bool:
@@ -497,19 +511,19 @@ class Ingestor:
 
     def _hold(self, held: dict[int, list[tuple[_Pending, Decoded]]], pending: _Pending) -> None:
         decoded = decode_one(pending.topic, pending.payload)
-        key = partition_of(decoded.msg.device, self.settings.ingest_partitions) if decoded.msg is not None else 0
-        held.setdefault(key, []).append((pending, decoded))
+        held.setdefault(message_partition(decoded, self.settings.ingest_partitions), []).append((pending, decoded))
         if self._oldest_held is None:
             self._oldest_held = pending.received
 
     def _store_one(self, held: dict[int, list[tuple[_Pending, Decoded]]]) -> None:
-        """Store one batch: the oldest messages of the fullest partition that no other worker is storing.
+        """Store one batch: the oldest messages of the partition that no other worker is storing whose
+        oldest message came first.
 
         Only when every partition held is being stored by another worker does
-        this one wait, for the fullest one's turn. With ``ingest_partitions`` 1
-        there are no turns: the batch is what is held, as it comes.
+        this one wait, for the turn of the one whose message came first. With
+        ``ingest_partitions`` 1 there are no turns: the batch is what is held, as it came.
         """
-        order = sorted(held, key=lambda k: len(held[k]), reverse=True)
+        order = sorted(held, key=lambda k: held[k][0][0].received)
         turns = self.settings.ingest_partitions > 1
         tries = [(key, False) for key in order] if turns and len(order) > 1 else []
         for key, wait in tries + [(order[0], True)]:
