@@ -521,8 +521,13 @@ class Ingestor:
 
         Only when every partition held is being stored by another worker does
         this one wait, for the turn of the one whose message came first. With
-        ``ingest_partitions`` 1 there are no turns: the batch is what is held, as it came.
+        ``ingest_partitions`` 1 there are no turns: the batch is what is held, as it came;
+        so too when fewer than ``ingest_partition_min`` messages are held (light load).
         """
+        total = sum(len(items) for items in held.values())
+        if total < self.settings.ingest_partition_min and total <= self.settings.ingest_batch_size:
+            self._store_all(held)  # light load: one transaction for everything held beats several
+            return
         order = sorted(held, key=lambda k: held[k][0][0].received)
         turns = self.settings.ingest_partitions > 1
         tries = [(key, False) for key in order] if turns and len(order) > 1 else []
@@ -536,6 +541,13 @@ class Ingestor:
             if not held[key]:
                 del held[key]
             return
+
+    def _store_all(self, held: dict[int, list[tuple[_Pending, Decoded]]]) -> None:
+        """Store everything held in one batch, in the order it came, without a turn (the row locks still
+        keep each patient's messages to one worker at a time)."""
+        items = sorted((item for items in held.values() for item in items), key=lambda item: item[0].received)
+        self._process_until_done(items, None, True)
+        held.clear()
 
     def _process_until_done(self, items: list[tuple[_Pending, Decoded]], partition: int | None, wait: bool) -> None:
         """Process a batch; on an unexpected failure (e.g. no schema yet) retry it, unacked, with backoff."""

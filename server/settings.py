@@ -71,6 +71,9 @@ class ServerSettings(BaseSettings):
         description="devices hashed into this many partitions; a batch holds one partition's messages, and"
         " workers take turns per partition, so they do not queue on each other's patients; 1: no turns",
     )  # fmt: skip
+    ingest_partition_min: int = Field(
+        default=100, ge=1, description="fewer messages than this held: one batch of them all, without turns"
+    )
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = Field(
         default=None, ge=0, le=65_535, description="serve /metrics here (worker i of `pisces ingest`: port + i)"

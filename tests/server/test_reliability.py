@@ -232,7 +232,8 @@ def test_two_workers_storing_by_partition_store_each_message_of_many_devices_onc
     settings: ServerSettings, db_url: str, mqtt_url: str, device_id: str, patient_id: int
 ) -> None:
     devices = fleet(db_url, device_id)
-    update = {"mqtt_protocol": "5", "mqtt_shared_group": f"g-{device_id}", "ingest_partitions": 4}
+    update = {"mqtt_protocol": "5", "mqtt_shared_group": f"g-{device_id}", "ingest_partitions": 4,
+              "ingest_partition_min": 1}  # turns even for the few messages held here  # fmt: skip
     workers = [Ingestor(settings.model_copy(update={**update, "mqtt_client_id": f"{settings.mqtt_client_id}-{i}"}))
                for i in range(2)]  # fmt: skip
     for w in workers:
@@ -266,7 +267,8 @@ def test_a_worker_waiting_for_a_partitions_turn_stores_the_others_and_killed_los
     devices = [device_id] + others
     client_id = f"part-{device_id}"
     env = dict(os.environ, PISCES_DATABASE_URL=db_url, PISCES_MQTT_URL=mqtt_url, PISCES_MQTT_CLIENT_ID=client_id,
-               PISCES_MQTT_SHARED_GROUP=f"g-{device_id}", PISCES_INGEST_PARTITIONS="4")  # fmt: skip
+               PISCES_MQTT_SHARED_GROUP=f"g-{device_id}", PISCES_INGEST_PARTITIONS="4",
+               PISCES_INGEST_PARTITION_MIN="1")  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-m", "server.cli", "ingest", "--workers", "1"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
