@@ -178,6 +178,10 @@ def _run_retention(args: argparse.Namespace) -> int:
         parts += [f"{len(o.dropped)} partitions/chunks ({', '.join(o.dropped)})"] if o.dropped else []
         what = o.skipped or f"{verb} {' and '.join(parts) or 'nothing'}"
         print(f"{o.kind:13} older than {o.cutoff:%Y-%m-%d %H:%M} UTC: {what}")
+    failed = [o.kind for o in outcomes if o.failed]
+    if failed:  # a cron job or a monitor must see that data past its limit is still kept
+        print(f"retention: not done for {', '.join(failed)} (see above); exit status 1", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -66,7 +66,8 @@ class Outcome:
         cutoff: data older than this (UTC) goes.
         rows: rows deleted or to delete; None where only whole partitions/chunks go.
         dropped: partitions or chunks dropped (or to drop) whole.
-        skipped: why nothing ran (another job held the lock), else "".
+        skipped: why nothing ran (another job held the lock, a rollup refresh was under way, the
+            store cannot drop chunks keeping the rollups), else "".
     """
 
     kind: str
@@ -74,6 +75,11 @@ class Outcome:
     rows: int | None
     dropped: tuple[str, ...]
     skipped: str = ""
+
+    @property
+    def failed(self) -> bool:
+        """Skipped for a reason other than another job doing the same work: the data is still there."""
+        return bool(self.skipped) and self.skipped != ANOTHER_JOB
 
     @property
     def removed_anything(self) -> bool:

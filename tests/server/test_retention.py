@@ -218,3 +218,22 @@ def test_the_ingest_worker_runs_the_job_and_the_cli_shows_a_dry_run(
     with psycopg.connect(url) as conn:
         left = conn.execute("SELECT count(*) FROM dead_letters WHERE received_at < now() - interval '2 days'")
         assert left.fetchone() == (0,)
+
+
+def test_the_cli_exits_1_when_a_kind_was_not_done_and_0_when_another_job_does_it(
+    url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from server.retention import RETENTION_LOCK_KEY, Outcome
+
+    monkeypatch.setenv("PISCES_DATABASE_URL", url)
+    monkeypatch.setenv("PISCES_RETENTION_DEAD_LETTERS_DAYS", "2")
+    with psycopg.connect(url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (RETENTION_LOCK_KEY,))
+        assert cli.main(["retention", "run"]) == 0  # the job holding the lock does the work
+    assert "another retention job is running" in capsys.readouterr().out
+    now = datetime.now(timezone.utc)
+    busy = [Outcome("dead_letters", now, 3, ()), Outcome("summaries", now, None, (), skipped=REFRESH_BUSY)]
+    assert [o.failed for o in busy] == [False, True]
+    monkeypatch.setattr(retention, "run_retention", lambda *a, **k: busy)  # a TimescaleDB-only refusal, here
+    assert cli.main(["retention", "run"]) == 1
+    assert "not done for summaries" in capsys.readouterr().err
