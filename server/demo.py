@@ -83,8 +83,9 @@ def run_demo(options: DemoOptions) -> int:
         migrate(db_url)
         username, password = _seed_clinician(db_url)
         patients = _seed_patients(db_url, username, options.patients)
+        own = _seed_patient_account(db_url, patients[0])
         outbox_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pisces-demo-")))
-        asyncio.run(_serve(settings, patients, options, (username, password), outbox_dir))
+        asyncio.run(_serve(settings, patients, options, (username, password), outbox_dir, own))
     return 0
 
 
@@ -123,6 +124,26 @@ def _seed_clinician(db_url: str) -> tuple[str, str]:
             except psycopg.errors.UniqueViolation:
                 continue
     raise RuntimeError("could not create a demo clinician")
+
+
+def _seed_patient_account(db_url: str, patient: DemoPatient) -> tuple[str, str] | None:
+    """Give the first demo patient an account of their own (their page ``/me``), with a fresh random
+    password; None when an earlier run on this database already did (its password was shown then)."""
+    from server.store import add_user, has_account, link_patient_account
+
+    password = secrets.token_urlsafe(9)
+    with psycopg.connect(db_url) as conn:
+        if has_account(conn, patient.patient_id):
+            return None
+        for username in ("patient", f"patient-{secrets.token_hex(3)}"):
+            try:
+                with conn.transaction():
+                    user_id = add_user(conn, username, password, "patient")
+                    link_patient_account(conn, user_id, patient.patient_id)
+                return username, password
+            except psycopg.errors.UniqueViolation:
+                continue
+    raise RuntimeError("could not create the demo patient's account")
 
 
 def _seed_patients(db_url: str, username: str, count: int) -> list[DemoPatient]:
@@ -164,6 +185,7 @@ async def _serve(
     options: DemoOptions,
     login: tuple[str, str],
     outbox_dir: Path,
+    own: tuple[str, str] | None = None,
 ) -> None:
     import uvicorn
 
@@ -180,7 +202,7 @@ async def _serve(
             return
         await asyncio.sleep(0.05)
     base_url = f"http://{settings.http_host}:{settings.http_port}"
-    _print_banner(base_url, settings, login, patients)
+    _print_banner(base_url, settings, login, patients, own)
     sims = [asyncio.create_task(_run_patient(p, settings, options, outbox_dir)) for p in patients]
     progress = asyncio.create_task(_progress(base_url, login, patients, lambda: bool(server.should_exit)))
     if options.duration is not None:
@@ -214,7 +236,13 @@ async def _run_patient(patient: DemoPatient, settings: ServerSettings, options: 
     )
 
 
-def _print_banner(base_url: str, settings: ServerSettings, login: tuple[str, str], patients: list[DemoPatient]) -> None:
+def _print_banner(
+    base_url: str,
+    settings: ServerSettings,
+    login: tuple[str, str],
+    patients: list[DemoPatient],
+    own: tuple[str, str] | None = None,
+) -> None:
     print(
         "\n".join(
             [
@@ -222,6 +250,8 @@ def _print_banner(base_url: str, settings: ServerSettings, login: tuple[str, str
                 "pisces demo is running",
                 f"  clinician portal:  {base_url}/",
                 f"  demo login:        {login[0]} / {login[1]}",
+                *([f"  patient's page:    {base_url}/me  login {own[0]} / {own[1]} ({patients[0].name}'s own"
+                   " account: status, consent, caregivers)"] if own else []),  # fmt: skip
                 f"  API docs:          {base_url}/docs",
                 f"  MQTT broker:       {settings.mqtt_url}",
                 "  patients:          "

@@ -28,6 +28,7 @@ def test_demo_runs_on_embedded_services_and_raises_a_red_alert() -> None:
     url = re.search(r"clinician portal:\s+(http://\S+)", out)
     login = re.search(r"demo login:\s+(\S+) / (\S+)", out)
     assert url and login, out
+    assert re.search(r"patient's page:\s+http://\S+/me  login patient / \S+", out), out  # a fresh database each run
     assert re.search(r"NEW RED ALERT #\d+: \S.* hr", out), out
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert "Warning" not in proc.stderr, proc.stderr[-3000:]  # a new user's console stays clean
