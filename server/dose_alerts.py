@@ -31,8 +31,9 @@ from server import adherence, medication, records
 from server.adherence import DoseOutcome
 from server.records import AlertChange
 from server.rules import AlertAction
+from wire.medication import DOSE_PARAMETER_PREFIX
 
-PREFIX = "dose:"  # alert parameter of a drug: "dose:<drug name>"
+PREFIX = DOSE_PARAMETER_PREFIX  # alert parameter of a drug: "dose:<drug name>"
 PASSED_OVER = frozenset({"pending", "unconfirmed"})  # neither extend nor end a run of doses not taken
 LOOKBACK_S = 14 * 86_400.0  # the doses read to find the newest run (a weekly drug's last two doses)
 

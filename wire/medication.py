@@ -38,6 +38,7 @@ from wire.errors import WireDecodeError
 MAX_DRUGS = 30
 MAX_TIMES = 12  # doses of one drug a day
 MAX_TEXT = 64  # characters of a drug's name or dose
+DOSE_PARAMETER_PREFIX = "dose:"  # alert parameter of a drug's missed doses: "dose:<drug name>"
 MAX_INSTRUCTIONS = 500
 MAX_EVERY_HOURS = 168  # a weekly dose
 TIME_OF_DAY = re.compile(r"([01]\d|2[0-3]):[0-5]\d")

@@ -19,7 +19,7 @@ from enum import Enum
 from typing import Any, Union
 
 from wire.errors import WireDecodeError
-from wire.medication import MedicationPlan
+from wire.medication import DOSE_PARAMETER_PREFIX, MAX_TEXT, MedicationPlan
 from wire.topics import Kind, validate_device_id
 
 SCHEMA_VERSION = 1
@@ -30,6 +30,7 @@ MAX_WINDOWS_PER_MESSAGE = 1000
 MAX_STRIP_SAMPLES = 1000 * 120  # 120 s at 1 kHz
 STRIP_ENCODINGS = frozenset({"i16", "dvz"})  # how Strip.samples travel (see wire.codec, wire.dvz)
 MAX_NOTE_CHARS = 1000
+MAX_PARAMETER_CHARS = len(DOSE_PARAMETER_PREFIX) + MAX_TEXT  # "hr", "panic", ..., or a drug's "dose:<name>"
 MAX_TAGS = 20
 
 
@@ -436,7 +437,7 @@ class Notify:
         check_text("title", self.title, MAX_NOTE_CHARS)
         check_text("body", self.body, MAX_NOTE_CHARS)
         check_int("alert_id", self.alert_id, 0, 2**63 - 1)
-        check_text("parameter", self.parameter, 64, optional=True)
+        check_text("parameter", self.parameter, MAX_PARAMETER_CHARS, optional=True)
 
 
 @dataclass(frozen=True)

@@ -183,3 +183,16 @@ def test_on_time_windows_of_a_day_match_local_times_in_a_timezone_with_half_hour
     assert [datetime.fromtimestamp(d.planned, tz).strftime("%H:%M") for d in doses] == ["08:00"] * 3
     assert {round((b.planned - a.planned) / 3600, 1) for a, b in zip(doses, doses[1:])} == {24.5, 24.0}
     assert timedelta(seconds=doses[1].planned - doses[0].planned) != timedelta(days=1)
+
+
+def test_the_dose_alert_of_a_drug_with_the_longest_name_goes_down_to_the_phone() -> None:
+    from server.dose_alerts import parameter_of
+    from wire import Level, Notify
+    from wire.medication import MAX_TEXT
+
+    name = "b" * MAX_TEXT
+    Drug(name, "5 mg", times=("08:00",))  # a name the plan accepts
+    notice = Notify("dev-1", 1_700_000_000.0, Level.YELLOW, "missed dose", parameter=parameter_of(name))
+    assert decode(encode(notice)) == notice
+    with pytest.raises(WireDecodeError):
+        Notify("dev-1", 1_700_000_000.0, Level.YELLOW, "x", parameter=parameter_of(name) + "b")
