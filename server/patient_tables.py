@@ -111,7 +111,7 @@ def _foreign_keys(conn: psycopg.Connection[Any]) -> list[tuple[str, list[str], s
 
 
 def discover(conn: psycopg.Connection[Any]) -> list[Scope]:
-    """Every table holding rows of a patient and how to select them, parents before children.
+    """Every table holding rows of a patient and how to select them, parents before children (by foreign key).
 
     Tables in :data:`KEEP` and :data:`NO_PATIENT_DATA` are left out (as is ``patients``).
     """
@@ -136,7 +136,25 @@ def discover(conn: psycopg.Connection[Any]) -> list[Scope]:
                 inner = parents[parent].select(", ".join(parent_cols)).as_string(conn)
                 where = f"({', '.join(child_cols)}) IN ({inner})"
                 scopes[child] = Scope(child, where, f"fk:{parent}", depth)
-    return sorted(scopes.values(), key=lambda s: (s.depth, s.table))
+    return _parents_first(scopes, keys)
+
+
+def _parents_first(scopes: dict[str, Scope], keys: list[tuple[str, list[str], str, list[str]]]) -> list[Scope]:
+    """The scopes so that every table comes after each table it has a foreign key to (by (depth, name)
+    among those free to come next): deleting in reverse then never breaks a key, even between two
+    tables naming the patient themselves (``caregivers.invitation_id -> invitations``)."""
+    parents = {t: {p for c, _, p, _ in keys if c == t and p in scopes and p != t} for t in scopes}
+    order: list[Scope] = []
+    while parents:
+        ready = [t for t, ps in parents.items() if not ps]
+        if not ready:
+            raise RuntimeError(f"foreign keys in a cycle among {sorted(parents)}")
+        first = min(ready, key=lambda t: (scopes[t].depth, t))
+        order.append(scopes[first])
+        del parents[first]
+        for ps in parents.values():
+            ps.discard(first)
+    return order
 
 
 def kept_referencing(conn: psycopg.Connection[Any], scopes: list[Scope], kept: set[str]) -> list[str]:

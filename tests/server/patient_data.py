@@ -94,8 +94,9 @@ def fill_patient(conn: psycopg.Connection, t0: float, tag: str | None = None, wi
     account_id = add_user(conn, account, PASSWORD, "patient")
     link_patient_account(conn, account_id, patient_id)
     caregiver_id = add_user(conn, f"son-of-petra-{tag}", PASSWORD, "caregiver")
+    joined, _ = invitations.create(conn, "caregiver", patient_id, account_id, 72.0, "son", ("alerts",))
     grant = caregivers.add(conn, patient_id, caregiver_id, f"Petra {tag}'s son", ["alerts", "status", "trends"], "red",
-                           None)  # fmt: skip
+                           joined.id)  # he joined with an invitation, as through the API  # fmt: skip
     create_session(conn, caregiver_id, 1.0)
     invitation, _ = invitations.create(conn, "caregiver", patient_id, account_id, 72.0, "daughter", ("status",))
     return Filled(patient_id, device, name, clinician, clinician_id, row[0], windows, account, account_id,
