@@ -89,6 +89,7 @@ class AlertsBody:
     never_acknowledged: int
     active: int
     median_seconds_to_ack: float | None
+    more: bool = False  # the period has more alerts than the report read: the figures cover those read
 
 
 def report_alert(a: AlertRow, history: list[HistoryEntry]) -> ReportAlert:
@@ -137,7 +138,7 @@ def alerts_section(data: ReportData) -> tuple[str, AlertsBody]:
     acked = sum(a.acked_at is not None for a in items)
     body = AlertsBody(
         alert_groups(items), shown, len(items) - len(shown), len(items), sum(a.level == "red" for a in items),
-        acked, len(items) - acked, sum(a.state != "resolved" for a in items), _median_wait(items),
+        acked, len(items) - acked, sum(a.state != "resolved" for a in items), _median_wait(items), data.alerts_more,
     )  # fmt: skip
     return _alerts_headline(body), body
 
@@ -155,7 +156,7 @@ def duration_text(seconds: float) -> str:
 def _alerts_headline(b: AlertsBody) -> str:
     if not b.total:
         return "No alerts in this period."
-    text = f"{b.total} alert{'s' if b.total != 1 else ''} ({b.red} red, {b.total - b.red} yellow)"
+    text = f"{b.total}{'+' if b.more else ''} alert{'s' if b.total != 1 else ''} ({b.red} red, {b.total - b.red} yellow)"
     text += f"; {b.acknowledged} acknowledged"
     if b.median_seconds_to_ack is not None:
         text += f", median {duration_text(b.median_seconds_to_ack)} to acknowledge"

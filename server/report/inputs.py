@@ -146,7 +146,8 @@ class ReportData:
         days: every calendar day the period touches, in order; ``day_stats`` only those with windows.
         edges: per vital, the bucket edges the ``bands`` were counted with (see :class:`BandCount`).
         series: the trends in ``bucket_s`` buckets (:func:`server.trends.series`).
-        alerts: alerts active at any time in the period; ``notes`` their notes by alert id.
+        alerts: alerts active at any time in the period (at most ``reads.MAX_ALERTS``, red first, then
+            newest; ``alerts_more``: more exist); ``notes`` their notes by alert id.
         symptoms: the symptom periods overlapping it, newest first; ``symptoms_more``: more exist.
         pauses: the longest pauses, longest first.
         medication: the plan and its doses; None when no plan version was in force in the period.
@@ -165,6 +166,7 @@ class ReportData:
     series: Sequence[SeriesPoint] = ()
     bucket_s: int = 3600
     alerts: Sequence[AlertRow] = ()
+    alerts_more: bool = False  # more alerts than were read (red first, then newest, were kept)
     notes: dict[int, list[HistoryEntry]] = field(default_factory=dict)
     symptoms: Sequence[SymptomResult] = ()
     symptoms_more: bool = False

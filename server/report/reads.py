@@ -26,6 +26,7 @@ from server.search import SymptomFilter, search_symptoms
 from server.store import User
 
 MAX_SYMPTOMS = 500  # periods listed in one report (the search's largest page)
+MAX_ALERTS = 10_000  # alerts read for one report (dozens a month over the longest period); more: ``alerts_more``
 PAUSES_LISTED = 5
 
 # Windows starting in the period: their day (width_bucket over the day bounds, 0-based), duration,
@@ -90,7 +91,8 @@ def load_report_data(
         edges = limit_edges(limits.limits)
         scan = params | {"hr_edges": edges.get("hr", []), "resp_edges": edges.get("resp_rate", [])}
         day_stats, bands = _scan(conn, scan)
-        alerts = queries.list_alerts(conn, user, "all", patient_id=pid, active_from=start, active_until=end)
+        alerts = queries.list_alerts(conn, user, "all", patient_id=pid, limit=MAX_ALERTS + 1, active_from=start,
+                                     active_until=end)  # fmt: skip
         symptoms = search_symptoms(conn, user, SymptomFilter((pid,), start, end, limit=MAX_SYMPTOMS), q)
         return ReportData(
             patient, period, now, q, limits,
@@ -98,7 +100,8 @@ def load_report_data(
                                   and start <= v.approved_at < end), key=lambda v: v.version or 0),
             days=days, day_stats=day_stats, edges=edges, bands=bands,
             series=trends.series(conn, pid, start, end, bucket, q), bucket_s=bucket,
-            alerts=alerts, notes=queries.alert_history(conn, [a.id for a in alerts]),
+            alerts=alerts[:MAX_ALERTS], alerts_more=len(alerts) > MAX_ALERTS,
+            notes=queries.alert_history(conn, [a.id for a in alerts[:MAX_ALERTS]]),
             symptoms=symptoms.results, symptoms_more=symptoms.more,
             episodes=trends.rhythm_episodes(conn, pid, start, end, q),
             pauses=[Pause(*r) for r in conn.execute(PAUSE_SQL, params | {"n": PAUSES_LISTED})],

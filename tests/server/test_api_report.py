@@ -280,3 +280,15 @@ def test_reports_and_visits_are_for_the_patients_carers_and_audited(data: World)
             "SELECT u.username, a.detail->>'start' FROM audit_log a JOIN users u ON u.id = a.user_id"
             " WHERE a.action = 'read:report' AND a.patient_id = %s", (data.mine,)).fetchall()  # fmt: skip
     assert (data.admin, "2025-01-01 00:00:00+00:00") in rows
+
+
+def test_a_period_with_more_alerts_than_a_report_reads_says_so(data: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from server.report import reads
+
+    everything = section(report(data, data.nurse, start=iso(T)), "alerts")
+    assert everything["total"] >= 2 and not everything["more"]
+    monkeypatch.setattr(reads, "MAX_ALERTS", everything["total"] - 1)
+    model = report(data, data.nurse, start=iso(T))
+    alerts = section(model, "alerts")
+    assert alerts["more"] and alerts["total"] == everything["total"] - 1
+    assert f"{alerts['total']}+ alert" in str(model)  # the headline says there are more
