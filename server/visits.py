@@ -86,12 +86,13 @@ def check_visit(visited_at: datetime, note: str, now: datetime) -> None:
 
 
 def record_visit(
-    conn: psycopg.Connection[Any], patient_id: int, user_id: int, visited_at: datetime | None, note: str,
+    conn: psycopg.Connection[Any], patient_id: int, user_id: int, visited_at: datetime | None, note: str | None,
     now: datetime, corrects: int | None = None, withdrawn: bool = False,
 ) -> Visit:  # fmt: skip
     """Record a visit, or a correction of the current row ``corrects``; return the new row.
 
-    A correction without ``visited_at`` keeps the corrected row's time. Runs in
+    A correction without ``visited_at`` keeps the corrected row's time, without
+    ``note`` (None) its note; a new visit's note defaults to "". Runs in
     its own transaction, holding the patient's row so that two corrections of
     one visit take turns (the second then finds it replaced).
 
@@ -106,6 +107,8 @@ def record_visit(
         if corrects is not None:
             old = _current_row(conn, patient_id, corrects)
             visited_at = visited_at or old.visited_at
+            note = old.note if note is None else note
+        note = note or ""
         when = visited_at or now
         check_visit(when, note, now)
         row = conn.execute(

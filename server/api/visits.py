@@ -26,7 +26,8 @@ class VisitIn(BaseModel):
 
     visited_at: datetime | None = Field(default=None, description="ISO 8601; default: now (a correction: "
                                         "the corrected row's); a time without a zone is UTC")
-    note: str = Field(default="", max_length=MAX_NOTE)
+    note: str | None = Field(default=None, max_length=MAX_NOTE,
+                             description='default: "" (a correction: the corrected row\'s note)')
     corrects: int | None = Field(default=None, ge=1, le=2**63 - 1)
     withdrawn: bool = Field(default=False, description="the correction withdraws the visit (recorded in error)")
 

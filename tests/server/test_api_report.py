@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import psycopg
@@ -292,3 +292,19 @@ def test_a_period_with_more_alerts_than_a_report_reads_says_so(data: World, monk
     alerts = section(model, "alerts")
     assert alerts["more"] and alerts["total"] == everything["total"] - 1
     assert f"{alerts['total']}+ alert" in str(model)  # the headline says there are more
+
+
+def test_correcting_only_a_visits_time_keeps_its_note(data: World) -> None:
+    from server import visits
+    from server.store import add_patient
+
+    now = datetime.now(timezone.utc)
+    with psycopg.connect(data.db_url) as conn:
+        pid = add_patient(conn, "Visit Note", f"visit-note-{now.timestamp():.0f}")
+        conn.commit()
+        user = conn.execute("SELECT id FROM users WHERE username = %s", (data.nurse,)).fetchone()[0]
+        first = visits.record_visit(conn, pid, user, now - timedelta(days=2), "started bisoprolol", now)
+        moved = visits.record_visit(conn, pid, user, now - timedelta(days=3), None, now, corrects=first.id)
+        cleared = visits.record_visit(conn, pid, user, None, "", now, corrects=moved.id)
+    assert (moved.note, moved.visited_at) == ("started bisoprolol", now - timedelta(days=3))
+    assert (cleared.note, cleared.visited_at) == ("", moved.visited_at)  # an explicit "" still clears it
