@@ -19,10 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, time, timezone
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg.rows import class_row
+
+from wire.errors import WireDecodeError
+from wire.medication import zone
 
 SCOPES = ("status", "alerts", "trends")
 NOTIFY_LEVELS = ("none", "red", "yellow")
@@ -92,8 +95,8 @@ def in_quiet_hours(start: time | None, end: time | None, tz: str, now: float) ->
 def check_timezone(tz: str) -> str:
     """The time zone name if the server knows it; CaregiverError otherwise."""
     try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+        zone(tz)  # the IANA list only (not "localtime")
+    except WireDecodeError as exc:
         raise CaregiverError(f"timezone: unknown time zone {tz!r}, e.g. 'Europe/Berlin' or 'UTC'") from exc
     return tz
 

@@ -38,7 +38,7 @@ def patient_report(
     patient = require_patient(conn, user, patient_id)
     start, end = check_range(start, end)
     now = datetime.now(timezone.utc)
-    end = end or now
+    end = min(end or now, now)  # no days to come: they would count as days without data
     try:
         parse_zone(tz)
         visit = visits.last_visit(conn, patient_id, end) if start is None else None

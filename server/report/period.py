@@ -10,10 +10,11 @@ at most :data:`MAX_REPORT_DAYS`: a visit further back moves the start forward
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta, timezone, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from server.report.inputs import DaySpan, ReportPeriod
 from server.visits import Visit
+from wire import medication
+from wire.errors import WireDecodeError
 
 MAX_REPORT_DAYS = 400  # as the trends API: a year between visits, and some
 
@@ -31,8 +32,8 @@ def parse_zone(name: str) -> tzinfo:
     if name.upper() == "UTC":
         return timezone.utc
     try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        return medication.zone(name)  # the IANA list only: not "localtime", whatever the server is set to
+    except WireDecodeError as exc:
         raise PeriodError("tz", f"unknown time zone {name[:64]!r}") from exc
 
 

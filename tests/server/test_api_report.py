@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+import time
 from typing import Any
 
 import psycopg
@@ -308,3 +309,11 @@ def test_correcting_only_a_visits_time_keeps_its_note(data: World) -> None:
         cleared = visits.record_visit(conn, pid, user, None, "", now, corrects=moved.id)
     assert (moved.note, moved.visited_at) == ("started bisoprolol", now - timedelta(days=3))
     assert (cleared.note, cleared.visited_at) == ("", moved.visited_at)  # an explicit "" still clears it
+
+
+def test_a_report_ends_now_at_the_latest_and_takes_zones_from_the_iana_list_only(data: World) -> None:
+    model = report(data, data.nurse, start=iso(time.time() - 10 * 86400), end=iso(time.time() + 5 * 86400))
+    assert datetime.fromisoformat(model["period"]["end"]) <= datetime.now(timezone.utc)
+    with client(data, data.nurse) as c:
+        r = c.get(f"/api/patients/{data.mine}/report", params={"tz": "localtime"})
+    assert r.status_code == 422 and "tz" in r.text
