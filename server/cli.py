@@ -359,9 +359,17 @@ def _run_patients_export(args: argparse.Namespace) -> int:
                         (args.patient_id,)).fetchone() is None:  # fmt: skip
             raise CliError(f"patients export: no patient {args.patient_id}")
         store.audit(conn, user, "export:all", [args.patient_id], {"format": data_export.FORMAT, "via": "cli"})
-        with open(out, "wb") as f:
-            for piece in data_export.export_archive(conn, args.patient_id, user.username, args.reason, now, quality):
-                f.write(piece)
+        # A whole health record: readable by its owner only from the first byte, and no half archive left.
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                for piece in data_export.export_archive(conn, args.patient_id, user.username, args.reason, now,
+                                                        quality):  # fmt: skip
+                    f.write(piece)
+        except BaseException:
+            out.unlink(missing_ok=True)
+            raise
+        os.chmod(out, 0o600)  # an existing file keeps its mode through O_CREAT
     print(f"patient {args.patient_id}: wrote {out} ({out.stat().st_size} bytes)")
     return 0
 

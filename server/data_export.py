@@ -36,12 +36,12 @@ from psycopg.rows import class_row
 
 from server import exports, wfdb_writer
 from server.patient_tables import Scope, discover
+from server.records import ROLLUPS
 from server.queries import STRIP_DATA_SELECT, SUMMARY_SELECT, PatientRow, SummaryRow, patient_row, strip_data
 
 FORMAT = "pisces-export/1"
 CHUNK = 64 * 1024  # bytes handed to the client at a time
 CURSOR_ROWS = 2000  # rows per round trip of the server-side cursors
-DERIVED = {"summary_1m", "summary_1h"}  # rollups of tables/summaries.csv: not exported
 AUDIT_SELECT = (
     "SELECT a.id, a.at, u.username, u.role, a.action, a.reason, a.detail FROM audit_log a"
     " JOIN users u ON u.id = a.user_id WHERE a.patient_id = %(patient)s ORDER BY a.id"
@@ -120,7 +120,12 @@ def _members(conn: psycopg.Connection[Any], patient: PatientRow, usable_quality:
     args = {"patient": patient.id, "device": patient.device_id}
     yield "patient.json", [_patient_json(conn, patient)], {"format": "json", "what": "the patient record"}
     patients = Scope("patients", "id = %(patient)s", "id", 0)
-    for scope in [patients, *(s for s in discover(conn) if s.table not in DERIVED)]:
+    scopes = discover(conn)
+    # The rollups too: retention may have dropped the windows they sum. On TimescaleDB they are continuous
+    # aggregates (views), which the catalog walk does not list.
+    found = {s.table for s in scopes}
+    views = [Scope(name, "patient_id = %(patient)s", "patient_id", 0) for name, _ in ROLLUPS if name not in found]
+    for scope in [patients, *scopes, *views]:
         rows = conn.execute(scope.select("count(*)"), args).fetchone()
         yield (f"tables/{scope.table}.csv", _copy_csv(conn, scope.select(), args),
                {"format": "csv", "table": scope.table, "rows": rows[0] if rows else 0})  # fmt: skip

@@ -265,8 +265,11 @@ def test_the_cli_exports_and_erases(db_url: str, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("PISCES_DATABASE_URL", db_url)
     monkeypatch.delenv("PISCES_MQTT_URL", raising=False)
     out = tmp_path / "all.zip"
+    out.write_bytes(b"an older file, world-readable")
+    out.chmod(0o644)
     assert cli.main(["patients", "export", str(f.patient_id), "--by", boss.username, "--out", str(out)]) == 0
     assert out.stat().st_size > 1000
+    assert out.stat().st_mode & 0o777 == 0o600  # a health record: its owner's only
     assert cli.main(["patients", "erase", str(f.patient_id), "--by", f.clinician, "--reason", "x",
                      "--confirm-device", f.device_id]) == 2  # not an admin  # fmt: skip
     assert cli.main(["patients", "erase", str(f.patient_id), "--by", boss.username, "--reason", "asked",
