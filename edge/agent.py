@@ -243,6 +243,7 @@ class EdgeAgent:
         self._batch: list[SummaryWindow] = []
         self._ring: deque[tuple[float, np.ndarray]] = deque()  # (time of first sample, µV samples)
         self._held: list[Callable[[], object]] = []  # outbox writes that failed (disk full), retried on poll
+        self._withdrawing = False  # positions to strip from the outbox before anything more is sent
         self._late: deque[tuple[Callable[[Any], None], Any]] = deque()  # downlink that came after run()'s loop closed
         self._restore_config()
         self._restore_batch()
@@ -308,11 +309,17 @@ class EdgeAgent:
         """Consent withdrawn: take positions out of the open batch and of every message still in the outbox.
 
         A message published before and awaiting its PUBACK may still arrive with its position.
+        Until the outbox is rewritten (a full disk may hold the rewrite back), nothing is sent.
         """
-        self._batch = [replace(w, lat=None, lon=None) for w in self._batch]
+        self._batch = [w.without_position() for w in self._batch]
         self._keep_batch()
-        rewrite = lambda: self.outbox.rewrite_pending((Kind.SUMMARY.value, Kind.EVENT.value), without_position)  # noqa: E731
-        self._attempt(lambda: self.report.counters.__setitem__("positions_withdrawn", rewrite()))
+        self._withdrawing = True
+        self._attempt(self._strip_outbox)
+
+    def _strip_outbox(self) -> None:
+        stripped = self.outbox.rewrite_pending((Kind.SUMMARY.value, Kind.EVENT.value), without_position)
+        self.report.counters["positions_withdrawn"] += stripped
+        self._withdrawing = False
 
     def _locate(self, w: SummaryWindow) -> SummaryWindow:
         """The window with the median of its fixes, while the patient shares their location."""
@@ -387,7 +394,7 @@ class EdgeAgent:
         self._retry_held()
         self._serve_strip_requests()
         self.doses.tick(self.clock())  # reminders due, doses missed (written before the pump sends them)
-        if self.uplink is not None:
+        if self.uplink is not None and not self._withdrawing:  # withdrawn positions are stripped first
             self.uplink.pump()
 
     def _attempt(self, write: Callable[[], object]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sqlite3
 import threading
 import zlib
 from collections.abc import AsyncIterator, Iterator
@@ -213,3 +214,45 @@ def test_without_consent_no_position_is_on_the_broker(
     assert sum(t.endswith("/summary") for t, _ in uplinks) >= 4
     assert [t for t, p in uplinks if b'"lat"' in p or b'"lon"' in p] == []
     assert PANIC_FIX_MAX_AGE_S > 0 and agent.report.counters["located_windows"] == 0
+
+
+class _CountingUplink:
+    """Counts the agent's calls to publish (the broker is not what this test is about)."""
+
+    def __init__(self) -> None:
+        self.pumps = 0
+
+    def pump(self) -> None:
+        self.pumps += 1
+
+
+def test_a_withdrawal_the_full_disk_holds_back_sends_nothing_until_done_and_counts_add_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent = agent_without_link(tmp_path, share=True)
+    agent.batch_windows = 1
+    uplink = _CountingUplink()
+    agent.uplink = uplink  # type: ignore[assignment]
+    agent._emit_windows([window(0)], force=True)
+    real = agent.outbox.rewrite_pending
+    refused = {"n": 1}
+
+    def full_disk_once(*args: Any) -> int:
+        if refused["n"]:
+            refused["n"] -= 1
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(*args)
+
+    monkeypatch.setattr(agent.outbox, "rewrite_pending", full_disk_once)
+    agent.apply_config(Config("dev-loc", 2, T0 + 100, share_location=False))
+    agent.poll()  # the held rewrite goes through on the next poll, and only then is anything published
+    assert agent.report.counters["positions_withdrawn"] == 1 and uplink.pumps == 1
+    monkeypatch.setattr(agent.outbox, "rewrite_pending", full_disk_once)
+    refused["n"] = 2
+    agent.apply_config(Config("dev-loc", 3, T0 + 200, share_location=True))
+    agent._emit_windows([window(300)], force=True)
+    agent.apply_config(Config("dev-loc", 4, T0 + 400, share_location=False))
+    agent.poll()
+    assert uplink.pumps == 1  # the rewrite held back: nothing published with a position
+    agent.poll()
+    assert agent.report.counters["positions_withdrawn"] == 2 and uplink.pumps == 2  # added, not overwritten
