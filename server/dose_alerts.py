@@ -34,6 +34,7 @@ from server.rules import AlertAction
 from wire.medication import DOSE_PARAMETER_PREFIX
 
 PREFIX = DOSE_PARAMETER_PREFIX  # alert parameter of a drug: "dose:<drug name>"
+NO_LONGER_CRITICAL = "no longer a critical drug of the plan"  # resolve reason: the plan changed, not a dose
 PASSED_OVER = frozenset({"pending", "unconfirmed"})  # neither extend nor end a run of doses not taken
 LOOKBACK_S = 14 * 86_400.0  # the doses read to find the newest run (a weekly drug's last two doses)
 
@@ -68,8 +69,8 @@ def dose_actions(
             actions.append(AlertAction("resolve", param, active[param], now, trigger))
     for param, level in sorted(active.items()):
         if param.startswith(PREFIX) and param[len(PREFIX):] not in critical:
-            reason = "no longer a critical drug of the plan"
-            actions.append(AlertAction("resolve", param, level, now, {"source": "medication", "reason": reason}))
+            actions.append(AlertAction("resolve", param, level, now,
+                                       {"source": "medication", "reason": NO_LONGER_CRITICAL}))  # fmt: skip
     return actions
 
 

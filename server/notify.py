@@ -13,7 +13,7 @@ import logging
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from server.dose_alerts import PREFIX as DOSE_PREFIX
+from server.dose_alerts import NO_LONGER_CRITICAL, PREFIX as DOSE_PREFIX
 from server.records import AlertChange
 from server.settings import ServerSettings
 from wire import BrokerAddress, Config, Kind, Level, Notify, encode, topic_for
@@ -48,8 +48,11 @@ def _dose_notice(device_id: str, change: AlertChange) -> Notify:
     """The patient's message about a critical drug's missed doses (``dose:<drug>``)."""
     drug = change.parameter[len(DOSE_PREFIX):]
     if change.kind == "resolve":
-        return Notify(device_id, change.time, Level.INFO, f"{drug}: thank you", "Your dose was recorded.",
-                      alert_id=change.alert_id, parameter=change.parameter)  # fmt: skip
+        title, body = ((f"{drug}: no longer followed", "Your care team changed your medication plan.")
+                       if change.trigger.get("reason") == NO_LONGER_CRITICAL
+                       else (f"{drug}: thank you", "Your dose was recorded."))  # fmt: skip
+        return Notify(device_id, change.time, Level.INFO, title, body, alert_id=change.alert_id,
+                      parameter=change.parameter)  # fmt: skip
     n = change.trigger.get("not_taken")
     body = f"Your last {n} doses of {drug} were not taken. " if isinstance(n, int) else ""
     if change.level == "red":

@@ -406,7 +406,7 @@ def _resolve(conn: psycopg.Connection[Any], patient_id: int, a: AlertAction) -> 
     row = conn.execute(
         "UPDATE alerts SET state = 'resolved', closed_at = %s, resolve_note = %s"
         " WHERE patient_id = %s AND parameter = %s AND state <> 'resolved' RETURNING id",
-        (ts(a.time), "back within limits", patient_id, a.parameter),
+        (ts(a.time), a.trigger.get("reason", "back within limits"), patient_id, a.parameter),
     ).fetchone()
     return int(row[0]) if row else None
 

@@ -57,6 +57,12 @@ def test_the_patient_reads_what_to_do() -> None:
     assert "last 2 doses" in notice.body
     red = notify_for("dev-1", AlertChange(7, "escalate", "red", "dose:bisoprolol", DAY, {"source": "promotion"}))
     assert red.level is Level.RED and "care team" in red.title
+    taken, dropped = (notify_for("dev-1", AlertChange(7, "resolve", "yellow", "dose:bisoprolol", DAY, a.trigger))
+                      for a in (dose_alerts.dose_actions([dose("bisoprolol", "late", 4)], {"bisoprolol"},
+                                                         {"dose:bisoprolol": "yellow"}, DAY, 2)
+                                + dose_alerts.dose_actions([], set(), {"dose:bisoprolol": "yellow"}, DAY, 2)))  # fmt: skip
+    assert taken.body == "Your dose was recorded."
+    assert "plan" in dropped.body and "recorded" not in dropped.body  # not thanked for a dose never taken
 
 
 @pytest.mark.db
@@ -106,3 +112,6 @@ def test_two_missed_doses_alert_the_phone_then_the_ladder_takes_it_to_red_and_a_
     assert step.kind == "promote" and [(c.kind, c.level) for c in promoted] == [("escalate", "red")]
     assert [(c.kind, c.parameter, c.level) for c in resolved[patient]] == [("resolve", "dose:bisoprolol", "red")]
     assert state == ("red", "resolved") and history == ["dose_open", "promote", "dose_resolve"]
+    with psycopg.connect(db_url) as conn:
+        note = conn.execute("SELECT resolve_note FROM alerts WHERE id = %s", (alert[0],)).fetchone()
+    assert note == ("a dose was taken",)  # not the rules' "back within limits"
