@@ -1,7 +1,7 @@
 """Coverage-guided fuzzing of the wire and GATT decoders with atheris (libFuzzer for Python).
 
     .venv/bin/pip install -e '.[fuzz]'   # atheris: the project's fuzz extra (wheels for CPython on Linux/macOS x86-64)
-    .venv/bin/python bench/fuzz_decoders.py --seconds 60 [--target codec.decode] [--corpus DIR]
+    .venv/bin/python bench/fuzz_decoders.py --seconds 60 [--corpus DIR]
 
 Each input is either raw bytes for one decoder of :data:`wire.fuzz.TARGETS`, or
 (structure-aware) one of :func:`wire.fuzz.seed_messages` with one field set to

@@ -31,11 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from server.rules import CONTEXTS, HARD_LIMITS, NEWS2_LIMITS, context_of
+from server.rules import CONTEXTS, HARD_LIMITS, NEWS2_LIMITS, VITAL_FIELDS, context_of
 from wire import Limits
 
 DAY_S = 86_400.0
-FIELD_OF = {"hr": "hr_mean", "resp_rate": "resp_rate"}  # parameter -> the window's number it judges
 
 
 @dataclass(frozen=True)
@@ -153,7 +152,7 @@ def context_stats(
     samples: Sequence[BaselineSample], name: str, context: str, policy: BaselinePolicy
 ) -> ContextStats | None:
     """Quantiles of one parameter over the good windows of one context; None without any."""
-    column = FIELD_OF[name]
+    column = VITAL_FIELDS[name]
     picked = [
         (getattr(s, column), s.end - s.start)
         for s in samples

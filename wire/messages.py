@@ -350,8 +350,8 @@ class Event:
             return
         if self.drug is None or self.planned is None:
             raise WireDecodeError("missing", "drug" if self.drug is None else "planned", "dose events name their dose")
-        if not isinstance(self.drug, str) or not 0 < len(self.drug) <= 64:
-            raise WireDecodeError("range", "drug", "1-64 characters")
+        if not isinstance(self.drug, str) or not 0 < len(self.drug) <= MAX_TEXT or not self.drug.strip():
+            raise WireDecodeError("range", "drug", f"a plan's drug name, 1-{MAX_TEXT} characters")
         check_range("planned", self.planned, 0, 1e11)
 
 

@@ -21,7 +21,8 @@ from server.thresholds import DEFAULTS, InForce, VersionRow, limits_from_json
 from wire import ACTIVITY_CLASSES, Limits
 
 
-def _pct(part: float, whole: float, digits: int) -> float | None:
+def pct(part: float, whole: float, digits: int = 1) -> float | None:
+    """``part`` as a percentage of ``whole``, rounded; None for an empty whole."""
     return None if whole <= 0 else round(100.0 * part / whole, digits)
 
 
@@ -90,4 +91,4 @@ def time_beyond(
         level, _ = vital_level(name, bucket_value(edges[name], band.bucket), lim)
         beyond += band.seconds if level != "ok" else 0.0
         red += band.seconds if level == "red" else 0.0
-    return _pct(beyond, total, 2), _pct(red, total, 2)
+    return pct(beyond, total, 2), pct(red, total, 2)

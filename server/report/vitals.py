@@ -14,16 +14,12 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from server.report.inputs import DayStats, Pause, ReportData
-from server.report.limits import time_beyond
+from server.report.limits import pct, time_beyond
 from server.trends import ARRHYTHMIA_FLAGS, AlertMark, Episode, LimitBand, SeriesPoint, limit_bands
 
 HOUR_S = 3600.0
 SHORT_DAY_HOURS = 12.0  # a whole day with less good signal than this is a short day (pro rata for part days)
 LONGEST_SHOWN = 5  # pauses and episodes listed
-
-
-def _pct(part: float, whole: float, digits: int = 1) -> float | None:
-    return None if whole <= 0 else round(100.0 * part / whole, digits)
 
 
 def _mean(total: float, n: int, digits: int = 1) -> float | None:
@@ -201,10 +197,10 @@ def rhythm_section(data: ReportData) -> tuple[str, RhythmBody]:
     s = data.day_stats
     monitored, af, ectopic = _total(s, "good_s"), _total(s, "af_s"), int(_total(s, "ectopic"))
     body = RhythmBody(
-        _hours(monitored), _hours(af), _pct(af, monitored, 2), int(_total(s, "pause_windows")),
+        _hours(monitored), _hours(af), pct(af, monitored, 2), int(_total(s, "pause_windows")),
         int(_total(s, "long_pauses")), list(data.pauses[:LONGEST_SHOWN]), ectopic,
         _rate(ectopic, _total(s, "ectopic_s") / HOUR_S),
-        _pct(ectopic, _total(s, "ectopic_beats"), 2), episode_counts(data.episodes),
+        pct(ectopic, _total(s, "ectopic_beats"), 2), episode_counts(data.episodes),
         sorted(data.episodes, key=lambda e: (-_duration(e), e.start))[:LONGEST_SHOWN],
         sorted(data.episodes, key=lambda e: e.start),
     )  # fmt: skip
@@ -263,7 +259,7 @@ def completeness_section(data: ReportData) -> tuple[str, CompletenessBody]:
     good = _total(data.day_stats, "good_s")
     length = (data.period.end - data.period.start).total_seconds()
     body = CompletenessBody(
-        days, _hours(good), _rate(good / HOUR_S, length / 86400.0), _pct(good, length), SHORT_DAY_HOURS,
+        days, _hours(good), _rate(good / HOUR_S, length / 86400.0), pct(good, length), SHORT_DAY_HOURS,
         sum(d.short for d in days), sum(d.recorded_h == 0 for d in days),
     )  # fmt: skip
     return _completeness_headline(body), body

@@ -196,3 +196,10 @@ def test_the_dose_alert_of_a_drug_with_the_longest_name_goes_down_to_the_phone()
     assert decode(encode(notice)) == notice
     with pytest.raises(WireDecodeError):
         Notify("dev-1", 1_700_000_000.0, Level.YELLOW, "x", parameter=parameter_of(name) + "b")
+
+
+@pytest.mark.parametrize("drug", ["   ", "", "b" * 65])
+def test_a_dose_event_names_a_drug_a_plan_could_have(drug: str) -> None:
+    with pytest.raises(WireDecodeError) as err:
+        Event("dev-1", 5, EventType.DOSE_TAKEN, 1_700_000_100.0, drug=drug, planned=1_700_000_000.0)
+    assert err.value.field == "drug"
