@@ -46,6 +46,8 @@ DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 FIRST_YEAR, LAST_YEAR = 1900, 2999  # days outside are refused (no clock arithmetic near year 1 or 9999)
 DEFAULT_ON_TIME_MINUTES = 60
 DEFAULT_GRACE_MINUTES = 180
+MAX_ON_TIME_MINUTES = 24 * 60
+MAX_GRACE_MINUTES = 7 * 24 * 60
 
 
 @dataclass(frozen=True)
@@ -134,8 +136,8 @@ class MedicationPlan:
             if drug.name.casefold() in seen:
                 raise WireDecodeError("range", f"drugs[{i}].name", f"{drug.name!r} is listed twice")
             seen.add(drug.name.casefold())
-        _whole("on_time_minutes", self.on_time_minutes, 1, 24 * 60)
-        _whole("grace_minutes", self.grace_minutes, 1, 7 * 24 * 60)
+        _whole("on_time_minutes", self.on_time_minutes, 1, MAX_ON_TIME_MINUTES)
+        _whole("grace_minutes", self.grace_minutes, 1, MAX_GRACE_MINUTES)
         if self.grace_minutes < self.on_time_minutes:
             raise WireDecodeError("range", "grace_minutes", "must be at least on_time_minutes")
 

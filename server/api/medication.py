@@ -21,14 +21,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from server import adherence, medication, queries, store
 from server.adherence import DoseOutcome, DrugAdherence
 from server.api.deps import ConnDep, CurrentUser, SettingsDep, check_range
-from server.api.patients import require_patient
+from server.api.patients import require_patient, span
+from server.queries import PatientRow
 from server.medication import PlanError, PlanVersion
 from server.phone_config import CONFIG_CHANNEL
 from server.records import ts
-from wire.medication import DEFAULT_GRACE_MINUTES, DEFAULT_ON_TIME_MINUTES
+from wire.medication import (
+    DEFAULT_GRACE_MINUTES, DEFAULT_ON_TIME_MINUTES, MAX_DRUGS, MAX_EVERY_HOURS, MAX_GRACE_MINUTES, MAX_INSTRUCTIONS,
+    MAX_ON_TIME_MINUTES, MAX_TEXT, MAX_TIMES,
+)  # fmt: skip
 
 router = APIRouter(tags=["medication"])
-MAX_SPAN = timedelta(days=400)
 DEFAULT_SPAN = timedelta(days=7)
 Start = Annotated[datetime | None, Query(description="ISO 8601; default: `end` minus 7 days")]
 End = Annotated[datetime | None, Query(description="ISO 8601; default: now")]
@@ -39,13 +42,13 @@ class DrugIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, never silently ignored
 
-    name: str = Field(min_length=1, max_length=64)
-    dose: str = Field(min_length=1, max_length=64, description="e.g. 5 mg, 1 tablet")
-    times: list[str] = Field(min_length=1, max_length=12, description="local times of day HH:MM")
-    every_hours: int | None = Field(default=None, ge=1, le=168, description="instead of times of day: the interval")
+    name: str = Field(min_length=1, max_length=MAX_TEXT)
+    dose: str = Field(min_length=1, max_length=MAX_TEXT, description="e.g. 5 mg, 1 tablet")
+    times: list[str] = Field(min_length=1, max_length=MAX_TIMES, description="local times of day HH:MM")
+    every_hours: int | None = Field(default=None, ge=1, le=MAX_EVERY_HOURS, description="instead of times of day: the interval")
     start: date | None = Field(default=None, description="first local day (needed with every_hours)")
     end: date | None = Field(default=None, description="last local day, inclusive")
-    instructions: str = Field(default="", max_length=500)
+    instructions: str = Field(default="", max_length=MAX_INSTRUCTIONS)
     critical: bool = Field(default=False, description="repeated missed doses raise an alert")
 
 
@@ -54,20 +57,18 @@ class PlanIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    time_zone: str = Field(min_length=1, max_length=64, description="the patient's IANA time zone")
-    drugs: list[DrugIn] = Field(default_factory=list, max_length=30)
-    on_time_minutes: int = Field(default=DEFAULT_ON_TIME_MINUTES, ge=1, le=1440)
-    grace_minutes: int = Field(default=DEFAULT_GRACE_MINUTES, ge=1, le=10080)
+    time_zone: str = Field(min_length=1, max_length=MAX_TEXT, description="the patient's IANA time zone")
+    drugs: list[DrugIn] = Field(default_factory=list, max_length=MAX_DRUGS)
+    on_time_minutes: int = Field(default=DEFAULT_ON_TIME_MINUTES, ge=1, le=MAX_ON_TIME_MINUTES)
+    grace_minutes: int = Field(default=DEFAULT_GRACE_MINUTES, ge=1, le=MAX_GRACE_MINUTES)
     reason: str = Field(default="", max_length=2000)
 
 
-def _period(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
-    start, end = check_range(start, end)
-    end = end or ((start + DEFAULT_SPAN) if start else datetime.now(timezone.utc))
-    start = start or end - DEFAULT_SPAN
-    if end - start > MAX_SPAN:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"end: at most {MAX_SPAN.days} days after start")
-    return start, end
+def _period(patient: PatientRow, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    """7 days up to now by default (doses are due whether data came or not); else as :func:`span`."""
+    s, e = check_range(start, end)
+    e = e or ((s + DEFAULT_SPAN) if s else datetime.now(timezone.utc))
+    return span(patient, s or e - DEFAULT_SPAN, e)
 
 
 @router.get("/api/patients/{patient_id}/medication")
@@ -109,8 +110,7 @@ def _dose_json(d: DoseOutcome) -> dict[str, Any]:
 def dose_history(patient_id: int, conn: ConnDep, user: CurrentUser, start: Start = None,
                  end: End = None) -> dict[str, Any]:  # fmt: skip
     """Each dose planned in [start, end) (up to now), by time, with its status (docs/medication.md)."""
-    require_patient(conn, user, patient_id)
-    start, end = _period(start, end)
+    start, end = _period(require_patient(conn, user, patient_id), start, end)
     doses = adherence.dose_history(conn, patient_id, start, end)
     store.audit(conn, user, "read:doses", [patient_id], {"start": start.isoformat(), "end": end.isoformat()})
     return {"start": start, "end": end, "doses": [_dose_json(d) for d in doses]}
@@ -120,8 +120,7 @@ def dose_history(patient_id: int, conn: ConnDep, user: CurrentUser, start: Start
 def drug_adherence(patient_id: int, conn: ConnDep, user: CurrentUser, settings: SettingsDep, start: Start = None,
                    end: End = None) -> dict[str, Any]:  # fmt: skip
     """Per drug over [start, end): doses planned, on time, late, skipped, missed, unconfirmed, streaks."""
-    require_patient(conn, user, patient_id)
-    start, end = _period(start, end)
+    start, end = _period(require_patient(conn, user, patient_id), start, end)
     drugs = adherence.adherence(conn, patient_id, start, end)
     store.audit(conn, user, "read:adherence", [patient_id], {"start": start.isoformat(), "end": end.isoformat()})
     return {"start": start, "end": end, "low_share": settings.adherence_low_share,
