@@ -16,7 +16,6 @@ once when the broker is reachable and later, in order, when it is not.
 from __future__ import annotations
 
 import sqlite3
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -98,7 +97,7 @@ def create_app(agent: EdgeAgent) -> FastAPI:
     def panic(body: PanicIn, agent: AgentDep) -> dict[str, Any]:
         if not body.confirmed:
             raise HTTPException(409, "confirm the panic press first")
-        now = time.time()
+        now = agent.clock()  # the agent's clock, as its fixes and doses use
         event = press_panic(agent.outbox, agent.device_id, now, where=agent.panic_position(now))
         agent.poll()
         return {"seq": event.seq}

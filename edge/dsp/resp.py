@@ -29,9 +29,10 @@ what carries breathing:
 * where more than ``MAX_IRREGULAR`` of the intervals are off (atrial
   fibrillation, frequent ectopy) the RR series carries no RSA and only the
   amplitude is used;
-* a series whose kept samples leave more than ``1 - MIN_COVERAGE`` of the
-  span in gaps longer than ``MAX_GAP_S`` is unusable: across such a gap the
-  interpolation would invent breaths;
+* a series is unusable when less than ``MIN_COVERAGE`` of the span is
+  covered, each interval between kept samples covering at most ``MAX_GAP_S``
+  (so a long gap counts all but its first ``MAX_GAP_S`` as uncovered): across
+  such a gap the interpolation would invent breaths;
 * beats sample breathing, so a rate above ``BREATHS_PER_BEAT`` of the heart
   rate cannot be told from an alias (Nyquist: half the heart rate) and is
   unusable. A true rate above ~0.65 of the heart rate aliases below that
