@@ -3,7 +3,7 @@
 A :class:`LocationSource` answers "which fixes fell in [start, end)?". A real
 phone plugs its OS location service in through :class:`FixBuffer` (the
 service's callback calls :meth:`FixBuffer.push`); the simulators' GPS track
-(:class:`simulators.gps.GpsTrackSource`) implements the protocol directly.
+(:func:`simulators.gps.track_source`) fills a :class:`FixBuffer` with its track.
 
 The agent (:mod:`edge.agent`) asks only while the latest applied
 ``wire.Config`` has ``share_location`` true: a summary window gets the

@@ -6,19 +6,18 @@ heading that wanders (random walk, ~20 degrees per minute), turning home for the
 second half of each outing so the patient comes back. Positions use a local
 flat-earth approximation, ample for a few kilometres.
 
-:class:`GpsTrackSource` plays a scenario's track (the one in its ground truth)
-as the phone's :class:`edge.location.LocationSource`.
+:func:`track_source` plays a scenario's track (the one in its ground truth)
+as the phone's location source, in the agent's own :class:`edge.location.FixBuffer`.
 """
 
 from __future__ import annotations
 
-import bisect
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from edge.location import Fix
+from edge.location import Fix, FixBuffer
 from simulators.scenarios import Scenario
 
 SPEED_M_S = {"walk": 1.3, "run": 2.8}
@@ -69,18 +68,10 @@ def scenario_track(scenario: Scenario, duration_s: float, step_s: float = TRACK_
     return gps_track(scenario, duration_s, np.random.default_rng([scenario.seed, 17]), step_s)
 
 
-class GpsTrackSource:
-    """A GPS track as the phone's location source; fix times are ``start_time`` plus the track's offsets."""
-
-    def __init__(self, track: list[GpsFix], start_time: float) -> None:
-        self._fixes = [Fix(start_time + f.time, f.lat, f.lon) for f in track]
-        self._times = [f.time for f in self._fixes]
-
-    @classmethod
-    def for_scenario(cls, scenario: Scenario, start_time: float, duration_s: float) -> GpsTrackSource:
-        """The track of :func:`scenario_track` from ``start_time``."""
-        return cls(scenario_track(scenario, duration_s), start_time)
-
-    def fixes(self, start: float, end: float) -> list[Fix]:
-        """The fixes with ``start <= time < end``, oldest first."""
-        return self._fixes[bisect.bisect_left(self._times, start) : bisect.bisect_left(self._times, end)]
+def track_source(scenario: Scenario, start_time: float, duration_s: float) -> FixBuffer:
+    """The track of :func:`scenario_track` from ``start_time`` as the phone's location source: the fixes
+    pushed, as the OS would, into the agent's own buffer (kept whole)."""
+    source = FixBuffer(keep_s=math.inf)
+    for f in scenario_track(scenario, duration_s):
+        source.push(Fix(start_time + f.time, f.lat, f.lon))
+    return source

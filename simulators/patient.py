@@ -18,7 +18,7 @@ network, and go out when it is back (the MQTT session itself stays up, so the
 broker sees no last will; a dropped session is the uplink's own business).
 
 The phone has the scenario's GPS track as its location source
-(:class:`simulators.gps.GpsTrackSource`); positions leave it only while the
+(:func:`simulators.gps.track_source`); positions leave it only while the
 server's ``config`` says the patient consented (``share_location``).
 """
 
@@ -35,7 +35,7 @@ from edge.doses import DoseError, DoseKeeper
 from edge.outbox import Outbox
 from edge.sensors import Notification
 from edge.uplink import Uplink
-from simulators.gps import GpsTrackSource
+from simulators.gps import track_source
 from simulators.medication import DoseTruth, hr_offsets
 from simulators.scenarios import Action, Scenario
 from simulators.truth import scenario_doses
@@ -187,7 +187,7 @@ async def run_patient(
     agent = EdgeAgent(
         device_id, source, outbox, uplink,
         window_seconds=window_seconds, batch_windows=batch_windows, strip_seconds=STRIP_SECONDS,
-        location=GpsTrackSource.for_scenario(scenario, start_time, duration_s),
+        location=track_source(scenario, start_time, duration_s),
         clock=lambda: wearable.start_time + wearable.now,
     )
     source.locate = agent.panic_position

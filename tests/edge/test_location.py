@@ -31,7 +31,7 @@ from server.ingest import Ingestor
 from server.mobility import gps_distance_m
 from server.settings import ServerSettings
 from server.store import add_patient
-from simulators.gps import GpsTrackSource
+from simulators.gps import track_source
 from simulators.patient import perform_action
 from simulators.scenarios import Action, load_scenario
 from simulators.wearable import VirtualWearable
@@ -139,7 +139,7 @@ class Deployment:
         wearable = VirtualWearable(scenario, start_time=T0, duration_s=DURATION, speed=0, strap="hrs")
         source = WearableWaitingForConfig(wearable, wait=share is not None)
         agent = EdgeAgent(device, source, box, uplink, window_seconds=60, batch_windows=3,
-                          location=GpsTrackSource.for_scenario(scenario, T0, DURATION))  # fmt: skip
+                          location=track_source(scenario, T0, DURATION))  # fmt: skip
         source.agent = agent
         return agent, uplink
 
