@@ -33,9 +33,12 @@ function at(iso) { // a short local date and time
   return iso ? new Date(iso).toLocaleString([], { dateStyle: "medium", timeStyle: "short" }) : "—";
 }
 
+// "dose:<drug>" is a critical drug's missed doses (server/dose_alerts.py)
+const parameterName = (v) => PARAMETER[v] || (v.startsWith("dose:") ? `missed doses of ${v.slice(5)}` : v);
+
 const FORMATS = {
   at,
-  parameter: (v) => PARAMETER[v] || v,
+  parameter: parameterName,
   n0: (v) => num(v, 0),
   n1: (v) => num(v, 1),
   h: (v) => (v === null || v === undefined ? "—" : `${num(v, 1)} h`),
@@ -45,7 +48,7 @@ const FORMATS = {
   range: (s) => (s.low === null ? "—" : `${num(s.low)}–${num(s.high)} ${s.unit}`),
   limit: (l) => `${l.parameter.replace("_rate", "").replace("@", " at ")} yellow ≤${num(l.yellow_low)}/≥${num(l.yellow_high)},`
     + ` red ≤${num(l.red_low)}/≥${num(l.red_high)} (${l.source})`,
-  alertWhat: (a) => `${PARAMETER[a.parameter] || a.parameter}${a.value !== null ? ` ${num(a.value, a.parameter === "pause" ? 1 : 0)} ${UNIT[a.parameter] || ""}` : ""}`,
+  alertWhat: (a) => `${parameterName(a.parameter)}${a.value !== null ? ` ${num(a.value, a.parameter === "pause" ? 1 : 0)} ${UNIT[a.parameter] || ""}` : ""}`,
   alertOutcome: (a) => [
     a.acked_at ? `acknowledged by ${a.acked_by} after ${dur(a.seconds_to_ack)}${quoted(a.ack_note)}` : "never acknowledged",
     a.state !== "resolved" ? "still active"

@@ -83,7 +83,7 @@ class DayStats:
     active_s: float = 0.0  # windows classed walk or run
     af_s: float = 0.0  # usable windows flagged af_suspected
     pause_windows: int = 0  # usable windows flagged pause
-    long_pauses: int = 0  # usable windows whose longest RR interval is >= 3 s
+    long_pauses: int = 0  # usable windows flagged pause whose longest RR interval is >= 3 s
     ectopic: int = 0  # ectopic beats counted in usable windows
     ectopic_beats: int = 0  # all beats of the usable windows that counted ectopic beats
     ectopic_s: float = 0.0  # and their duration

@@ -55,7 +55,7 @@ SELECT GROUPING(day, activity, hb, rb) AS set, activity, hb, rb,
   COALESCE(sum(d) FILTER (WHERE activity IN ('walk', 'run')), 0),
   COALESCE(sum(d) FILTER (WHERE u AND 'af_suspected' = ANY(flags)), 0),
   (count(*) FILTER (WHERE u AND 'pause' = ANY(flags)))::int,
-  (count(*) FILTER (WHERE u AND pause_max >= %(long)s))::int,
+  (count(*) FILTER (WHERE u AND 'pause' = ANY(flags) AND pause_max >= %(long)s))::int,
   COALESCE(sum(ectopic) FILTER (WHERE u), 0)::bigint,
   COALESCE(sum(beats) FILTER (WHERE u AND ectopic IS NOT NULL), 0)::bigint,
   COALESCE(sum(d) FILTER (WHERE u AND ectopic IS NOT NULL), 0)
