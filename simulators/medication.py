@@ -85,10 +85,18 @@ class MedicationScript:
         """Parse and check a scenario's ``medication`` object (ValueError naming the problem)."""
         data = dict(raw)
         taking = data.pop("taking", {"on_time": 1.0})
-        doses = tuple(DoseOverride(**d) for d in data.pop("doses", ()))
-        effects = tuple((drug, float(e["hr_bpm"]), float(e["hours"])) for drug, e in data.pop("effects", {}).items())
+        try:
+            doses = tuple(DoseOverride(**d) for d in data.pop("doses", ()))
+            effects = tuple((drug, float(e["hr_bpm"]), float(e["hours"]))
+                            for drug, e in data.pop("effects", {}).items())  # fmt: skip
+            named = {d["name"] for d in data.get("drugs", ())}
+        except (TypeError, KeyError) as exc:  # a field missing or unknown
+            raise ValueError(f"medication: doses, effects or drugs malformed ({exc!r})") from exc
         if any(not -60 <= bpm <= 60 or not 0 < hours <= 72 for _, bpm, hours in effects):
             raise ValueError("medication.effects: hr_bpm within -60..60 and hours within 0..72")
+        strangers = sorted(({o.drug for o in doses} | {drug for drug, _, _ in effects}) - named)
+        if strangers:  # a misspelt drug would silently be drawn at random or have no effect
+            raise ValueError(f"medication.doses/effects: {strangers} not among the plan's drugs {sorted(named)}")
         script = cls(data, tuple(sorted(taking.items())), doses, effects)
         unknown = set(taking) - set(BEHAVIOURS)
         if unknown or any(p < 0 for p in taking.values()) or sum(taking.values()) <= 0:
@@ -130,6 +138,8 @@ def dose_truth(script: MedicationScript, plan: MedicationPlan, start_time: float
         pinned = next((o.do for o in script.doses if o.drug == dose.drug and o.n == n), None)
         drawn = str(names[int(rng.choice(len(names), p=p))])
         behaviour = pinned or drawn
+        if behaviour == "late" and dose.closes_at <= dose.on_time_until:
+            behaviour = "on_time"  # no late window (the next dose cuts it): a late tap would be on time
         u = float(rng.uniform(0.05, 0.95))
         if behaviour == "on_time":
             tap: float | None = dose.planned + u * 0.5 * (dose.on_time_until - dose.planned)

@@ -17,6 +17,7 @@ from server.ingest import Ingestor
 from server.settings import ServerSettings
 from server.store import add_patient
 from simulators.medication import MedicationScript, dose_truth, hr_offsets
+from wire.medication import schedule
 from simulators.patient import run_patient
 from simulators.scenarios import Scenario, load_scenario
 from simulators.truth import scenario_doses
@@ -39,6 +40,13 @@ def test_habits_are_seeded_and_pinned_doses_do_what_they_say() -> None:
     assert script is not None
     often = MedicationScript(script.plan, (("forgotten", 1.0),))
     assert {t.behaviour for t in dose_truth(often, often.plan_at(START), START, 3 * 86_400, 1)} == {"forgotten"}
+    hourly = {"time_zone": "UTC", "on_time_minutes": 60, "drugs": [{"name": "a", "dose": "1", "times": ["00:00"],
+                                                                     "every_hours": 1, "start": "2026-05-04"}]}  # fmt: skip
+    late = MedicationScript.from_dict({**hourly, "taking": {"late": 1.0}})
+    plan = late.plan_at(START)
+    doses = {d.planned: d for d in schedule(plan, START, START + 6 * 3600)}
+    for t in dose_truth(late, plan, START, 6 * 3600, 1):  # no late window left: a late tap would score on time
+        assert t.behaviour == "on_time" and t.tap is not None and t.tap <= doses[t.planned].on_time_until
 
 
 def test_a_rate_control_dose_taken_lowers_the_heart_rate_and_a_forgotten_one_does_not() -> None:
@@ -67,6 +75,12 @@ def test_a_bad_medication_block_is_a_clear_error(tmp_path: Path) -> None:
     strong = {"name": "x", "medication": {"time_zone": "UTC", "drugs": [], "effects": {"a": {"hr_bpm": -90, "hours": 1}}}}
     with pytest.raises(ValueError, match="effects"):
         Scenario.from_dict(strong)
+    misspelt = {"name": "x", "medication": {**bad["medication"], "drugs": [{"name": "a", "dose": "1", "times": ["08:00"]}],
+                                            "doses": [{"drug": "A ", "n": 0, "do": "late"}]}}  # fmt: skip
+    with pytest.raises(ValueError, match="not among the plan's drugs"):
+        Scenario.from_dict(misspelt)
+    with pytest.raises(ValueError, match="malformed"):
+        Scenario.from_dict({"name": "x", "medication": {**misspelt["medication"], "doses": [{"drug": "a"}]}})
     path = tmp_path / "s.json"
     path.write_text(json.dumps({**bad, "medication": {**bad["medication"], "doses": [{"drug": "a", "n": 0, "do": "x"}]}}))
     with pytest.raises(ValueError, match="dose behaviour"):
