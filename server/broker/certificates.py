@@ -109,7 +109,7 @@ def ensure_server_certificate(
     """Issue the broker's certificate for ``names`` unless a valid one for them exists; True if issued."""
     if not names:
         raise CertificateError("the broker's certificate needs at least one host name or address")
-    if cert_path.exists() and key_path.exists() and _still_good(cert_path, ca[0], names, now):
+    if cert_path.exists() and key_path.exists() and _still_good(cert_path, key_path, ca[0], names, now):
         return False
     ca_cert, ca_key = ca
     key = ec.generate_private_key(ec.SECP256R1())
@@ -138,13 +138,18 @@ def certificate_names(cert_path: Path) -> list[str]:
     return [str(n.value) for n in san]
 
 
-def _still_good(cert_path: Path, ca_cert: x509.Certificate, names: list[str], now: dt.datetime) -> bool:
+def _still_good(cert_path: Path, key_path: Path, ca_cert: x509.Certificate, names: list[str],
+                now: dt.datetime) -> bool:  # fmt: skip
+    """The broker's certificate can stay: readable, far from expiry, from this CA, for these names, and
+    of the key beside it (a run stopped between writing the two leaves a pair Mosquitto would refuse)."""
     try:
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    except ValueError:
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    except (ValueError, TypeError):
         return False
     fresh = cert.not_valid_after_utc - now > dt.timedelta(days=RENEW_BEFORE_DAYS)
-    return fresh and cert.issuer == ca_cert.subject and set(names) <= set(certificate_names(cert_path))
+    ours = cert.public_key().public_bytes(*_SPKI) == key.public_key().public_bytes(*_SPKI)
+    return fresh and ours and cert.issuer == ca_cert.subject and set(names) <= set(certificate_names(cert_path))
 
 
 _SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from server.broker.certificates import (
     RENEW_BEFORE_DAYS, SERVER_DAYS, CertificateError, certificate_names, ensure_ca, ensure_server_certificate,
@@ -61,3 +62,13 @@ def test_unusable_files_are_refused_clearly(tmp_path: Path) -> None:
         init_broker(tmp_path / "b", own=OwnTls(tmp_path / "ca.pem", tmp_path / "s.key"), now=NOW)
     with pytest.raises(ValueError, match="both"):
         init_broker(tmp_path / "c", own=OwnTls(cert=tmp_path / "s.pem"), now=NOW)
+
+
+def test_a_certificate_left_beside_another_key_is_issued_again(tmp_path: Path) -> None:
+    first = init_broker(tmp_path, BrokerOptions(), ["broker.example.org"], now=NOW)
+    init_broker(tmp_path / "other", BrokerOptions(), ["broker.example.org"], now=NOW)
+    first.tls.key.write_bytes((tmp_path / "other" / "tls" / first.tls.key.name).read_bytes())  # a run cut short
+    again = init_broker(tmp_path, BrokerOptions(), ["broker.example.org"], now=NOW)
+    assert again.issued  # before, the names and dates looked fine and the mismatched pair was kept
+    key = serialization.load_pem_private_key(again.tls.key.read_bytes(), password=None)
+    assert cert(again.tls.cert).public_key().public_numbers() == key.public_key().public_numbers()  # type: ignore[union-attr]
