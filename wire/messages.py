@@ -188,6 +188,9 @@ class SummaryWindow:
 
     def _check(self) -> None:
         """Every check, in order; the first that fails raises (field-by-field, for the error's reason and field)."""
+        for name in ("start", "end", "beats", "quality"):  # _WINDOW_REQUIRED_NUMBERS: the range checks pass None
+            if getattr(self, name) is None:
+                raise WireDecodeError("type", name, "null is not a value here")
         check_range("start", self.start, *WINDOW_RANGES["start"])
         check_range("end", self.end, *WINDOW_RANGES["end"])
         if self.end <= self.start:
@@ -225,7 +228,7 @@ WINDOW_RANGES: dict[str, tuple[float, float]] = {
 }  # fmt: skip
 WINDOW_COUNTS = ("ectopic", "steps", "posture_changes")  # integers 0..MAX_COUNT or None
 MAX_COUNT = 1_000_000
-_WINDOW_REQUIRED_NUMBERS = frozenset({"start", "end", "beats", "quality"})  # None is not valid here
+_WINDOW_REQUIRED_NUMBERS = frozenset({"start", "end", "beats", "quality"})  # None is not valid here (_check too)
 _LAT, _LON = LOCATION_RANGES["lat"], LOCATION_RANGES["lon"]
 _WINDOW_INTEGERS = frozenset({"beats", "battery"})  # a float is refused here, as check_int refuses it
 _WINDOW_NUMBER_CHECKS = tuple((name, lo, hi, name not in _WINDOW_REQUIRED_NUMBERS, name in _WINDOW_INTEGERS)

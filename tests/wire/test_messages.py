@@ -6,6 +6,7 @@ import math
 from dataclasses import astuple
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -98,3 +99,12 @@ def test_a_missing_field_is_the_same_error_as_from_init() -> None:
         assert "beats" in str(exc) or "colour" in str(exc)
     else:
         raise AssertionError("a window without beats was built")
+
+
+@pytest.mark.parametrize("name", ["start", "end", "beats", "quality"])
+def test_a_required_number_given_as_none_is_refused_the_same_way_by_every_path(name: str) -> None:
+    fields = {"start": T0, "end": T0 + 60, "beats": 60, "quality": 0.9, name: None}
+    with pytest.raises(WireDecodeError) as built:
+        SummaryWindow(**fields)  # type: ignore[arg-type]
+    assert (built.value.reason, built.value.field) == ("type", name)
+    assert SummaryWindow.if_valid(fields) is None
