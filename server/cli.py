@@ -348,15 +348,14 @@ def _run_patients_export(args: argparse.Namespace) -> int:
 
     import psycopg
 
-    from server import data_export, store
+    from server import data_export, queries, store
     from server.settings import get_settings
 
     quality, now = get_settings().min_quality, datetime.now(timezone.utc)
     out = Path(args.out or data_export.archive_name(args.patient_id, now))
     with psycopg.connect(_database_url(), autocommit=True) as conn:
         user = replace(_operator(conn, args.by), reason=args.reason)
-        if conn.execute("SELECT 1 FROM patients WHERE id = %s AND erased_at IS NULL",
-                        (args.patient_id,)).fetchone() is None:  # fmt: skip
+        if queries.patient_by_id(conn, args.patient_id) is None:  # before the audit row, which names the patient
             raise CliError(f"patients export: no patient {args.patient_id}")
         store.audit(conn, user, "export:all", [args.patient_id], {"format": data_export.FORMAT, "via": "cli"})
         # A whole health record: readable by its owner only from the first byte, and no half archive left.

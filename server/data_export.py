@@ -37,7 +37,7 @@ from psycopg.rows import class_row
 from server import exports, wfdb_writer
 from server.patient_tables import Scope, discover
 from server.records import ROLLUPS
-from server.queries import STRIP_DATA_SELECT, SUMMARY_SELECT, PatientRow, SummaryRow, patient_row, strip_data
+from server.queries import STRIP_DATA_SELECT, SUMMARY_SELECT, PatientRow, SummaryRow, patient_by_id, strip_data
 
 FORMAT = "pisces-export/1"
 CHUNK = 64 * 1024  # bytes handed to the client at a time
@@ -92,9 +92,9 @@ def export_archive(conn: psycopg.Connection[Any], patient_id: int, requested_by:
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         conn.execute("SET LOCAL TimeZone = 'UTC'")
         conn.execute("SET LOCAL DateStyle = 'ISO, YMD'")
-        patient = patient_row(conn, patient_id)
+        patient = patient_by_id(conn, patient_id)
         if patient is None:
-            raise ExportError(f"no patient {patient_id}")
+            raise ExportError(f"no patient {patient_id} (or erased)")
         spool = _Spool()
         files: list[dict[str, Any]] = []
         with zipfile.ZipFile(spool, "w", zipfile.ZIP_DEFLATED) as archive:

@@ -206,12 +206,6 @@ def list_patients(conn: psycopg.Connection[Any], user: User, phases: Phases = Ph
     return sorted((_patient(r, phases) for r in rows), key=lambda p: (STATE_ORDER[p.state], p.name, p.id))
 
 
-def patient_row(conn: psycopg.Connection[Any], patient_id: int) -> PatientRow | None:
-    """One patient whoever asks (access is checked by the caller), erased or not."""
-    found = conn.execute(f"{PATIENT_SELECT} WHERE p.id = %(pid)s", {"pid": patient_id}).fetchone()
-    return _patient(found) if found else None
-
-
 def get_patient(
     conn: psycopg.Connection[Any], user: User, patient_id: int, phases: Phases = Phases()
 ) -> PatientRow | None:
