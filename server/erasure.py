@@ -39,12 +39,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import psycopg
 from psycopg.types.json import Jsonb
 
 from server import credentials
-from server.notify import downlink_client
+from server.notify import downlink_client, publish_retained
 from server.consent import PURPOSES
 from server.patient_tables import KEEP, KEPT_RECORDS, Scope, discover, kept_referencing
 from server.records import ROLLUPS
@@ -226,11 +225,7 @@ def _clear_retained(settings: Any, device_id: str) -> bool:
         deadline = time.monotonic() + DEVICE_TIMEOUT_S
         while not client.is_connected() and time.monotonic() < deadline:
             time.sleep(0.02)
-        info = client.publish(topic_for(device_id, Kind.CONFIG), b"", qos=1, retain=True)
-        info.wait_for_publish(DEVICE_TIMEOUT_S)
-        return info.rc == mqtt.MQTT_ERR_SUCCESS and info.is_published()
-    except (RuntimeError, ValueError):
-        return False
+        return publish_retained(client, topic_for(device_id, Kind.CONFIG), b"", DEVICE_TIMEOUT_S)
     finally:
         client.disconnect()
         client.loop_stop()

@@ -101,7 +101,12 @@ def downlink_client(settings: ServerSettings, client_id: str) -> mqtt.Client:
 
 def publish_config(client: mqtt.Client, config: Config, timeout: float = PUBLISH_TIMEOUT_S) -> bool:
     """Publish the limits in force as the device's retained config (QoS 1); True once the broker has it."""
-    info = client.publish(topic_for(config.device, Kind.CONFIG), encode(config), qos=1, retain=True)
+    return publish_retained(client, topic_for(config.device, Kind.CONFIG), encode(config), timeout)
+
+
+def publish_retained(client: mqtt.Client, topic: str, payload: bytes, timeout: float = PUBLISH_TIMEOUT_S) -> bool:
+    """Publish retained at QoS 1 (an empty payload clears what the broker keeps); True once the broker has it."""
+    info = client.publish(topic, payload, qos=1, retain=True)
     if info.rc != mqtt.MQTT_ERR_SUCCESS:
         return False
     try:
