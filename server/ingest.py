@@ -74,6 +74,7 @@ from psycopg.types.json import set_json_dumps, set_json_loads
 from server import consent, records, thresholds
 from server.alerting import judge_state
 from server.metrics import IngestMetrics, serve_metrics
+from server.ingest_client import IngestClient
 from server.notify import Notifier, broker_login
 from server.records import AlertChange
 from server.rules import RuleConfig, sync_levels
@@ -389,12 +390,13 @@ class Ingestor:
 
     def _make_client(self, settings: ServerSettings) -> mqtt.Client:
         v5 = settings.mqtt_protocol == "5"
-        client = mqtt.Client(
+        client = IngestClient(
             CallbackAPIVersion.VERSION2,
             client_id=settings.mqtt_client_id,
             clean_session=None if v5 else False,
             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
             manual_ack=True,
+            on_uplink=self._receive,
         )
         broker_login(client, settings)
         client.on_connect = self._on_connect
@@ -469,14 +471,20 @@ class Ingestor:
         else:
             log.error("subscription to %s refused: %s", self.subscriptions, codes)
 
-    def _on_message(self, client: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
-        if message.retain:  # MQTT 3.1.1: a retained copy sent because we subscribed, not news
+    def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        """A PUBLISH paho parsed itself (QoS 0 or 2, with properties: not the usual uplink's shape)."""
+        self._receive(message.topic, message.payload, message.mid, message.qos, message.retain)
+
+    def _receive(self, topic: str, payload: bytes, mid: int, qos: int, retain: bool) -> None:
+        """Queue a message for the worker thread (on paho's network thread; most come through the client's
+        fast path, :class:`server.ingest_client.IngestClient`)."""
+        if retain:  # MQTT 3.1.1: a retained copy sent because we subscribed, not news
             self.counters.retained_skipped += 1
             self.metrics.retained_skipped.inc()
-            if message.qos > 0:
-                client.ack(message.mid, message.qos)
+            if qos > 0:
+                self._client.ack(mid, qos)
             return
-        pending = _Pending(message.topic, message.payload, message.mid, message.qos, time.monotonic(), self._connections)
+        pending = _Pending(topic, payload, mid, qos, time.monotonic(), self._connections)
         self.counters.received += 1
         self.metrics.received.inc()
         self.metrics.pending.inc()
@@ -578,10 +586,12 @@ class Ingestor:
             self.metrics.commit_lag.observe(done - item.received)
             if outcome.changes and outcome.device_id:
                 self.counters.notified += self._notifier.send(outcome.device_id, outcome.changes)
-        for item, _ in items:
-            # A message from an earlier connection is with the broker again (same session): its
-            # redelivery will be acked as a duplicate; its old packet id means nothing now.
-            if item.qos > 0 and item.connection == self._connections:
+        # A message from an earlier connection is with the broker again (same session): its
+        # redelivery will be acked as a duplicate; its old packet id means nothing now.
+        now = [item for item, _ in items if item.qos > 0 and item.connection == self._connections]
+        self._client.ack_many(item.mid for item in now if item.qos == 1)
+        for item in now:
+            if item.qos == 2:
                 self._client.ack(item.mid, item.qos)
         self.metrics.pending.dec(len(items))
 
