@@ -8,11 +8,13 @@ rollups, threshold evaluation) with 1 and 2 worker processes on one shared subsc
 publish-to-commit latency (p50/p99) at half the 2-worker rate. During each throughput run it also
 prints where the machine's cores went (workers, their PostgreSQL backends, Mosquitto, publisher,
 everything else), read from /proc, since on a shared machine that decides what the figures mean.
+The load of the ceiling and throughput runs is published by the lean generator of ``mqtt_load.py``
+(``--publisher paho``: by paho, as before 2026-12-02), so that the publisher takes little of the cores.
 Everything runs on loopback: a Mosquitto of the benchmark's own on a free port, and a scratch database (dropped afterwards) on
 ``PISCES_BENCH_DATABASE_URL``, else ``PISCES_TEST_DATABASE_URL``, else an embedded PostgreSQL.
 
     .venv/bin/python bench/bench_ingest.py [--messages 20000] [--windows 5] [--devices 2000] [--workers 1,2]
-                                           [--batch-size N]
+                                           [--batch-size N] [--source fleet|fixed] [--publisher lean|paho]
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from server.settings import ServerSettings  # noqa: E402
 from server.store import migrate  # noqa: E402
 from wire import Kind, Summary, SummaryWindow, encode, topic_for  # noqa: E402
 from simulators.fleet import fleet_roster  # noqa: E402
+from mqtt_load import publish_all  # noqa: E402
 from simulators.summaries import SummaryStream  # noqa: E402
 
 T0 = 1_763_900_000.0
@@ -160,9 +163,16 @@ def database() -> Iterator[str]:
 # --- publishing -------------------------------------------------------------------------------
 
 
-def _publish_all(url: str, messages: list[tuple[str, bytes]]) -> None:
-    """Publish at QoS 1 as fast as the broker acknowledges (up to 1,000 in flight)."""
+PUBLISHER = {"publisher": "lean"}  # set by --publisher: what publishes the throughput runs' load
+
+
+def _publish_all(url: str, messages: list[tuple[str, bytes]], publisher: str = "lean") -> None:
+    """Publish at QoS 1 as fast as the broker acknowledges (up to 1,000 in flight): with the lean
+    generator of ``bench/mqtt_load.py`` (a few us of CPU a message) or with paho (~150 us)."""
     port = int(url.rsplit(":", 1)[1])
+    if publisher == "lean":
+        publish_all("127.0.0.1", port, messages, in_flight=1000, timeout=TIMEOUT_S)
+        return
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
@@ -178,7 +188,7 @@ def _publish_all(url: str, messages: list[tuple[str, bytes]]) -> None:
 def publish_in_background(url: str, messages: list[tuple[str, bytes]]) -> Any:
     """Start a publisher process; returns it (join it to wait)."""
     ctx = multiprocessing.get_context("spawn")
-    proc = ctx.Process(target=_publish_all, args=(url, messages), name="publisher")
+    proc = ctx.Process(target=_publish_all, args=(url, messages, PUBLISHER["publisher"]), name="publisher")
     proc.start()
     return proc
 
@@ -476,8 +486,11 @@ def main() -> None:
                         help="messages between an original and its duplicate (0: right after it)")
     parser.add_argument("--source", choices=("fleet", "fixed"), default="fleet",
                         help="window values from the simulators' summary-level fleet, or fixed ordinary ones")
+    parser.add_argument("--publisher", choices=("lean", "paho"), default="lean",
+                        help="the load's publisher: bench/mqtt_load.py, or paho (before 2026-12-02)")
     args = parser.parse_args()
     SOURCE["source"] = args.source
+    PUBLISHER["publisher"] = args.publisher
     counts = [int(n) for n in args.workers.split(",")]
     if args.batch_size:
         BATCH_SIZE["n"] = args.batch_size
@@ -486,7 +499,7 @@ def main() -> None:
     n_dups = len(range(0, args.messages, DUPLICATE_EVERY))
     print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores; "
           f"{args.messages:,} messages x {args.windows} windows, {args.devices:,} devices, "
-          f"{n_dups} sent twice in our runs")  # fmt: skip
+          f"{n_dups} sent twice in our runs; publisher {args.publisher}")  # fmt: skip
     with database() as db_url, mosquitto() as mqtt_url:
         migrate(db_url)
         with psycopg.connect(db_url) as conn:
