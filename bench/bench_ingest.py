@@ -49,7 +49,7 @@ from server.settings import ServerSettings  # noqa: E402
 from server.store import migrate  # noqa: E402
 from wire import Kind, Summary, SummaryWindow, encode, topic_for  # noqa: E402
 from simulators.fleet import fleet_roster  # noqa: E402
-from mqtt_load import publish_all  # noqa: E402
+from mqtt_load import publish_all, publish_paced  # noqa: E402
 from simulators.summaries import SummaryStream  # noqa: E402
 
 T0 = 1_763_900_000.0
@@ -166,18 +166,20 @@ def database() -> Iterator[str]:
 PUBLISHER = {"publisher": "lean"}  # set by --publisher: what publishes the throughput runs' load
 
 
-def _publish_all(url: str, messages: list[tuple[str, bytes]], publisher: str = "lean") -> None:
+def _publish_all(url: str, messages: list[tuple[str, bytes]], publisher: str, ready: Any) -> None:
     """Publish at QoS 1 as fast as the broker acknowledges (up to 1,000 in flight): with the lean
-    generator of ``bench/mqtt_load.py`` (a few us of CPU a message) or with paho (~150 us)."""
+    generator of ``bench/mqtt_load.py`` (a few us of CPU a message) or with paho (~150 us).
+    ``ready`` is set just before the first message goes out."""
     port = int(url.rsplit(":", 1)[1])
     if publisher == "lean":
-        publish_all("127.0.0.1", port, messages, in_flight=1000, timeout=TIMEOUT_S)
+        publish_all("127.0.0.1", port, messages, in_flight=1000, timeout=TIMEOUT_S, on_start=ready.set)
         return
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)
     client.loop_start()
+    ready.set()
     infos = [client.publish(t, p, qos=1) for t, p in messages]
     for info in infos:
         info.wait_for_publish(TIMEOUT_S)
@@ -186,10 +188,18 @@ def _publish_all(url: str, messages: list[tuple[str, bytes]], publisher: str = "
 
 
 def publish_in_background(url: str, messages: list[tuple[str, bytes]]) -> Any:
-    """Start a publisher process; returns it (join it to wait)."""
+    """Start a publisher process; returns it (join it to wait) once it is about to publish its first message.
+
+    The wait matters: a spawned process takes a second or more to start (it imports this module), and a
+    run timed from its start would count that second as ingest time (as the runs before 2026-12-02 did).
+    """
     ctx = multiprocessing.get_context("spawn")
-    proc = ctx.Process(target=_publish_all, args=(url, messages, PUBLISHER["publisher"]), name="publisher")
+    ready = ctx.Event()
+    proc = ctx.Process(target=_publish_all, args=(url, messages, PUBLISHER["publisher"], ready), name="publisher")
     proc.start()
+    if not ready.wait(60):
+        proc.kill()
+        raise TimeoutError("the publisher did not start in 60 s")
     return proc
 
 
@@ -396,9 +406,10 @@ def ours_throughput(
         warm_up(conn, mqtt_url, devices, n_workers)
         base = stored(conn)
         target = base + len(set(messages))
-        sampler = CpuSampler(cpu_roles(db_url, mqtt_url, f"t{n_workers}"))
+        roles = cpu_roles(db_url, mqtt_url, f"t{n_workers}")
+        proc = publish_in_background(mqtt_url, messages)  # returns as its first message goes out
+        sampler = CpuSampler(roles)
         start = time.perf_counter()
-        proc = publish_in_background(mqtt_url, messages)
         deadline = time.monotonic() + TIMEOUT_S
         while stored(conn) < target and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -422,6 +433,45 @@ END $$;
 CREATE TRIGGER bench_committed AFTER INSERT ON uplink_messages
 REFERENCING NEW TABLE AS fresh FOR EACH STATEMENT EXECUTE FUNCTION bench_committed();
 """
+
+
+def _publish_paced(url: str, messages: list[tuple[str, bytes]], rate: float, out: Any) -> None:
+    out.put(publish_paced("127.0.0.1", int(url.rsplit(":", 1)[1]), messages, rate, timeout=TIMEOUT_S))
+
+
+def _paced_in_background(url: str, messages: list[tuple[str, bytes]], rate: float) -> list[float]:
+    """Each message's send time (perf_counter), published at ``rate``/s by the lean generator in a process of
+    its own (so that its pacing never waits for this process's threads)."""
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    proc = ctx.Process(target=_publish_paced, args=(url, messages, rate, out), name="publisher")
+    proc.start()
+    try:
+        return out.get(timeout=TIMEOUT_S + len(messages) / rate)
+    finally:
+        proc.join(30)
+
+
+def _paced_with_paho(url: str, messages: list[tuple[str, bytes]], rate: float, keys: list[str]) -> dict[str, float]:
+    """As :func:`_paced_in_background`, by paho in this process (``--publisher paho``: before 2026-12-02)."""
+    sent: dict[str, float] = {}
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    pub.max_inflight_messages_set(1000)
+    pub.connect("127.0.0.1", int(url.rsplit(":", 1)[1]))
+    pub.loop_start()
+    start = time.perf_counter()
+    infos = []
+    for k, (topic, payload) in enumerate(messages):
+        due = start + k / rate
+        while (now := time.perf_counter()) < due:
+            time.sleep(min(0.001, due - now))
+        sent[keys[k]] = time.perf_counter()
+        infos.append(pub.publish(topic, payload, qos=1))
+    for info in infos:
+        info.wait_for_publish(TIMEOUT_S)
+    pub.disconnect()
+    pub.loop_stop()
+    return sent
 
 
 def ours_latency(
@@ -448,27 +498,16 @@ def ours_latency(
 
         thread = threading.Thread(target=listen, daemon=True)
         thread.start()
-        port = int(mqtt_url.rsplit(":", 1)[1])
-        pub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-        pub.max_inflight_messages_set(1000)
-        pub.connect("127.0.0.1", port)
-        pub.loop_start()
-        start = time.perf_counter()
-        for k, (topic, payload) in enumerate(messages):
-            due = start + k / rate
-            while (now := time.perf_counter()) < due:
-                time.sleep(min(0.001, due - now))
-            dev = topic.split("/")[2]
-            seq = 2 * 10**6 + k // devices
-            sent[f"{dev}:{seq}"] = time.perf_counter()
-            pub.publish(topic, payload, qos=1)
+        keys = [f"{topic.split('/')[2]}:{2 * 10**6 + k // devices}" for k, (topic, _) in enumerate(messages)]
+        if PUBLISHER["publisher"] == "lean":
+            sent.update(zip(keys, _paced_in_background(mqtt_url, messages, rate)))
+        else:
+            sent.update(_paced_with_paho(mqtt_url, messages, rate, keys))
         deadline = time.monotonic() + 30
         while len(seen) < len(sent) and time.monotonic() < deadline:
             time.sleep(0.05)
         stop.set()
         thread.join(5)
-        pub.disconnect()
-        pub.loop_stop()
         listener.close()
     lat = sorted(seen[k] - t for k, t in sent.items() if k in seen)
     return lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))], len(sent) - len(lat)

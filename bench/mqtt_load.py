@@ -15,11 +15,13 @@ with a failure reason code is an error.
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 CONNECT, CONNACK, PUBLISH_QOS1, PUBACK = 0x10, 0x20, 0x32, 0x40
 WRITE_BLOCK = 64 * 1024
@@ -55,10 +57,50 @@ def publish_packet(topic: str, payload: bytes, mid: int) -> bytes:
 
 
 def publish_all(host: str, port: int, messages: Sequence[tuple[str, bytes]], in_flight: int = 1000,
-                timeout: float = 120.0) -> float:  # fmt: skip
+                timeout: float = 120.0, on_start: Callable[[], Any] | None = None) -> float:  # fmt: skip
     """Publish ``messages`` at QoS 1 in order, at most ``in_flight`` unacknowledged; return once the
-    broker has acknowledged all. Returns the seconds from the first write to the last PUBACK."""
+    broker has acknowledged all. Returns the seconds from the first write to the last PUBACK.
+    ``on_start`` is called once connected, just before the first write."""
     packets = [publish_packet(t, p, k % 65535 + 1) for k, (t, p) in enumerate(messages)]
+    with _connected(host, port) as sock:
+        sock.setblocking(False)
+        if on_start is not None:
+            on_start()
+        return _pump(sock, packets, in_flight, timeout)
+
+
+def publish_paced(host: str, port: int, messages: Sequence[tuple[str, bytes]], rate: float,
+                  timeout: float = 120.0) -> list[float]:  # fmt: skip
+    """Publish ``messages`` at QoS 1 in order, message ``k`` at ``k / rate`` s after the start; return once
+    all are acknowledged, with each message's ``time.perf_counter()`` just before it was written (the same
+    clock in every process of the machine: CLOCK_MONOTONIC)."""
+    packets = [publish_packet(t, p, k % 65535 + 1) for k, (t, p) in enumerate(messages)]
+    sent_at: list[float] = []
+    acked = 0
+    buffer = bytearray()
+    with _connected(host, port) as sock:
+        sock.setblocking(True)
+        start = time.perf_counter()
+        deadline = time.monotonic() + timeout
+        while acked < len(packets):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{acked} of {len(packets)} messages acknowledged in {timeout:.0f} s")
+            now = time.perf_counter()
+            due = min(len(packets), int((now - start) * rate) + 1)
+            if due > len(sent_at):
+                first = len(sent_at)
+                sent_at.extend([now] * (due - first))
+                sock.sendall(b"".join(packets[first:due]))  # a few messages: the socket's buffer takes them
+            wait = start + len(sent_at) / rate - time.perf_counter() if len(sent_at) < len(packets) else 1.0
+            readable, _, _ = select.select([sock], [], [], min(max(wait, 0.0), 1.0))
+            if readable:
+                acked += _read_acks(sock, buffer, acked)
+    return sent_at
+
+
+@contextlib.contextmanager
+def _connected(host: str, port: int) -> Iterator[socket.socket]:
+    """A socket with an accepted MQTT 5 connection (clean start, a client id of its own)."""
     with socket.create_connection((host, port), timeout=10) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.sendall(connect_packet(f"bench-load-{time.monotonic_ns()}"))
@@ -66,8 +108,7 @@ def publish_all(host: str, port: int, messages: Sequence[tuple[str, bytes]], in_
         reply += _read_exactly(sock, reply[1])
         if reply[0] != CONNACK or reply[3] != 0:
             raise ConnectionError(f"broker refused the connection: {reply.hex()}")
-        sock.setblocking(False)
-        return _pump(sock, packets, in_flight, timeout)
+        yield sock
 
 
 def _pump(sock: socket.socket, packets: list[bytes], in_flight: int, timeout: float) -> float:
@@ -95,12 +136,17 @@ def _pump(sock: socket.socket, packets: list[bytes], in_flight: int, timeout: fl
             except BlockingIOError:
                 pass
         if readable:
-            data = sock.recv(WRITE_BLOCK)
-            if not data:
-                raise ConnectionError(f"broker closed the connection after {acked} acknowledgements")
-            buffer += data
-            acked += _acks(buffer)
+            acked += _read_acks(sock, buffer, acked)
     return time.perf_counter() - started
+
+
+def _read_acks(sock: socket.socket, buffer: bytearray, acked: int) -> int:
+    """Read what the broker sent into ``buffer``; the number of PUBACKs it completed (``acked`` so far)."""
+    data = sock.recv(WRITE_BLOCK)
+    if not data:
+        raise ConnectionError(f"broker closed the connection after {acked} acknowledgements")
+    buffer += data
+    return _acks(buffer)
 
 
 def _acks(buffer: bytearray) -> int:
