@@ -1,8 +1,8 @@
 """The ingest's MQTT client: paho's ``Client`` with three fast paths for a subscriber that takes thousands
 of messages a second and acknowledges them a batch at a time.
 
-Measured on the ingest's load (docs/benchmarks.md, "The ingest's paho client"),
-plain paho spends ~100 us of CPU on each QoS 1 message a worker receives and
+Measured on the ingest's load (docs/benchmarks.md, "2026-12-02: the ingest's paho client"),
+plain paho spends ~70-100 us of CPU on each QoS 1 message a worker receives and
 acks, a third of a worker's CPU. Most of it is not MQTT work:
 
 - **Block reads.** paho reads a packet with three or more ``recv`` calls (1 byte of
