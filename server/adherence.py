@@ -101,10 +101,8 @@ class DrugAdherence:
 
 def planned_doses(versions: Sequence[MedicationPlan], start: float, end: float) -> list[tuple[int, ScheduledDose]]:
     """``(plan version, dose)`` for each dose planned in ``[start, end)``, each version over its own span."""
-    ordered = sorted(versions, key=lambda p: p.version)
     found = []
-    for plan, following in zip(ordered, [*ordered[1:], None]):
-        until = end if following is None else min(end, following.since)
+    for plan, until in medication.spans_in_force(versions, lambda p: p.version, lambda p: p.since, end):
         found += [(plan.version, d) for d in schedule(plan, start, until)]
     return sorted(found, key=lambda vd: (vd[1].planned, vd[1].drug))
 

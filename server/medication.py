@@ -12,10 +12,10 @@ phone would refuse. Functions leave the transaction to the caller.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.rows import class_row
@@ -139,7 +139,21 @@ def versions_in_force(versions: Sequence[PlanVersion], start: datetime, end: dat
     :func:`server.adherence.planned_doses` counts doses, so a version replaced
     before the range began (or recorded after it ended) is not among them.
     """
-    ordered = sorted(versions, key=lambda v: v.version)
-    nexts: list[PlanVersion | None] = [*ordered[1:], None]
-    return [v for v, n in zip(ordered, nexts)
-            if max(start, v.created_at) < (end if n is None else min(end, n.created_at))]  # fmt: skip
+    spans = spans_in_force(versions, lambda v: v.version, lambda v: v.created_at, end)
+    return [v for v, until in spans if max(start, v.created_at) < until]
+
+
+V = TypeVar("V")
+W = TypeVar("W", float, datetime)
+
+
+def spans_in_force(versions: Sequence[V], number: Callable[[V], int], since: Callable[[V], W], end: W) -> list[tuple[V, W]]:
+    """Each version, oldest first, with the end of its time in force: the next version's start, or ``end``.
+
+    The one rule of which plan version applies when (pure): a version is in
+    force from its own start until the next one's, for the report's versions
+    (:func:`versions_in_force`) as for the doses counted
+    (:func:`server.adherence.planned_doses`).
+    """
+    ordered = sorted(versions, key=number)
+    return [(v, end if n is None else min(end, since(n))) for v, n in zip(ordered, [*ordered[1:], None])]
