@@ -3,8 +3,8 @@
 Paho's network thread only queues messages; a worker thread takes what is
 queued (never waiting for more), decodes each with ``wire.decode_uplink`` and
 holds it by device partition (:func:`partition_of`). A batch is up to
-``ingest_batch_size`` of one partition's held messages, stored with
-:func:`store_batch` in one transaction: the partition's turn first, then
+``ingest_batch_size`` of the oldest held messages of the partitions it takes
+the turn of, stored with :func:`store_batch` in one transaction: the turns first, then
 idempotency keys (a key already there = duplicate), the new messages' summary
 windows by COPY (with the rollups on plain PostgreSQL), then the rules per
 patient, in sequence order, through :func:`server.alerting.judge_state`
@@ -20,10 +20,10 @@ Several workers share the load on an MQTT 5 shared subscription
 processes (:func:`supervise`). Two workers may hold messages of the same
 patient; they take turns on that patient's ``rule_state`` row (locked in
 ascending patient order), so rules see each patient's windows in order and an
-alert episode is opened once. So that they seldom have to, a batch holds one
-partition's messages and starts by taking that partition's turn (an advisory
-lock): a worker stores a partition no other worker is storing, and waits only
-when all it holds are taken (:meth:`Ingestor._store_one`).
+alert episode is opened once. So that they seldom have to, a batch holds the
+messages of partitions whose turns it takes first (advisory locks): a worker
+stores partitions no other worker is storing, and waits only when all it holds
+are taken (:meth:`Ingestor._store_one`).
 
 Consent (:mod:`server.consent`) is read after those locks, so a grant or
 withdrawal (recorded under the same lock) applies from the next batch at the
@@ -57,7 +57,7 @@ import threading
 import time
 import zlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from typing import Any, Literal, NamedTuple
@@ -192,7 +192,7 @@ def store_batch(
     batch: Sequence[Decoded],
     config: RuleConfig,
     rollups: bool,
-    partition: int | None = None,
+    partitions: Iterable[int] = (),
     wait: bool = True,
 ) -> list[Outcome]:
     """Store a batch in one transaction (``conn`` in autocommit mode); one outcome per message, in order.
@@ -202,8 +202,10 @@ def store_batch(
         batch: decoded messages in arrival order.
         config: rule configuration.
         rollups: maintain the rollup tables (plain PostgreSQL; TimescaleDB has continuous aggregates).
-        partition: take this device partition's turn first (:func:`take_partition`); None: no turn taken.
-        wait: wait for the turn; otherwise raise :class:`PartitionBusy` when another worker has it.
+        partitions: take these device partitions' turns first, in ascending order (:func:`take_partition`);
+            none: no turn taken.
+        wait: wait for the turns; otherwise raise :class:`PartitionBusy` (naming the first partition found
+            busy, nothing written) when another worker has one.
 
     The turn is only a way to keep workers off each other's patients; what keeps
     every message once and each patient's rules in order is the same without it
@@ -211,8 +213,9 @@ def store_batch(
     """
     outcomes: list[Outcome | None] = [None] * len(batch)
     with conn.transaction():
-        if partition is not None and not take_partition(conn, partition, wait):
-            raise PartitionBusy(partition)
+        for partition in sorted(set(partitions)):
+            if not take_partition(conn, partition, wait):
+                raise PartitionBusy(partition)
         patients = records.device_patients(conn, (d.msg.device for d in batch if d.msg is not None))
         letters: list[tuple[int, str, str]] = []
         first: dict[tuple[str, int], int] = {}
@@ -524,11 +527,16 @@ class Ingestor:
             self._oldest_held = pending.received
 
     def _store_one(self, held: dict[int, list[tuple[_Pending, Decoded]]]) -> None:
-        """Store one batch: the oldest messages of the partition that no other worker is storing whose
-        oldest message came first.
+        """Store one batch: the oldest messages held, up to ``ingest_batch_size``, of the partitions no other
+        worker is storing, taken oldest message first.
 
-        Only when every partition held is being stored by another worker does
-        this one wait, for the turn of the one whose message came first. With
+        A batch holds the oldest messages of the partition whose oldest message
+        came first, then, if there is room, of the next (under load one
+        partition fills a batch; at half load one transaction takes what is held
+        of several, rather than one transaction each). A partition whose turn is
+        another worker's is left out and the batch made again without it. Only
+        when every partition held is being stored by another worker does this
+        one wait, for the turn of the one whose message came first. With
         ``ingest_partitions`` 1 there are no turns: the batch is what is held, as it came;
         so too when fewer than ``ingest_partition_min`` messages are held (light load).
         """
@@ -537,32 +545,51 @@ class Ingestor:
             self._store_all(held)  # light load: one transaction for everything held beats several
             return
         order = sorted(held, key=lambda k: held[k][0][0].received)
-        turns = self.settings.ingest_partitions > 1
-        tries = [(key, False) for key in order] if turns and len(order) > 1 else []
-        for key, wait in tries + [(order[0], True)]:
-            items = held[key][: self.settings.ingest_batch_size]
+        if self.settings.ingest_partitions == 1:
+            self._store_partitions(held, order[:1], None, True)
+            return
+        free = order if len(order) > 1 else []
+        while free:
             try:
-                self._process_until_done(items, key if turns else None, wait)
-            except PartitionBusy:
-                continue
-            del held[key][: len(items)]
+                self._store_partitions(held, free, free, False)
+                return
+            except PartitionBusy as busy:
+                free = [k for k in free if k != busy.args[0]]
+        self._store_partitions(held, order[:1], order[:1], True)
+
+    def _store_partitions(
+        self, held: dict[int, list[tuple[_Pending, Decoded]]], keys: list[int], turns: list[int] | None, wait: bool
+    ) -> None:
+        """Store the oldest held messages of ``keys``, in that order, up to a batch; taking ``turns`` first."""
+        room = self.settings.ingest_batch_size
+        taken: dict[int, int] = {}
+        items: list[tuple[_Pending, Decoded]] = []
+        for key in keys:
+            if room <= 0:
+                break
+            part = held[key][:room]
+            items += part
+            taken[key] = len(part)
+            room -= len(part)
+        self._process_until_done(items, [k for k in taken if turns is not None and k in turns], wait)
+        for key, n in taken.items():
+            del held[key][:n]
             if not held[key]:
                 del held[key]
-            return
 
     def _store_all(self, held: dict[int, list[tuple[_Pending, Decoded]]]) -> None:
         """Store everything held in one batch, in the order it came, without a turn (the row locks still
         keep each patient's messages to one worker at a time)."""
         items = sorted((item for items in held.values() for item in items), key=lambda item: item[0].received)
-        self._process_until_done(items, None, True)
+        self._process_until_done(items, [], True)
         held.clear()
 
-    def _process_until_done(self, items: list[tuple[_Pending, Decoded]], partition: int | None, wait: bool) -> None:
+    def _process_until_done(self, items: list[tuple[_Pending, Decoded]], partitions: list[int], wait: bool) -> None:
         """Process a batch; on an unexpected failure (e.g. no schema yet) retry it, unacked, with backoff."""
         delay = RETRY_MIN_S
         while not self._stopping.is_set():
             try:
-                self._process(items, partition, wait)
+                self._process(items, partitions, wait)
                 return
             except PartitionBusy:
                 raise
@@ -572,9 +599,9 @@ class Ingestor:
                 self._stopping.wait(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
 
-    def _process(self, items: list[tuple[_Pending, Decoded]], partition: int | None, wait: bool) -> None:
+    def _process(self, items: list[tuple[_Pending, Decoded]], partitions: list[int], wait: bool) -> None:
         started = time.perf_counter()
-        outcomes = self._commit([d for _, d in items], partition, wait)
+        outcomes = self._commit([d for _, d in items], partitions, wait)
         if outcomes is None:
             return  # stopping during a database outage: no ack, the broker delivers them again
         done = time.monotonic()
@@ -595,10 +622,10 @@ class Ingestor:
                 self._client.ack(item.mid, item.qos)
         self.metrics.pending.dec(len(items))
 
-    def _commit(self, batch: list[Decoded], partition: int | None, wait: bool) -> list[Outcome] | None:
+    def _commit(self, batch: list[Decoded], partitions: list[int], wait: bool) -> list[Outcome] | None:
         """Store a batch in one transaction, retried on deadlocks and outages (None: stopping meanwhile).
 
-        Raises :class:`PartitionBusy` (nothing written) when ``partition``'s turn is
+        Raises :class:`PartitionBusy` (nothing written) when one of ``partitions``' turns is
         another worker's and not ``wait``.
         """
         delay = RETRY_MIN_S
@@ -607,7 +634,7 @@ class Ingestor:
                 conn = self._connection()
                 self._ensure_partitions(conn, batch)
                 try:
-                    return store_batch(conn, batch, self._rules, bool(self._rollups), partition, wait)
+                    return store_batch(conn, batch, self._rules, bool(self._rollups), partitions, wait)
                 except (psycopg.errors.TransactionRollback, psycopg.OperationalError, PartitionBusy):
                     raise
                 except Exception as exc:  # a row the database refuses, or a bug: find the message, keep it

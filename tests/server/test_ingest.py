@@ -234,11 +234,14 @@ def test_a_partition_another_worker_holds_is_refused_untouched_or_waited_for(
         with holder.transaction():
             holder.execute("SELECT pg_advisory_xact_lock(%s, %s)", (PARTITION_LOCK_CLASS, part))
             with pytest.raises(PartitionBusy):
-                store_batch(conn, batch, rule_config(settings), True, part, wait=False)
+                store_batch(conn, batch, rule_config(settings), True, [part], wait=False)
+            with pytest.raises(PartitionBusy) as busy:  # one busy partition among several: the batch is refused whole
+                store_batch(conn, batch, rule_config(settings), True, [(part + 1) % 4, part], wait=False)
+            assert busy.value.args == (part,)
             assert count(db_url, "SELECT count(*) FROM uplink_messages WHERE device_id = %s", device_id) == 0
             other = (part + 1) % 4
-            (done,) = store_batch(conn, batch, rule_config(settings), True, other, wait=False)
+            (done,) = store_batch(conn, batch, rule_config(settings), True, [other, (other + 1) % 4], wait=False)
         assert done.status == "stored"
-        (again,) = store_batch(conn, batch, rule_config(settings), True, part, wait=True)
+        (again,) = store_batch(conn, batch, rule_config(settings), True, [part], wait=True)
         assert again.status == "duplicate"
     assert count(db_url, "SELECT count(*) FROM summaries WHERE device_id = %s", device_id) == 2
