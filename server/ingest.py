@@ -546,21 +546,22 @@ class Ingestor:
             return
         order = sorted(held, key=lambda k: held[k][0][0].received)
         if self.settings.ingest_partitions == 1:
-            self._store_partitions(held, order[:1], None, True)
+            self._store_partitions(held, order[:1], turns=False, wait=True)
             return
         free = order if len(order) > 1 else []
         while free:
             try:
-                self._store_partitions(held, free, free, False)
+                self._store_partitions(held, free, turns=True, wait=False)
                 return
             except PartitionBusy as busy:
                 free = [k for k in free if k != busy.args[0]]
-        self._store_partitions(held, order[:1], order[:1], True)
+        self._store_partitions(held, order[:1], turns=True, wait=True)
 
     def _store_partitions(
-        self, held: dict[int, list[tuple[_Pending, Decoded]]], keys: list[int], turns: list[int] | None, wait: bool
+        self, held: dict[int, list[tuple[_Pending, Decoded]]], keys: list[int], turns: bool, wait: bool
     ) -> None:
-        """Store the oldest held messages of ``keys``, in that order, up to a batch; taking ``turns`` first."""
+        """Store the oldest held messages of ``keys``, in that order, up to a batch; with ``turns``, taking the
+        turn of each partition in the batch first (``wait``: for as long as it takes)."""
         room = self.settings.ingest_batch_size
         taken: dict[int, int] = {}
         items: list[tuple[_Pending, Decoded]] = []
@@ -571,7 +572,7 @@ class Ingestor:
             items += part
             taken[key] = len(part)
             room -= len(part)
-        self._process_until_done(items, [k for k in taken if turns is not None and k in turns], wait)
+        self._process_until_done(items, list(taken) if turns else [], wait)
         for key, n in taken.items():
             del held[key][:n]
             if not held[key]:

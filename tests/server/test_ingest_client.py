@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import secrets
+import select
 import socket
 import struct
 import threading
@@ -85,8 +86,6 @@ def test_buffered_socket_serves_what_it_read_in_blocks_and_says_what_is_pending(
 
 
 def select_readable(sock: socket.socket) -> bool:
-    import select
-
     return bool(select.select([sock], [], [], 0)[0])
 
 
