@@ -51,25 +51,32 @@ def judge_state(
     The caller holds the patient's rule-state row lock and saves the returned state.
 
     Args:
-        in_force: the patient's limits in force if the caller already read them
-            (the ingest reads them once per batch for all its patients); else read here.
+        in_force: the patient's limits in force if the caller already read them; else read here.
     """
     if in_force is None:
         in_force = thresholds.limits_in_force(conn, patient_id)
     if config.limits is not in_force.limits or config.version != in_force.version:
         config = replace(config, limits=in_force.limits, version=in_force.version)
+    state, actions = rule_actions(state, message, config)
+    changes = records.apply_actions(conn, patient_id, actions, in_force.version) if actions else []
+    return state, changes
+
+
+def rule_actions(state: RuleState, message: Summary | Event, config: RuleConfig) -> tuple[RuleState, list[AlertAction]]:
+    """The next state and the alert actions of one message (pure: ``config`` carries the limits in force).
+
+    The ingest judges a batch's messages so, in order, and carries out all their
+    actions at once (:func:`server.records.apply_actions_many`).
+    """
     if isinstance(message, Summary):
         before = state.param(NO_SIGNAL).level
         state, actions = evaluate_windows(state, message.windows, config)
         actions = signal_back(before, max(w.end for w in message.windows)) + actions
         if actions and actions[0].parameter == NO_SIGNAL:
             state = replace(state, params={**state.params, NO_SIGNAL: ParamState()})
-    else:
-        where = (message.lat, message.lon) if message.lat is not None and message.lon is not None else None
-        state, actions = evaluate_event(state, message.type.value, message.time, where)
-    changes = records.apply_actions(conn, patient_id, actions) if actions else []
-    tag_version(conn, changes, in_force.version)
-    return state, changes
+        return state, actions
+    where = (message.lat, message.lon) if message.lat is not None and message.lon is not None else None
+    return evaluate_event(state, message.type.value, message.time, where)
 
 
 def signal_back(no_signal_level: str, newest_end: float) -> list[AlertAction]:
@@ -78,10 +85,3 @@ def signal_back(no_signal_level: str, newest_end: float) -> list[AlertAction]:
         return []
     trigger = {"data_at": newest_end, "reason": "data arrived"}
     return [AlertAction("resolve", NO_SIGNAL, no_signal_level, newest_end, trigger)]
-
-
-def tag_version(conn: psycopg.Connection[Any], changes: list[AlertChange], version: int | None) -> None:
-    """Record the threshold version in force on each alert just opened."""
-    opened = [c.alert_id for c in changes if c.kind == "open"]
-    if opened and version is not None:
-        conn.execute("UPDATE alerts SET threshold_version = %s WHERE id = ANY(%s)", (version, opened))

@@ -40,7 +40,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from server import caregiver_notify, channels, dose_alerts, phone_config, records, thresholds
-from server.alerting import NO_SIGNAL, tag_version
+from server.alerting import NO_SIGNAL
 from server.baseline import BaselinePolicy
 from server.channels import ChannelSettings
 from server.notify import Notifier, downlink_client, publish_config
@@ -182,8 +182,6 @@ def apply_step(conn: psycopg.Connection[Any], step: Step) -> list[AlertChange]:
                 "INSERT INTO alert_history (alert_id, kind, detail) VALUES (%s, %s, %s)",
                 (change.alert_id, step.kind, Jsonb(step.detail)),
             )
-        if step.kind == "no_signal":
-            tag_version(conn, changes, thresholds.limits_in_force(conn, step.patient_id).version)
     return changes
 
 
@@ -193,7 +191,9 @@ def _open_no_signal(conn: psycopg.Connection[Any], step: Step) -> list[AlertChan
     if row is None or row[0] != step.detail["last_data_at"] or NO_SIGNAL in records.active_levels(conn, step.patient_id):
         return []  # data arrived meanwhile, or another loop was first
     trigger = {"source": "no signal", **step.detail}
-    return records.apply_actions(conn, step.patient_id, [AlertAction("open", NO_SIGNAL, "yellow", step.time, trigger)])
+    version = thresholds.limits_in_force(conn, step.patient_id).version  # recorded on the alert
+    return records.apply_actions(conn, step.patient_id, [AlertAction("open", NO_SIGNAL, "yellow", step.time, trigger)],
+                                 version)  # fmt: skip
 
 
 def _to_red(conn: psycopg.Connection[Any], step: Step) -> list[AlertChange]:

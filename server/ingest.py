@@ -7,8 +7,9 @@ holds it by device partition (:func:`partition_of`). A batch is up to
 the turn of, stored with :func:`store_batch` in one transaction: the turns first, then
 idempotency keys (a key already there = duplicate), the new messages' summary
 windows by COPY (with the rollups on plain PostgreSQL), then the rules per
-patient, in sequence order, through :func:`server.alerting.judge_state`
-(limits in force, alert rows). After the commit it publishes notifications and
+patient, in sequence order (:func:`server.alerting.rule_actions`, the limits in
+force), and every message's alert actions at once
+(:func:`server.records.apply_actions_many`). After the commit it publishes notifications and
 only then acks every message of the batch (``manual_ack``). The session is
 persistent, so whatever was not committed is delivered again after a
 reconnect or a crash. (Decoding stays on the worker thread: on paho's thread
@@ -72,12 +73,12 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from psycopg.types.json import set_json_dumps, set_json_loads
 
 from server import consent, records, thresholds
-from server.alerting import judge_state
+from server.alerting import rule_actions
 from server.metrics import IngestMetrics, serve_metrics
 from server.ingest_client import IngestClient
 from server.notify import Notifier, broker_login
 from server.records import AlertChange
-from server.rules import RuleConfig, sync_levels
+from server.rules import AlertAction, RuleConfig, sync_levels
 from server.settings import ServerSettings
 from server.retention import ANOTHER_JOB, policy_from, run_retention
 from server.store import store_engine
@@ -308,8 +309,9 @@ def _write(
     for patient_id, i, msg in fresh:
         if isinstance(msg, (Summary, Event)):
             by_patient.setdefault(patient_id, []).append((i, msg))
-    changes: dict[int, list[AlertChange]] = {}
     configs: dict[int, RuleConfig] = {}  # by id of the limits in force: most patients share the defaults
+    work: list[tuple[int, list[AlertAction], int | None]] = []  # (patient, actions, version) of each message
+    judged_at: list[int] = []  # the batch index of each item of work
     for patient_id in judged:
         state = sync_levels(states[patient_id], active.get(patient_id, {}))
         limits = in_force[patient_id]
@@ -317,12 +319,14 @@ def _write(
         if patient_config is None:
             patient_config = configs[id(limits)] = replace(config, limits=limits.limits, version=limits.version)
         for i, msg in sorted(by_patient[patient_id], key=lambda e: e[1].seq):
-            state, found = judge_state(conn, patient_id, state, msg, patient_config, limits)  # type: ignore[arg-type]
-            if found:
-                changes[i] = found
+            state, actions = rule_actions(state, msg, patient_config)  # type: ignore[arg-type]
+            if actions:
+                work.append((patient_id, actions, limits.version))
+                judged_at.append(i)
         states[patient_id] = state
+    made = records.apply_actions_many(conn, work)  # every message's alert actions, in order, in a few statements
     records.save_rule_states(conn, {p: states[p] for p in judged})
-    return _Written(changes, quarantined, stripped)
+    return _Written({i: c for i, c in zip(judged_at, made) if c}, quarantined, stripped)
 
 
 def handle_message(conn: psycopg.Connection[Any], topic: str, payload: bytes, config: RuleConfig) -> Outcome:

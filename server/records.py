@@ -366,49 +366,121 @@ def active_levels(conn: psycopg.Connection[Any], patient_id: int) -> dict[str, s
 
 
 def apply_actions(
-    conn: psycopg.Connection[Any], patient_id: int, actions: list[AlertAction]
+    conn: psycopg.Connection[Any], patient_id: int, actions: Sequence[AlertAction], version: int | None = None
 ) -> list[AlertChange]:
-    """Carry out the rule engine's actions on the alerts table and NOTIFY listeners at commit."""
-    changes = []
-    for action in actions:
-        alert_id = _APPLY[action.kind](conn, patient_id, action)
-        if alert_id is None:
-            continue
-        conn.execute("SELECT pg_notify(%s, %s)", (ALERT_CHANNEL, str(alert_id)))
-        changes.append(
-            AlertChange(alert_id, action.kind, action.level, action.parameter, action.time, action.trigger)
-        )
+    """Carry out the rule engine's actions on the alerts table and NOTIFY listeners at commit.
+
+    ``version``: the threshold version in force, recorded on each alert the actions open.
+    """
+    return apply_actions_many(conn, [(patient_id, actions, version)])[0]
+
+
+def apply_actions_many(
+    conn: psycopg.Connection[Any], work: Sequence[tuple[int, Sequence[AlertAction], int | None]]
+) -> list[list[AlertChange]]:
+    """Carry out the actions of several ``(patient, actions, threshold version)`` items; their changes, per item.
+
+    The same outcome as carrying out every action in turn (items in order, each
+    item's actions in order), in a few statements instead of two per action (the
+    ingest's batches carry hundreds): the actions on one patient's alert for one
+    parameter are applied in their order, one per round, and a round applies
+    at most one action per (patient, parameter), so its actions are independent
+    and each kind goes in one statement. Nearly every batch takes one round.
+    Listeners are notified (at commit) in the order of the actions, each alert's
+    id once per transaction, as PostgreSQL's NOTIFY folds identical ones.
+    An ``escalate`` with no active alert opens one; an action that finds no
+    active alert to resolve changes nothing and is left out of the changes.
+    """
+    steps = [(n, p, a, v) for n, (p, actions, v) in enumerate(work) for a in actions]
+    done: dict[int, int] = {}  # step -> id of the alert it created or changed
+    by_key: dict[tuple[int, str], list[int]] = {}
+    for k, (_, p, a, _) in enumerate(steps):
+        by_key.setdefault((p, a.parameter), []).append(k)
+    for round_steps in _rounds(by_key):
+        _apply_round(conn, [(k, steps[k][1], steps[k][2], steps[k][3]) for k in round_steps], done)
+    changed = sorted(done)
+    if changed:
+        conn.execute("SELECT pg_notify(%s, id) FROM unnest(%s::text[]) AS n(id)",
+                     (ALERT_CHANNEL, [str(done[k]) for k in changed]))  # fmt: skip
+    changes: list[list[AlertChange]] = [[] for _ in work]
+    for k in changed:
+        n, _, a, _ = steps[k]
+        changes[n].append(AlertChange(done[k], a.kind, a.level, a.parameter, a.time, a.trigger))
     return changes
 
 
-def _open(conn: psycopg.Connection[Any], patient_id: int, a: AlertAction) -> int | None:
-    row = conn.execute(
-        "INSERT INTO alerts (patient_id, level, parameter, opened_at, trigger) VALUES (%s, %s, %s, %s, %s)"
+def _rounds(by_key: Mapping[tuple[int, str], list[int]]) -> list[list[int]]:
+    """Steps grouped so that round r holds the r-th step of every (patient, parameter), in step order."""
+    rounds: list[list[int]] = []
+    for keyed in by_key.values():
+        for r, k in enumerate(keyed):
+            if r == len(rounds):
+                rounds.append([])
+            rounds[r].append(k)
+    return [sorted(r) for r in rounds]
+
+
+_Step = tuple[int, int, AlertAction, int | None]  # (step, patient, action, threshold version)
+
+
+def _apply_round(conn: psycopg.Connection[Any], steps: list[_Step], done: dict[int, int]) -> None:
+    """One round: at most one step per (patient, parameter); record the alert id each step touched."""
+    escalates = [s for s in steps if s[2].kind == "escalate"]
+    found = _escalate_many(conn, escalates)
+    done.update(found)
+    done.update(_resolve_many(conn, [s for s in steps if s[2].kind == "resolve"]))
+    opens = [s for s in steps if s[2].kind == "open" or (s[2].kind == "escalate" and s[0] not in found)]
+    done.update(_open_many(conn, sorted(opens)))
+
+
+def _ids_by_key(rows: list[tuple[Any, ...]], steps: list[_Step]) -> dict[int, int]:
+    """Map RETURNING rows ``(patient, parameter, id)`` back to the steps of their keys."""
+    ids = {(int(p), str(k)): int(i) for p, k, i in rows}
+    return {s[0]: ids[(s[1], s[2].parameter)] for s in steps if (s[1], s[2].parameter) in ids}
+
+
+def _open_many(conn: psycopg.Connection[Any], steps: list[_Step]) -> dict[int, int]:
+    if not steps:
+        return {}
+    rows = conn.execute(
+        "INSERT INTO alerts (patient_id, level, parameter, opened_at, trigger, threshold_version)"
+        " SELECT p, l, k, t, g, v FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[],"
+        " %s::jsonb[], %s::integer[]) WITH ORDINALITY AS a(p, l, k, t, g, v, n) ORDER BY n"
         " ON CONFLICT (patient_id, parameter) WHERE state <> 'resolved'"
-        " DO UPDATE SET level = EXCLUDED.level, state = 'open' RETURNING id",
-        (patient_id, a.level, a.parameter, ts(a.time), Jsonb(a.trigger)),
-    ).fetchone()
-    return int(row[0]) if row else None
+        " DO UPDATE SET level = EXCLUDED.level, state = 'open',"
+        " threshold_version = COALESCE(EXCLUDED.threshold_version, alerts.threshold_version)"
+        " RETURNING patient_id, parameter, id",
+        ([s[1] for s in steps], [s[2].level for s in steps], [s[2].parameter for s in steps],
+         [ts(s[2].time) for s in steps], [Jsonb(s[2].trigger) for s in steps], [s[3] for s in steps]),
+    ).fetchall()  # fmt: skip
+    return _ids_by_key(rows, steps)
 
 
-def _escalate(conn: psycopg.Connection[Any], patient_id: int, a: AlertAction) -> int | None:
+def _escalate_many(conn: psycopg.Connection[Any], steps: list[_Step]) -> dict[int, int]:
     # Worse than acknowledged: the alert is open again, so it reaches people again.
-    row = conn.execute(
-        "UPDATE alerts SET level = %s, state = 'open', escalated_at = %s,"
-        " trigger = trigger || jsonb_build_object('escalation', %s::jsonb)"
-        " WHERE patient_id = %s AND parameter = %s AND state <> 'resolved' RETURNING id",
-        (a.level, ts(a.time), Jsonb(a.trigger), patient_id, a.parameter),
-    ).fetchone()
-    return int(row[0]) if row else _open(conn, patient_id, a)
+    if not steps:
+        return {}
+    rows = conn.execute(
+        "UPDATE alerts a SET level = u.l, state = 'open', escalated_at = u.t,"
+        " trigger = a.trigger || jsonb_build_object('escalation', u.g)"
+        " FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::jsonb[]) AS u(p, k, l, t, g)"
+        " WHERE a.patient_id = u.p AND a.parameter = u.k AND a.state <> 'resolved'"
+        " RETURNING a.patient_id, a.parameter, a.id",
+        ([s[1] for s in steps], [s[2].parameter for s in steps], [s[2].level for s in steps],
+         [ts(s[2].time) for s in steps], [Jsonb(s[2].trigger) for s in steps]),
+    ).fetchall()  # fmt: skip
+    return _ids_by_key(rows, steps)
 
 
-def _resolve(conn: psycopg.Connection[Any], patient_id: int, a: AlertAction) -> int | None:
-    row = conn.execute(
-        "UPDATE alerts SET state = 'resolved', closed_at = %s, resolve_note = %s"
-        " WHERE patient_id = %s AND parameter = %s AND state <> 'resolved' RETURNING id",
-        (ts(a.time), a.trigger.get("reason", "back within limits"), patient_id, a.parameter),
-    ).fetchone()
-    return int(row[0]) if row else None
-
-
-_APPLY = {"open": _open, "escalate": _escalate, "resolve": _resolve}
+def _resolve_many(conn: psycopg.Connection[Any], steps: list[_Step]) -> dict[int, int]:
+    if not steps:
+        return {}
+    rows = conn.execute(
+        "UPDATE alerts a SET state = 'resolved', closed_at = u.t, resolve_note = u.note"
+        " FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::text[]) AS u(p, k, t, note)"
+        " WHERE a.patient_id = u.p AND a.parameter = u.k AND a.state <> 'resolved'"
+        " RETURNING a.patient_id, a.parameter, a.id",
+        ([s[1] for s in steps], [s[2].parameter for s in steps], [ts(s[2].time) for s in steps],
+         [s[2].trigger.get("reason", "back within limits") for s in steps]),
+    ).fetchall()  # fmt: skip
+    return _ids_by_key(rows, steps)
