@@ -9,8 +9,15 @@ message and the subscriber process's CPU (all its threads) per message.
 
 - reference: ``paho.mqtt.client.Client``, ``ack(mid, qos)`` per message;
 - ours: ``server.ingest_client.IngestClient``, ``on_uplink`` and ``ack_many`` per batch;
-- and, to show where the difference comes from, ours with only the block reads,
-  and with block reads and the PUBLISH parser (acks one by one).
+- and, to show where the difference comes from, ours with only the block reads;
+  with block reads and the PUBLISH parser (acks one by one); with the acks in one
+  write too, but each packet still read through paho's reader (ours before
+  2026-12-02, later: "packets from the block").
+
+Then the reader alone, without a broker: the packets written into a socket pair,
+read by ``loop_read`` on one thread, its CPU per message (paho's reader for each
+packet against packets cut from the block; the figure the whole-process runs are
+too noisy to show).
 
     .venv/bin/python bench/bench_ingest_client.py [--messages 40000] [--payload 1650] [--repeat 3]
 """
@@ -23,6 +30,8 @@ import os
 import platform
 import queue
 import secrets
+import socket
+import struct
 import statistics
 import sys
 import threading
@@ -44,10 +53,17 @@ from mqtt_load import publish_all  # noqa: E402
 from server import ingest_client  # noqa: E402
 from server.ingest_client import IngestClient  # noqa: E402
 
-VARIANTS = ("paho", "block reads", "block reads + parser", "ours")
+VARIANTS = ("paho", "block reads", "block reads + parser", "+ acks in one write", "ours")
 
 
-class _NoParser(IngestClient):
+class _PahoReads(IngestClient):
+    """Every packet through paho's reader (no packets taken straight from the block)."""
+
+    def _buffered_publishes(self, sock: Any, most: int) -> int:
+        return 0
+
+
+class _NoParser(_PahoReads):
     """Block reads only: every PUBLISH through paho's own parser."""
 
     def _handle_publish(self) -> Any:
@@ -60,6 +76,8 @@ def _client(variant: str, client_id: str, on_uplink: Any) -> mqtt.Client:
         return mqtt.Client(CallbackAPIVersion.VERSION2, **kwargs)
     if variant == "block reads":
         return _NoParser(CallbackAPIVersion.VERSION2, on_uplink=on_uplink, **kwargs)
+    if variant in ("block reads + parser", "+ acks in one write"):
+        return _PahoReads(CallbackAPIVersion.VERSION2, on_uplink=on_uplink, **kwargs)
     return IngestClient(CallbackAPIVersion.VERSION2, on_uplink=on_uplink, **kwargs)
 
 
@@ -87,7 +105,7 @@ def _subscriber(variant: str, port: int, topic: str, n: int, out: Any) -> None:
                 except queue.Empty:
                     break
             got += len(mids)
-            if variant == "ours":
+            if variant in ("ours", "+ acks in one write"):
                 client.ack_many(mids)  # type: ignore[attr-defined]
             else:
                 for mid in mids:
@@ -125,6 +143,39 @@ def run(variant: str, url: str, messages: int, payload: int) -> tuple[float, flo
     return result
 
 
+def _packet(topic: bytes, mid: int, payload: bytes) -> bytes:
+    """A QoS 1 MQTT 5 PUBLISH without properties, as Mosquitto sends the uplink."""
+    rest = struct.pack("!H", len(topic)) + topic + struct.pack("!H", mid) + b"\x00" + payload
+    n, length = len(rest), bytearray()
+    while True:
+        n, byte = n >> 7, n & 0x7F
+        length.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes([0x32]) + bytes(length) + rest
+
+
+def reader_only(cls: type[IngestClient], messages: int, payload: int) -> float:
+    """CPU us per message of ``cls``'s ``loop_read`` on a socket pair carrying ``messages`` PUBLISHes."""
+    raw = b"".join(_packet(b"pisces/v1/b00001/summary", 1 + i % 65_000, b"x" * payload) for i in range(messages))
+    got = [0]
+    client = cls(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, manual_ack=True,
+                 on_uplink=lambda *_: got.__setitem__(0, got[0] + 1))  # fmt: skip
+    left, right = socket.socketpair()
+    right.setblocking(False)
+    client._sock = ingest_client.BufferedSocket(right)  # as connected
+    writer = threading.Thread(target=left.sendall, args=(raw,), daemon=True)
+    writer.start()
+    start = time.thread_time()
+    while got[0] < messages:
+        client.loop_read()
+    used = time.thread_time() - start
+    client._sock = None
+    writer.join(30)
+    left.close()
+    right.close()
+    return used / messages * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=40_000)
@@ -145,6 +196,14 @@ def main() -> None:
         cpu = statistics.median(c for _, c in results[variant])
         print(f"{variant:22s} {rate:9,.0f} msgs/s   {cpu:6.1f} us CPU a message  = {cpu / reference:.2f} x paho's"
               f"   (runs: {', '.join(f'{c:.1f}' for _, c in results[variant])})")  # fmt: skip
+    readers: dict[str, list[float]] = {"paho's reader": [], "packets from the block": []}
+    for _ in range(args.repeat):
+        readers["paho's reader"].append(reader_only(_PahoReads, args.messages, args.payload))
+        readers["packets from the block"].append(reader_only(IngestClient, args.messages, args.payload))
+    base = statistics.median(readers["paho's reader"])
+    for name, runs in readers.items():
+        print(f"reader alone, {name:22s} {statistics.median(runs):6.2f} us CPU a message  = "
+              f"{statistics.median(runs) / base:.2f} x   (runs: {', '.join(f'{c:.2f}' for c in runs)})")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -85,6 +85,60 @@ def test_buffered_socket_serves_what_it_read_in_blocks_and_says_what_is_pending(
         right.close()
 
 
+def whole(header_packet: tuple[int, bytes]) -> bytes:
+    """A packet on the wire: its first byte, the remaining length (variable byte integer), the rest."""
+    header, rest = header_packet
+    n, length = len(rest), bytearray()
+    while True:
+        n, byte = n >> 7, n & 0x7F
+        length.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes([header]) + bytes(length) + rest
+
+
+class CountingReads(IngestClient):
+    """Counts the packets paho's own read took (the rest came straight from the block)."""
+
+    reads = 0
+
+    def _packet_read(self) -> Any:
+        self.reads += 1
+        return super()._packet_read()
+
+
+def test_packets_read_in_one_block_are_taken_from_it_and_any_other_is_left_to_paho() -> None:
+    got: list[tuple[Any, ...]] = []
+    client = CountingReads(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, manual_ack=True,
+                           on_uplink=lambda t, p, mid, q, r: got.append(("fast", t, p, mid, r)))  # fmt: skip
+    client.on_message = lambda _c, _u, m: got.append(("paho", m.topic, m.payload, m.mid, m.retain))
+    sizes = [10, 300, 20_000, 0, 5]
+    ours = [publish_packet(b"a/b", bytes([i]) * n, mid=i + 1) for i, n in enumerate(sizes)]
+    qos0 = publish_packet(b"a/q0", b"zero", qos=0)  # not the uplink's shape: paho's
+    more = [publish_packet(b"a/c", b"x" * i, mid=100 + i, retain=i == 3) for i in range(40)]
+    raw = b"".join(whole(p) for p in ours) + b"\xd0\x00" + whole(qos0) + b"".join(whole(p) for p in more)
+    left, right = socket.socketpair()
+    try:
+        right.setblocking(False)
+        client._sock = BufferedSocket(right)  # as connected: paho reads through it
+        cut = len(raw) - 7  # the last packet arrives in two parts
+        for part in (raw[:cut], raw[cut:]):
+            left.sendall(part)
+            wait_for(lambda: select_readable(right), what="bytes on the socket")
+            while select_readable(right) or client._sock.pending():
+                client.loop_read()
+    finally:
+        client._sock = None
+        left.close()
+        right.close()
+    assert got == (
+        [("fast", "a/b", bytes([i]) * n, i + 1, False) for i, n in enumerate(sizes)]
+        + [("paho", "a/q0", b"zero", 0, False)]
+        + [("fast", "a/c", b"x" * i, 100 + i, i == 3) for i in range(40)]
+    )
+    assert client._in_packet["command"] == 0  # between packets, as paho left it
+    assert client.reads < 10  # 47 packets: most taken straight from the block, not through paho's read
+
+
 def select_readable(sock: socket.socket) -> bool:
     return bool(select.select([sock], [], [], 0)[0])
 
