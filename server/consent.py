@@ -43,6 +43,7 @@ PURPOSE_LABELS = {
 }  # fmt: skip
 ENROLMENT = "enrolment"
 PAUSED_NOTE = "monitoring paused: the patient withdrew consent"
+PAUSED_KIND = "monitoring_paused"  # alert_history kind of an alert closed by a pause (server.report.alerts)
 
 
 class ConsentError(ValueError):
@@ -167,8 +168,8 @@ def pause_alerts(conn: psycopg.Connection[Any], patient_id: int, user_id: int | 
         " WHERE patient_id = %s AND state <> 'resolved' RETURNING id", (PAUSED_NOTE, patient_id),
     ).fetchall()]  # fmt: skip
     for alert_id in ids:
-        conn.execute("INSERT INTO alert_history (alert_id, kind, user_id, detail) VALUES (%s, 'monitoring_paused',"
-                     " %s, %s)", (alert_id, user_id, Jsonb({"reason": PAUSED_NOTE})))  # fmt: skip
+        conn.execute("INSERT INTO alert_history (alert_id, kind, user_id, detail) VALUES (%s, %s, %s, %s)",
+                     (alert_id, PAUSED_KIND, user_id, Jsonb({"reason": PAUSED_NOTE})))  # fmt: skip
         conn.execute("SELECT pg_notify(%s, %s)", (records.ALERT_CHANNEL, str(alert_id)))
     return ids
 

@@ -52,6 +52,7 @@ const FORMATS = {
   alertOutcome: (a) => [
     a.acked_at ? `acknowledged by ${a.acked_by} after ${dur(a.seconds_to_ack)}${quoted(a.ack_note)}` : "never acknowledged",
     a.state !== "resolved" ? "still active"
+      : a.closed_by_pause ? "closed: monitoring paused (the patient withdrew consent)"
       : a.resolved_by_rules ? `resolved by the rules${a.resolve_note ? ` (${a.resolve_note})` : ""}`
         : `resolved by ${a.resolved_by}${quoted(a.resolve_note)}`,
     ...(a.escalation_steps ? [`escalated ${a.escalation_steps}×`] : []),

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from server.consent import PAUSED_KIND
 from server.queries import AlertRow, HistoryEntry
 from server.report.inputs import ReportData
 
@@ -51,6 +52,7 @@ class ReportAlert:
     resolve_note: str | None
     escalation_steps: int
     notes: list[AlertNote]
+    closed_by_pause: bool = False  # closed because the patient withdrew consent to monitoring (not the rules)
 
     @property
     def touched(self) -> bool:
@@ -70,6 +72,7 @@ class AlertGroup:
     resolved_by_rules: int
     resolved_by_person: int
     active: int
+    closed_by_pause: int = 0  # closed because monitoring was paused (consent withdrawn)
 
 
 @dataclass(frozen=True)
@@ -97,11 +100,12 @@ def report_alert(a: AlertRow, history: list[HistoryEntry]) -> ReportAlert:
     value = a.trigger.get("value")
     to_ack = None if a.acked_at is None else round((a.acked_at - a.opened_at).total_seconds(), 1)
     notes = [AlertNote(h.at, h.by, str(h.detail.get("note", ""))) for h in history if h.kind == "note"]
+    paused = a.state == "resolved" and a.resolved_by is None and any(h.kind == PAUSED_KIND for h in history)
     return ReportAlert(
         a.id, a.level, a.parameter, a.state, a.opened_at, a.escalated_at, a.closed_at,
         float(value) if isinstance(value, (int, float)) else None, a.acked_by, a.acked_at, a.ack_note, to_ack,
-        a.resolved_by, a.state == "resolved" and a.resolved_by is None, a.resolve_note,
-        sum(h.kind in ESCALATION_KINDS for h in history), notes,
+        a.resolved_by, a.state == "resolved" and a.resolved_by is None and not paused, a.resolve_note,
+        sum(h.kind in ESCALATION_KINDS for h in history), notes, paused,
     )  # fmt: skip
 
 
@@ -119,7 +123,7 @@ def alert_groups(alerts: Sequence[ReportAlert]) -> list[AlertGroup]:
         groups.append(AlertGroup(
             parameter, level, len(of), sum(a.acked_at is not None for a in of), _median_wait(of),
             sum(a.resolved_by_rules for a in of), sum(a.resolved_by is not None for a in of),
-            sum(a.state != "resolved" for a in of),
+            sum(a.state != "resolved" for a in of), sum(a.closed_by_pause for a in of),
         ))  # fmt: skip
     return sorted(groups, key=lambda g: (g.level != "red", -g.alerts, g.parameter))
 

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from server import medication
+from server import consent, medication
 from server.ingest import handle_message, rule_config
 from tests.clinician_portal.test_browser import sign_in
 from tests.clinician_portal.test_pages import mitdb_strip_uv, shot
@@ -191,3 +191,27 @@ def test_report_page_shows_every_section_records_a_visit_and_prints(
     # the policy is report-only here; the harness's own string evaluations (wait_for_function) are the only reports
     csp = [m for m in messages if "Content Security Policy" in m or "Refused to" in m]
     assert [m for m in csp if "Evaluating a string as JavaScript" not in m] == []
+
+
+def test_an_alert_closed_by_a_consent_pause_reads_so_not_as_resolved_by_the_rules(
+    report_page: Any, live_server: LiveServer, db_url: str, device_id: str
+) -> None:
+    page = report_page
+    pid = provision(db_url, device_id, live_server.username, name="Rui Paused")
+    t = time.time() // 3600 * 3600 - 3 * H
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        msg = block(device_id, 1, t, 1, 62.0, flags=("pause",), pause_max=3.2)  # a red pause alert
+        handle_message(conn, topic_for(device_id, msg.kind), encode(msg), rule_config(live_server.settings))
+        consent.record(conn, pid, "monitoring", False, "patient", None, "in app")  # closes it
+    sign_in(page, live_server)
+    page.wait_for_selector("#patient-rows tr")
+    page.goto(f"{live_server.url}/patients/{pid}/report")
+    page.wait_for_selector("#report[data-loaded]", state="attached")
+    assert page.get_attribute("#report", "data-loaded") == "1", page.locator("#r-period").inner_text()
+    alerts = page.locator("section[data-key=alerts]")
+    assert "closed: monitoring paused (the patient withdrew consent)" in alerts.inner_text()
+    assert "resolved by the rules" not in alerts.inner_text()
+    header = alerts.locator("table").first.locator("th")
+    cells = alerts.locator("table").first.locator("tbody tr").first.locator("td")
+    row = dict(zip(header.all_inner_texts(), cells.all_inner_texts()))
+    assert (row["Resolved by the rules"], row["Closed by a consent pause"], row["Still active"]) == ("0", "1", "0")

@@ -60,3 +60,16 @@ def test_durations_read_as_people_say_them() -> None:
 def test_no_alerts() -> None:
     headline, body = alerts_section(data())
     assert body.total == 0 and body.median_seconds_to_ack is None and headline == "No alerts in this period."
+
+
+def test_an_alert_closed_by_a_consent_pause_is_not_counted_as_resolved_by_the_rules() -> None:
+    from server.consent import PAUSED_KIND, PAUSED_NOTE
+
+    rows = [alert(1, "red", T0 + timedelta(hours=1), None), alert(2, "red", T0 + timedelta(hours=2), None)]
+    paused = HistoryEntry(T0 + timedelta(hours=2, minutes=5), PAUSED_KIND, "dr-kos", {"reason": PAUSED_NOTE})
+    _, body = alerts_section(data(alerts=rows, notes={2: [paused]}))
+    by_rules, by_pause = body.alerts
+    assert (by_rules.resolved_by_rules, by_rules.closed_by_pause) == (True, False)
+    assert (by_pause.resolved_by_rules, by_pause.closed_by_pause) == (False, True)
+    (group,) = body.groups
+    assert (group.resolved_by_rules, group.resolved_by_person, group.closed_by_pause, group.active) == (1, 0, 1, 0)
