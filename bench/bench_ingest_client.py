@@ -31,7 +31,6 @@ import platform
 import queue
 import secrets
 import socket
-import struct
 import statistics
 import sys
 import threading
@@ -49,7 +48,7 @@ from paho.mqtt.packettypes import PacketTypes  # noqa: E402
 from paho.mqtt.properties import Properties  # noqa: E402
 
 from bench_ingest import mosquitto  # noqa: E402
-from mqtt_load import publish_all  # noqa: E402
+from mqtt_load import publish_all, publish_packet  # noqa: E402
 from server import ingest_client  # noqa: E402
 from server.ingest_client import IngestClient  # noqa: E402
 
@@ -143,20 +142,9 @@ def run(variant: str, url: str, messages: int, payload: int) -> tuple[float, flo
     return result
 
 
-def _packet(topic: bytes, mid: int, payload: bytes) -> bytes:
-    """A QoS 1 MQTT 5 PUBLISH without properties, as Mosquitto sends the uplink."""
-    rest = struct.pack("!H", len(topic)) + topic + struct.pack("!H", mid) + b"\x00" + payload
-    n, length = len(rest), bytearray()
-    while True:
-        n, byte = n >> 7, n & 0x7F
-        length.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes([0x32]) + bytes(length) + rest
-
-
 def reader_only(cls: type[IngestClient], messages: int, payload: int) -> float:
     """CPU us per message of ``cls``'s ``loop_read`` on a socket pair carrying ``messages`` PUBLISHes."""
-    raw = b"".join(_packet(b"pisces/v1/b00001/summary", 1 + i % 65_000, b"x" * payload) for i in range(messages))
+    raw = b"".join(publish_packet("pisces/v1/b00001/summary", b"x" * payload, 1 + i % 65_000) for i in range(messages))
     got = [0]
     client = cls(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, manual_ack=True,
                  on_uplink=lambda *_: got.__setitem__(0, got[0] + 1))  # fmt: skip

@@ -128,7 +128,7 @@ class IngestClient(mqtt.Client):
         dict entries; from a block already read, a packet is a few index operations.
         Returns how many were taken (their bytes are gone from the buffer).
         """
-        if self.on_uplink is None or not self._manual_ack or not FAST_PATHS:
+        if not self._takes_uplinks():
             return 0
         data = bytes(sock._buffer)
         v5 = self._protocol == mqtt.MQTTv5
@@ -149,9 +149,13 @@ class IngestClient(mqtt.Client):
         del sock._buffer[:pos]
         return taken
 
+    def _takes_uplinks(self) -> bool:
+        """The PUBLISH fast paths apply: someone takes ``on_uplink`` and acks by hand, on a paho read for them."""
+        return self.on_uplink is not None and self._manual_ack and FAST_PATHS
+
     def _handle_publish(self) -> MQTTErrorCode:
         parsed = _qos1_publish(self._in_packet["command"], self._in_packet["packet"], self._protocol == mqtt.MQTTv5)
-        if parsed is None or self.on_uplink is None or not self._manual_ack or not FAST_PATHS:
+        if parsed is None or not self._takes_uplinks():
             return super()._handle_publish()
         topic, mid, payload, retain = parsed
         self.on_uplink(topic, payload, mid, 1, retain)

@@ -430,7 +430,7 @@ def _apply_round(conn: psycopg.Connection[Any], steps: list[_Step], done: dict[i
     done.update(found)
     done.update(_resolve_many(conn, [s for s in steps if s[2].kind == "resolve"]))
     opens = [s for s in steps if s[2].kind == "open" or (s[2].kind == "escalate" and s[0] not in found)]
-    done.update(_open_many(conn, sorted(opens)))
+    done.update(_open_many(conn, opens))  # in step order, as ``steps``
 
 
 def _ids_by_key(rows: list[tuple[Any, ...]], steps: list[_Step]) -> dict[int, int]:

@@ -49,10 +49,10 @@ class ReportAlert:
     seconds_to_ack: float | None
     resolved_by: str | None
     resolved_by_rules: bool  # closed by the rules (back within limits, data again)
+    closed_by_pause: bool  # closed because the patient withdrew consent to monitoring (not the rules)
     resolve_note: str | None
     escalation_steps: int
     notes: list[AlertNote]
-    closed_by_pause: bool = False  # closed because the patient withdrew consent to monitoring (not the rules)
 
     @property
     def touched(self) -> bool:
@@ -71,8 +71,8 @@ class AlertGroup:
     median_seconds_to_ack: float | None
     resolved_by_rules: int
     resolved_by_person: int
+    closed_by_pause: int  # closed because monitoring was paused (consent withdrawn)
     active: int
-    closed_by_pause: int = 0  # closed because monitoring was paused (consent withdrawn)
 
 
 @dataclass(frozen=True)
@@ -104,8 +104,8 @@ def report_alert(a: AlertRow, history: list[HistoryEntry]) -> ReportAlert:
     return ReportAlert(
         a.id, a.level, a.parameter, a.state, a.opened_at, a.escalated_at, a.closed_at,
         float(value) if isinstance(value, (int, float)) else None, a.acked_by, a.acked_at, a.ack_note, to_ack,
-        a.resolved_by, a.state == "resolved" and a.resolved_by is None and not paused, a.resolve_note,
-        sum(h.kind in ESCALATION_KINDS for h in history), notes, paused,
+        a.resolved_by, a.state == "resolved" and a.resolved_by is None and not paused, paused, a.resolve_note,
+        sum(h.kind in ESCALATION_KINDS for h in history), notes,
     )  # fmt: skip
 
 
@@ -123,7 +123,7 @@ def alert_groups(alerts: Sequence[ReportAlert]) -> list[AlertGroup]:
         groups.append(AlertGroup(
             parameter, level, len(of), sum(a.acked_at is not None for a in of), _median_wait(of),
             sum(a.resolved_by_rules for a in of), sum(a.resolved_by is not None for a in of),
-            sum(a.state != "resolved" for a in of), sum(a.closed_by_pause for a in of),
+            sum(a.closed_by_pause for a in of), sum(a.state != "resolved" for a in of),
         ))  # fmt: skip
     return sorted(groups, key=lambda g: (g.level != "red", -g.alerts, g.parameter))
 

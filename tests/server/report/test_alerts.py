@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from server.consent import PAUSED_KIND, PAUSED_NOTE
 from server.queries import AlertRow, HistoryEntry
 from server.report.alerts import MAX_LISTED, alerts_section, duration_text
 from tests.server.report.data import T0, data
@@ -63,8 +64,6 @@ def test_no_alerts() -> None:
 
 
 def test_an_alert_closed_by_a_consent_pause_is_not_counted_as_resolved_by_the_rules() -> None:
-    from server.consent import PAUSED_KIND, PAUSED_NOTE
-
     rows = [alert(1, "red", T0 + timedelta(hours=1), None), alert(2, "red", T0 + timedelta(hours=2), None)]
     paused = HistoryEntry(T0 + timedelta(hours=2, minutes=5), PAUSED_KIND, "dr-kos", {"reason": PAUSED_NOTE})
     _, body = alerts_section(data(alerts=rows, notes={2: [paused]}))
