@@ -44,6 +44,8 @@ from wire.messages import (
     SummaryWindow,
     Uplink,
 )
+from wire.summary_decoder import AVAILABLE as _ONE_PASS
+from wire.summary_decoder import decode_summary
 from wire.topics import Kind, Topic
 
 try:  # a faster JSON parser where installed (the server has it); the decoder reads the same without it
@@ -55,6 +57,7 @@ MAX_PAYLOAD_BYTES = 1_000_000  # also the bound on an inflated payload
 _DIGITS_AS_NINES = bytes.maketrans(b"012345678", b"999999999")
 _LONG_NUMBER = b"9" * 19  # 19 digits in a row: a number orjson may not read as json does (see _parse)
 ZLIB_MAGIC = b"\x78"  # first byte of a zlib stream (deflate, 32 KiB window); JSON starts with "{"
+one_pass_summaries = _ONE_PASS  # summaries through wire.summary_decoder first (tests switch it off to compare)
 
 
 def encode_for_uplink(message: Message) -> bytes:
@@ -130,7 +133,17 @@ def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def decode(payload: bytes, expected: Kind | None = None) -> Message:
-    """Parse and validate wire bytes; ``expected`` pins the kind (e.g. from the topic)."""
+    """Parse and validate wire bytes; ``expected`` pins the kind (e.g. from the topic).
+
+    A summary (``expected`` summary or None) is tried first in one pass
+    (:mod:`wire.summary_decoder`); anything that path does not take is decoded
+    here field by field, which names the error.
+    """
+    payload = _inflated(payload)
+    if one_pass_summaries and expected in (None, Kind.SUMMARY):
+        summary = decode_summary(payload)
+        if summary is not None:
+            return summary
     obj = _load(payload)
     kind = _kind_of(obj)
     if expected is not None and kind != expected:
@@ -158,14 +171,17 @@ def decode_uplink(topic: str, payload: bytes) -> tuple[Topic, Uplink]:
     return parsed, message  # type: ignore[return-value]
 
 
-def _load(payload: bytes) -> dict[str, Any]:
+def _inflated(payload: bytes) -> bytes:
+    """The payload's JSON bytes: a bounded size, inflated if the phone compressed it."""
     if not isinstance(payload, (bytes, bytearray, memoryview)):
         raise WireDecodeError("type", "", "payload must be bytes")
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise WireDecodeError("too_large", "", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
     payload = bytes(payload)
-    if payload[:1] == ZLIB_MAGIC:
-        payload = _inflate(payload)
+    return _inflate(payload) if payload[:1] == ZLIB_MAGIC else payload
+
+
+def _load(payload: bytes) -> dict[str, Any]:
     try:
         obj = _parse(payload)
     except UnicodeDecodeError as exc:

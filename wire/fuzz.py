@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from wire import codec
 from wire.codec import decode, decode_uplink, encode
 from wire.dvz import strip_decode
 from wire.errors import TopicError, WireDecodeError
@@ -89,7 +90,28 @@ def _outcome(target: str, data: bytes) -> str:
         raise
     if target.startswith("codec."):
         _check_round_trip(result)
+        _check_one_pass_agrees(target, data, result)
     return "accepted"
+
+
+def _check_one_pass_agrees(target: str, data: bytes, result: object) -> None:
+    """An accepted message is built the same (to the byte) with summaries' one-pass decoder switched off.
+
+    That decoder only accepts; a payload it refuses is decoded field by field
+    anyway, so rejections agree by construction and accepted ones are checked.
+    """
+    if not codec.one_pass_summaries:
+        return
+    codec.one_pass_summaries = False
+    try:
+        slow = TARGETS[target](data)
+    except (WireDecodeError, TopicError) as exc:
+        raise AssertionError(f"the one-pass decoder accepted what the checks refuse: {exc!r}") from exc
+    finally:
+        codec.one_pass_summaries = True
+    message, again = (r[1] if isinstance(r, tuple) else r for r in (result, slow))
+    if again != message or encode(again) != encode(message):  # type: ignore[arg-type]
+        raise AssertionError(f"the one-pass decoder built {message!r}, the checks {again!r}")
 
 
 def _check_round_trip(result: object) -> None:

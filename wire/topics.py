@@ -53,7 +53,8 @@ class Topic:
 
     def __post_init__(self) -> None:
         validate_device_id(self.device_id)
-        object.__setattr__(self, "kind", Kind(self.kind))
+        if type(self.kind) is not Kind:  # a kind's value ("summary"); parse passes the member itself
+            object.__setattr__(self, "kind", Kind(self.kind))
 
     def __str__(self) -> str:
         return f"{PREFIX}/{VERSION}/{self.device_id}/{self.kind.value}"
@@ -66,10 +67,16 @@ class Topic:
             raise TopicError(topic, f"expected {PREFIX}/{VERSION}/<device>/<kind>")
         if parts[1] != VERSION:
             raise TopicError(topic, f"unsupported protocol version {parts[1]!r}")
+        kind = _KINDS.get(parts[3])  # parse runs for every message the server takes: a dict, not Kind()
+        if kind is None:
+            raise TopicError(topic, f"{parts[3]!r} is not a valid Kind")
         try:
-            return cls(parts[2], Kind(parts[3]))
+            return cls(parts[2], kind)
         except ValueError as exc:
             raise TopicError(topic, str(exc)) from exc
+
+
+_KINDS: dict[str, Kind] = {k.value: k for k in Kind}
 
 
 def topic_for(device_id: str, kind: Kind | str) -> str:
