@@ -39,6 +39,8 @@ from wire.messages import (
     WINDOW_RANGES,
     Summary,
     SummaryWindow,
+    _WINDOW_INTEGERS,
+    _WINDOW_REQUIRED_NUMBERS,
 )
 
 try:
@@ -47,10 +49,6 @@ except ImportError:  # pragma: no cover - the slow path alone is tested by switc
     msgspec = None
 
 AVAILABLE = msgspec is not None
-
-_REQUIRED_NUMBERS = frozenset({"start", "end", "beats", "quality"})  # never null (as _WINDOW_REQUIRED_NUMBERS)
-_INTEGERS = frozenset({"beats", "battery"})  # a fraction is refused (as check_int does)
-
 
 def _number(lo: float, hi: float, integer: bool, nullable: bool) -> Any:
     """The msgspec type of a number in ``[lo, hi]``: an int, or (not ``integer``) an int or a float as sent."""
@@ -67,7 +65,7 @@ def _window_type(name: str) -> Any:
     """The msgspec type of one window field, from the contract's tables."""
     if name in WINDOW_RANGES:
         lo, hi = WINDOW_RANGES[name]
-        return _number(lo, hi, name in _INTEGERS, name not in _REQUIRED_NUMBERS)
+        return _number(lo, hi, name in _WINDOW_INTEGERS, name not in _WINDOW_REQUIRED_NUMBERS)
     if name in LOCATION_RANGES:
         return _number(*LOCATION_RANGES[name], integer=False, nullable=True)
     if name in WINDOW_COUNTS:
@@ -100,6 +98,7 @@ def _schema() -> Any:
 _DECODER = _schema() if AVAILABLE else None
 _NEW = object.__new__
 _SET = object.__setattr__
+_AS_DICT = msgspec.structs.asdict if AVAILABLE else None
 
 
 def decode_summary(payload: bytes) -> Summary | None:
@@ -109,13 +108,12 @@ def decode_summary(payload: bytes) -> Summary | None:
     except (msgspec.ValidationError, msgspec.DecodeError):
         return None
     windows = []
-    as_dict = msgspec.structs.asdict
     for w in wire.windows:
         if w.end <= w.start or (w.lat is None) != (w.lon is None):
             return None
         if w.hr_min is not None and w.hr_max is not None and w.hr_min > w.hr_max:
             return None
-        values = as_dict(w)
+        values = _AS_DICT(w)  # type: ignore[misc]
         if len(w.flags) > 1:
             values["flags"] = tuple(sorted(set(w.flags)))
         window = _NEW(SummaryWindow)
