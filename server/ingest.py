@@ -59,7 +59,7 @@ import threading
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from typing import Any, Literal, NamedTuple
@@ -79,7 +79,7 @@ from server.metrics import IngestMetrics, serve_metrics
 from server.ingest_client import IngestClient
 from server.notify import Notifier, broker_login
 from server.records import AlertChange
-from server.rules import AlertAction, RuleConfig, sync_levels
+from server.rules import AlertAction, RuleConfig, RuleState, sync_levels
 from server.settings import ServerSettings
 from server.retention import ANOTHER_JOB, policy_from, run_retention
 from server.store import store_engine
@@ -287,26 +287,19 @@ def _under_consent(
     return kept, quarantined, stripped
 
 
-def _write(
-    conn: psycopg.Connection[Any], fresh: list[tuple[int, int, Uplink]], config: RuleConfig, rollups: bool
-) -> _Written:
-    """Write new messages ``(patient, index in batch, message)`` within consent; judge them."""
-    # Every patient's rows below are ours until commit; a consent change waits for them, or they for it.
-    states = records.lock_rule_states(conn, (p for p, _, _ in fresh))
-    fresh, quarantined, stripped = _under_consent(conn, fresh)
-    judged = sorted({p for p, _, m in fresh if isinstance(m, (Summary, Event))})
-    records.store_summaries(conn, [(p, m) for p, _, m in fresh if isinstance(m, Summary)], rollups)
-    for patient_id, _, msg in sorted(fresh, key=lambda f: (f[2].device, f[2].seq)):
-        if isinstance(msg, Event):
-            records.store_event(conn, patient_id, msg)
-        elif isinstance(msg, Strip):
-            records.store_strip(conn, patient_id, msg)
-        elif isinstance(msg, Status):
-            records.store_status(conn, patient_id, msg)
-    if not judged:
-        return _Written({}, quarantined, stripped)
-    active = records.active_levels_many(conn, judged)
-    in_force = thresholds.limits_in_force_many(conn, judged)  # one query per batch, fresh each batch
+def _judge(
+    fresh: list[tuple[int, int, Uplink]],
+    judged: list[int],
+    states: dict[int, RuleState],
+    active: Mapping[int, Mapping[str, str]],
+    in_force: Mapping[int, thresholds.InForce],
+    config: RuleConfig,
+) -> tuple[list[tuple[int, list[AlertAction], int | None]], list[int]]:
+    """Run the rules over the judged patients' messages, in sequence order (pure: no database).
+
+    Moves ``states`` forward in place; returns each message's alert actions as
+    ``(patient, actions, limits version)`` and, beside them, the message's index in the batch.
+    """
     by_patient: dict[int, list[tuple[int, Uplink]]] = {}
     for patient_id, i, msg in fresh:
         if isinstance(msg, (Summary, Event)):
@@ -326,6 +319,31 @@ def _write(
                 work.append((patient_id, actions, limits.version))
                 judged_at.append(i)
         states[patient_id] = state
+    return work, judged_at
+
+
+def _write(
+    conn: psycopg.Connection[Any], fresh: list[tuple[int, int, Uplink]], config: RuleConfig, rollups: bool
+) -> _Written:
+    """Write new messages ``(patient, index in batch, message)`` within consent; judge them."""
+    # Every patient's rows below are ours until commit; a consent change waits for them, or they for it.
+    states = records.lock_rule_states(conn, (p for p, _, _ in fresh))
+    fresh, quarantined, stripped = _under_consent(conn, fresh)
+    judged = sorted({p for p, _, m in fresh if isinstance(m, (Summary, Event))})
+    active = records.active_levels_many(conn, judged) if judged else {}
+    in_force = thresholds.limits_in_force_many(conn, judged) if judged else {}  # fresh each batch
+    summaries = [(p, m) for p, _, m in fresh if isinstance(m, Summary)]
+    with records.summaries_in_flight(conn, summaries, rollups):  # PostgreSQL inserts the windows meanwhile
+        work, judged_at = _judge(fresh, judged, states, active, in_force, config)
+    for patient_id, _, msg in sorted(fresh, key=lambda f: (f[2].device, f[2].seq)):
+        if isinstance(msg, Event):
+            records.store_event(conn, patient_id, msg)
+        elif isinstance(msg, Strip):
+            records.store_strip(conn, patient_id, msg)
+        elif isinstance(msg, Status):
+            records.store_status(conn, patient_id, msg)
+    if not judged:
+        return _Written({}, quarantined, stripped)
     made = records.apply_actions_many(conn, work)  # every message's alert actions, in order, in a few statements
     records.save_rule_states(conn, {p: states[p] for p in judged})
     return _Written({i: c for i, c in zip(judged_at, made) if c}, quarantined, stripped)
@@ -439,6 +457,7 @@ class Ingestor:
         self._stopping.set()
         self._client.disconnect()
         self._client.loop_stop()
+        self._client.close()
         if self._worker is not None:
             self._worker.join(0.5)
             conn = self._conn

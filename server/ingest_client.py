@@ -97,6 +97,14 @@ class IngestClient(mqtt.Client):
         super().__init__(*args, **kwargs)
         self.on_uplink = on_uplink
 
+    def close(self) -> None:
+        """Close every socket paho still holds once stopped (after ``disconnect`` and ``loop_stop``).
+
+        paho keeps its loop's wake-up socket pair open after the loop ends, until the
+        client is garbage collected; a stopped worker lets go of it here instead.
+        """
+        self._reset_sockets()
+
     def _create_socket(self) -> Any:
         sock = super()._create_socket()
         return BufferedSocket(sock) if FAST_PATHS else sock

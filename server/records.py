@@ -10,13 +10,17 @@ that concurrent workers wait for each other instead of deadlocking.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
 
 import psycopg
+from psycopg import postgres, pq
+from psycopg.adapt import Dumper
 from psycopg.types.json import Jsonb
 
 from server.rules import AlertAction, RuleState
@@ -169,26 +173,111 @@ def store_summaries(
     TimescaleDB, whose continuous aggregates do it), adds the rows to the
     1-minute and 1-hour rollup tables.
     """
+    with summaries_in_flight(conn, batch, rollups) as inserted:
+        pass
+    return inserted[0]
+
+
+@contextlib.contextmanager
+def summaries_in_flight(
+    conn: psycopg.Connection[Any], batch: Sequence[tuple[int, Summary]], rollups: bool | None = None
+) -> Iterator[list[int]]:
+    """:func:`store_summaries`, with the caller's own work done while PostgreSQL moves the rows.
+
+    The rows are staged (COPY) on entering; the statement that moves them (most
+    of the database's work for a batch) is then sent in pipeline mode and its
+    result read on leaving, so Python work in the block (the ingest judges the
+    rules there) runs while PostgreSQL inserts. The block must not use ``conn``.
+    The yielded list holds the rows inserted once the block is left; an error
+    of the statement (e.g. a window already stored) is raised on leaving.
+    """
+    inserted = [0]
     if not batch:
-        return 0
+        yield inserted
+        return
+    if conn.autocommit and conn.info.transaction_status == pq.TransactionStatus.IDLE:
+        # The COPY would commit on its own and the staging table empty itself: nothing stored.
+        raise psycopg.ProgrammingError("summaries are stored inside a transaction (conn.transaction())")
     if rollups is None:
         row = conn.execute("SELECT value FROM store_info WHERE key = 'engine'").fetchone()
         rollups = row is None or row[0] != "timescaledb"
+    _stage_summaries(conn, batch)
+    with conn.pipeline():
+        cur = conn.execute(_MOVE_STAGED_WITH_ROLLUPS if rollups else _MOVE_STAGED)
+        yield inserted
+        row = cur.fetchone()
+    inserted[0] = int(row[0]) if row else 0
+
+
+def _stage_summaries(conn: psycopg.Connection[Any], batch: Sequence[tuple[int, Summary]]) -> None:
+    """COPY (binary) the windows into the connection's staging table, made on first use.
+
+    Window times go as they are (Unix seconds) and flags as their tuple: the
+    COPY's own dumpers for those two types write them (:class:`_EpochSecondsDumper`,
+    :class:`_FlagsDumper`), with no datetime or list made per window.
+    """
     conn.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS {STAGE} (LIKE summaries INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
     )
-    with conn.cursor().copy(f"COPY {STAGE} ({SUMMARY_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+    cur = conn.cursor()
+    cur.adapters.register_dumper(None, _EpochSecondsDumper)  # by oid only: this cursor's COPY
+    cur.adapters.register_dumper(None, _FlagsDumper)
+    with cur.copy(f"COPY {STAGE} ({SUMMARY_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(SUMMARY_TYPES)
         for patient_id, msg in batch:
             for idx, w in enumerate(msg.windows):
                 copy.write_row((
-                    patient_id, msg.device, msg.seq, idx, ts(w.start), ts(w.end), w.beats,
-                    w.hr_mean, w.hr_min, w.hr_max, w.rr_mean, w.sdnn, w.rmssd, list(w.flags),
+                    patient_id, msg.device, msg.seq, idx, w.start, w.end, w.beats,
+                    w.hr_mean, w.hr_min, w.hr_max, w.rr_mean, w.sdnn, w.rmssd, w.flags,
                     w.resp_rate, w.activity, w.intensity, w.quality, w.battery, w.lat, w.lon,
                     w.pnn50, w.pause_max, w.ectopic, w.steps, w.posture_changes, w.fall,
                 ))  # fmt: skip
-    row = conn.execute(_MOVE_STAGED_WITH_ROLLUPS if rollups else _MOVE_STAGED).fetchone()
-    return int(row[0]) if row else 0
+
+
+_PG_EPOCH_S = 946_684_800  # 2000-01-01 00:00 UTC in Unix seconds: where PostgreSQL's timestamps count from
+_INT8 = struct.Struct("!q")
+_ARRAY_HEAD = struct.Struct("!iiiii")  # dimensions, has nulls, element oid, length, lower bound
+_INT4 = struct.Struct("!i")
+_TEXT_OID = postgres.types["text"].oid
+_FLAGS_BINARY: dict[tuple[str, ...], bytes] = {}  # flag tuples seen -> their binary text[] (a few dozen)
+
+
+class _EpochSecondsDumper(Dumper):
+    """Unix seconds (a float) -> binary ``timestamptz`` (microseconds since 2000-01-01 UTC).
+
+    Rounded to the microsecond as :func:`ts` rounds (``datetime.fromtimestamp``:
+    the fraction, half to even), so a window's times are stored alike either way.
+    """
+
+    format = pq.Format.BINARY
+    oid = postgres.types["timestamptz"].oid
+
+    def dump(self, obj: float) -> bytes:
+        frac, whole = math.modf(obj)
+        return _INT8.pack((int(whole) - _PG_EPOCH_S) * 1_000_000 + round(frac * 1e6))
+
+
+class _FlagsDumper(Dumper):
+    """A window's flags (a tuple of str) -> binary ``text[]``, each distinct tuple encoded once."""
+
+    format = pq.Format.BINARY
+    oid = postgres.types["text"].array_oid
+
+    def dump(self, obj: tuple[str, ...]) -> bytes:
+        got = _FLAGS_BINARY.get(obj)
+        if got is None:
+            got = _flags_binary(obj)
+            if len(_FLAGS_BINARY) < 4096:  # flags come from a small closed set: bounded anyway
+                _FLAGS_BINARY[obj] = got
+        return got
+
+
+def _flags_binary(flags: Sequence[str]) -> bytes:
+    """PostgreSQL's binary array format of a one-dimensional text array without nulls (empty: no dimension)."""
+    if not flags:
+        return _ARRAY_HEAD.pack(0, 0, _TEXT_OID, 0, 0)[:12]
+    items = [flag.encode() for flag in flags]
+    return _ARRAY_HEAD.pack(1, 0, _TEXT_OID, len(items), 1) + b"".join(_INT4.pack(len(b)) + b for b in items)
 
 
 def _move_staged(rollups: bool) -> str:

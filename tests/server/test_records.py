@@ -10,8 +10,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from server import records
 from server.ingest import Decoded, decode_one, rule_config, store_batch
-from server.records import ensure_partitions, store_summaries, summary_days
+from server.records import ensure_partitions, store_summaries, summary_days, ts
 from server.settings import ServerSettings
 from server.store import add_patient, store_engine
 from tests.server.test_ingest import T0, count, summary
@@ -118,6 +119,97 @@ def test_summaries_stored_twice_in_one_transaction_are_each_stored_once(db_url: 
         assert store_summaries(conn, [(patient_id, first)], rollups) == 2
         assert store_summaries(conn, [(patient_id, second)], rollups) == 2
     assert count(db_url, "SELECT count(*) FROM summaries WHERE device_id = %s", device_id) == 4
+
+
+def test_the_windows_statement_runs_while_the_block_does_its_own_work(
+    db_url: str, device_id: str, patient_id: int
+) -> None:
+    """summaries_in_flight sends the statement that moves the staged rows and runs the block meanwhile.
+
+    Another transaction holds the patient's row, which the statement must update
+    (last_data_at): inside the block the statement is seen waiting for it, and it
+    finishes once that transaction ends. Sent and waited for before the block, it
+    would instead give up on its lock_timeout, and this test would fail.
+    """
+    msg = decode_one(*summary(device_id, 1, [70, 71, 72], T0)).msg
+    assert isinstance(msg, Summary)
+    with psycopg.connect(db_url) as conn, psycopg.connect(db_url) as other:
+        rollups = store_engine(conn) != "timescaledb"
+        ensure_partitions(conn, summary_days(msg))
+        conn.commit()
+        conn.execute("SET lock_timeout = '5s'")
+        other.execute("SELECT 1 FROM patients WHERE id = %s FOR UPDATE", (patient_id,))
+        seen: list[Any] = []
+        with records.summaries_in_flight(conn, [(patient_id, msg)], rollups) as inserted:
+            watcher = psycopg.connect(db_url, autocommit=True)
+            for _ in range(500):
+                seen = watcher.execute(
+                    "SELECT wait_event_type, left(query, 11) FROM pg_stat_activity WHERE pid = %s",
+                    (conn.info.backend_pid,),
+                ).fetchall()
+                if seen == [("Lock", "WITH staged")]:
+                    break
+                threading.Event().wait(0.01)
+            watcher.close()
+            assert inserted == [0]  # not read yet
+            other.rollback()  # the statement can go on now
+        assert seen == [("Lock", "WITH staged")]
+        assert inserted == [3]
+        conn.commit()
+    assert count(db_url, "SELECT count(*) FROM summaries WHERE device_id = %s", device_id) == 3
+
+
+def test_a_refused_windows_statement_raises_its_own_error_on_leaving_the_block(
+    db_url: str, device_id: str, patient_id: int
+) -> None:
+    """The ingest tells a refused row (stored message by message, the refused one kept) from an outage
+    (retried): the error of the statement sent in pipeline mode must come out as itself."""
+    msg = decode_one(*summary(device_id, 1, [70, 71], T0)).msg
+    assert isinstance(msg, Summary)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        rollups = store_engine(conn) != "timescaledb"
+        ensure_partitions(conn, summary_days(msg))
+        with conn.transaction():
+            assert store_summaries(conn, [(patient_id, msg)], rollups) == 2
+        ran = []
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            with conn.transaction(), records.summaries_in_flight(conn, [(patient_id, msg)], rollups):
+                ran.append(True)
+        assert ran == [True]
+        assert conn.execute("SELECT 1").fetchone() == (1,)  # the connection is usable again
+    assert count(db_url, "SELECT count(*) FROM summaries WHERE device_id = %s", device_id) == 2
+
+
+def test_window_times_and_flags_are_stored_as_datetimes_and_lists_would_store_them(
+    db_url: str, device_id: str, patient_id: int
+) -> None:
+    """The COPY writes Unix seconds and flag tuples with dumpers of its own; it stores what ``ts(seconds)``
+    and ``list(flags)`` are, to the microsecond (rounded half to even, before 2000 as after)."""
+    starts = [T0, T0 + 0.1234565, T0 + 10.0000005, T0 + 20.9999996, 1e9 + 0.5e-6, 946_684_799.75]
+    flag_sets = [(), ("irregular",), ("af_suspected", "irregular"), ("brady", "ectopic", "pause"), (), ("vt",)]
+    windows = tuple(SummaryWindow(start=t, end=t + 9.5, beats=10, quality=0.9, flags=f) for t, f in zip(starts, flag_sets))
+    msg = Summary(device_id, 1, windows)
+    with psycopg.connect(db_url) as conn:
+        rollups = store_engine(conn) != "timescaledb"
+        ensure_partitions(conn, summary_days(msg))
+        assert store_summaries(conn, [(patient_id, msg)], rollups) == len(windows)
+        got = conn.execute(
+            "SELECT start_at, end_at, flags FROM summaries WHERE device_id = %s ORDER BY idx", (device_id,)
+        ).fetchall()
+    assert [(a, b) for a, b, _ in got] == [(ts(w.start), ts(w.end)) for w in windows]
+    assert [f for _, _, f in got] == [list(w.flags) for w in windows]
+
+
+def test_summaries_outside_a_transaction_are_refused_not_lost(db_url: str, device_id: str, patient_id: int) -> None:
+    """In autocommit mode with no transaction the COPY would commit alone and the staging table empty itself."""
+    msg = decode_one(*summary(device_id, 1, [70], T0)).msg
+    assert isinstance(msg, Summary)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        ensure_partitions(conn, summary_days(msg))
+        with pytest.raises(psycopg.ProgrammingError, match="inside a transaction"):
+            store_summaries(conn, [(patient_id, msg)], store_engine(conn) != "timescaledb")
+        with conn.transaction():
+            assert store_summaries(conn, [(patient_id, msg)], store_engine(conn) != "timescaledb") == 1
 
 
 def test_a_message_across_midnight_names_both_days() -> None:
