@@ -20,7 +20,7 @@ from typing import Any
 
 import psycopg
 from psycopg import postgres, pq
-from psycopg.adapt import Dumper
+from psycopg.adapt import Dumper, Transformer
 from psycopg.types.json import Jsonb
 
 from server.rules import AlertAction, RuleState
@@ -236,10 +236,8 @@ def _stage_summaries(conn: psycopg.Connection[Any], batch: Sequence[tuple[int, S
 
 _PG_EPOCH_S = 946_684_800  # 2000-01-01 00:00 UTC in Unix seconds: where PostgreSQL's timestamps count from
 _INT8 = struct.Struct("!q")
-_ARRAY_HEAD = struct.Struct("!iiiii")  # dimensions, has nulls, element oid, length, lower bound
-_INT4 = struct.Struct("!i")
-_TEXT_OID = postgres.types["text"].oid
-_FLAGS_BINARY: dict[tuple[str, ...], bytes] = {}  # flag tuples seen -> their binary text[] (a few dozen)
+_TEXT_ARRAY_OID = postgres.types["text"].array_oid
+_FLAGS_BINARY: dict[tuple[str, ...], bytes] = {}  # flag tuples seen -> their binary text[]
 
 
 class _EpochSecondsDumper(Dumper):
@@ -258,26 +256,22 @@ class _EpochSecondsDumper(Dumper):
 
 
 class _FlagsDumper(Dumper):
-    """A window's flags (a tuple of str) -> binary ``text[]``, each distinct tuple encoded once."""
+    """A window's flags (a tuple of str) -> binary ``text[]``, each distinct tuple encoded once.
+
+    Encoded by psycopg's own array dumper; the flags are sorted, unique and of a
+    closed set (wire contract), so there are at most a hundred or so tuples to keep.
+    """
 
     format = pq.Format.BINARY
-    oid = postgres.types["text"].array_oid
+    oid = _TEXT_ARRAY_OID
 
     def dump(self, obj: tuple[str, ...]) -> bytes:
         got = _FLAGS_BINARY.get(obj)
         if got is None:
-            got = _flags_binary(obj)
-            if len(_FLAGS_BINARY) < 4096:  # flags come from a small closed set: bounded anyway
-                _FLAGS_BINARY[obj] = got
+            tx = Transformer()
+            tx.set_dumper_types([_TEXT_ARRAY_OID], pq.Format.BINARY)
+            got = _FLAGS_BINARY[obj] = bytes(tx.dump_sequence([list(obj)], [pq.Format.BINARY])[0] or b"")
         return got
-
-
-def _flags_binary(flags: Sequence[str]) -> bytes:
-    """PostgreSQL's binary array format of a one-dimensional text array without nulls (empty: no dimension)."""
-    if not flags:
-        return _ARRAY_HEAD.pack(0, 0, _TEXT_OID, 0, 0)[:12]
-    items = [flag.encode() for flag in flags]
-    return _ARRAY_HEAD.pack(1, 0, _TEXT_OID, len(items), 1) + b"".join(_INT4.pack(len(b)) + b for b in items)
 
 
 def _move_staged(rollups: bool) -> str:
