@@ -24,7 +24,7 @@ def sign_in(page: Any, server: LiveServer, password: str | None = None) -> None:
 
 def test_wrong_password_is_refused_with_a_message(page: Any, live_server: LiveServer) -> None:
     sign_in(page, live_server, password="not the password")
-    page.wait_for_function("document.querySelector('#login-error').textContent.length > 0")
+    page.wait_for_function("document.querySelector('#login-error')?.textContent.length > 0")
     assert "/login" in page.url
 
 

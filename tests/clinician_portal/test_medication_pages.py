@@ -61,7 +61,7 @@ def test_adherence_in_the_overview_the_patient_page_and_the_plan_editor(
     shot(page, "portal-overview-adherence")
 
     row.get_by_role("link", name="Rok Dose").click()
-    page.wait_for_function("document.querySelector('#chart').dataset.loaded === '1'")
+    page.wait_for_function("document.querySelector('#chart')?.dataset.loaded === '1'")
     table = {r.locator("th").inner_text(): r.locator("td").all_inner_texts()
              for r in page.locator("#adherence-rows tr").all()}  # fmt: skip
     assert table == {"apixaban": ["2", "0", "1", "1", "0", "0", "0 %", "1"],
@@ -73,7 +73,7 @@ def test_adherence_in_the_overview_the_patient_page_and_the_plan_editor(
     shot(page, "portal-patient-doses")
 
     page.get_by_role("link", name="Medication plan").click()
-    page.wait_for_function("document.querySelector('#med-status').textContent.includes('Version 1')")
+    page.wait_for_function("document.querySelector('#med-status')?.textContent.includes('Version 1')")
     assert page.get_by_label("Drug of drug 1").input_value() == "bisoprolol"
     page.get_by_label("Dose of drug 1").fill("2.5 mg")
     page.get_by_role("button", name="Add a drug").click()
@@ -82,11 +82,11 @@ def test_adherence_in_the_overview_the_patient_page_and_the_plan_editor(
     page.get_by_label("Times of day of drug 3").fill("07:00")
     page.get_by_label("Time zone (IANA)").fill("Mars/Base")
     page.get_by_role("button", name="Save as a new version").click()
-    page.wait_for_function("document.querySelector('#med-error').textContent.includes('time_zone')")
+    page.wait_for_function("document.querySelector('#med-error')?.textContent.includes('time_zone')")
     page.get_by_label("Time zone (IANA)").fill("Europe/Ljubljana")
     page.get_by_label("Reason for the change").fill("heart rate low at night")
     page.get_by_role("button", name="Save as a new version").click()
-    page.wait_for_function("document.querySelector('#med-status').textContent.includes('Version 2')")
+    page.wait_for_function("document.querySelector('#med-status')?.textContent.includes('Version 2')")
     assert page.locator("#med-versions tr").count() == 2
     shot(page, "portal-medication-editor")
     with psycopg.connect(db_url) as conn:

@@ -91,17 +91,17 @@ def test_patient_page_search_and_strip_viewer(page: Any, live_server: LiveServer
     sign_in(page, live_server)
     page.wait_for_selector("#patient-rows tr")
     page.get_by_role("link", name="Lea Trend").first.click()
-    page.wait_for_function("document.querySelector('#chart').dataset.loaded === '1'")
+    page.wait_for_function("document.querySelector('#chart')?.dataset.loaded === '1'")
     assert "symptom period" in page.locator("#event-rows").inner_text()
     assert "rhythm episode" in page.locator("#event-rows").inner_text()
     # lane axis ends keep the decimals their span needs (activity in g spans ~0.3: not "0" and "0")
     assert page.evaluate("[axisValue(0.3, 0.3), axisValue(7.25, 5), axisValue(131.4, 90)]") == ["0.30", "7.3", "131"]
     shot(page, "portal-patient-24h")
     page.get_by_role("button", name="7 days").click()
-    page.wait_for_function("document.querySelector('#chart').dataset.loaded === '2'")
+    page.wait_for_function("document.querySelector('#chart')?.dataset.loaded === '2'")
     page.locator("#chart").focus()
     page.keyboard.press("+")  # keyboard zoom
-    page.wait_for_function("document.querySelector('#chart').dataset.loaded === '3'")
+    page.wait_for_function("document.querySelector('#chart')?.dataset.loaded === '3'")
 
     page.goto(f"{live_server.url}/search")
     page.wait_for_selector("#result-rows tr")
@@ -113,7 +113,7 @@ def test_patient_page_search_and_strip_viewer(page: Any, live_server: LiveServer
     page.fill("input[name=severity_min]", "4")
     page.fill("input[name=severity_max]", "2")
     page.click("#search-form button[type=submit]")  # the server's message reaches the clinician
-    page.wait_for_function("document.querySelector('#search-error').textContent.includes('severity_max')")
+    page.wait_for_function("document.querySelector('#search-error')?.textContent.includes('severity_max')")
     page.fill("input[name=severity_min]", "")
     page.fill("input[name=severity_max]", "")
     corr = page.locator("#corr-rows tr", has_text="Lea Trend").inner_text().split("\t")
@@ -124,7 +124,7 @@ def test_patient_page_search_and_strip_viewer(page: Any, live_server: LiveServer
     shot(page, "portal-search")
 
     page.get_by_role("link", name="view strip").first.click()
-    page.wait_for_function("document.querySelector('#ecg').dataset.seconds === '10'")
+    page.wait_for_function("document.querySelector('#ecg')?.dataset.seconds === '10'")
     # 25 mm/s at 4 px/mm: a 10 s strip is 1000 px wide
     assert page.evaluate("document.querySelector('#ecg').width") == 1001
     assert "13 beats" in page.locator("#strip-facts").inner_text()  # as annotated in the record
@@ -132,7 +132,7 @@ def test_patient_page_search_and_strip_viewer(page: Any, live_server: LiveServer
     shot(page, "portal-strip")
 
     page.goto(f"{live_server.url}/patients/{pid}/thresholds")
-    page.wait_for_function("document.querySelector('#dist-facts').textContent.length > 0")
+    page.wait_for_function("document.querySelector('#dist-facts')?.textContent.length > 0")
     assert "usable windows" in page.locator("#dist-facts").inner_text()
     assert "collecting" in page.locator("#th-phase").inner_text()
     page.get_by_role("button", name="Propose from the baseline").click()

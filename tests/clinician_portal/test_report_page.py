@@ -106,7 +106,7 @@ def test_report_page_shows_every_section_records_a_visit_and_prints(
     assert page.request.post(f"{live_server.url}/api/alerts/{panic}/acknowledge", data={"note": "phone dropped"}).ok
 
     page.goto(f"{live_server.url}/patients/{pid}")
-    page.wait_for_function("document.querySelector('#report-link').href.endsWith('/report')")
+    page.wait_for_function("document.querySelector('#report-link')?.href.endsWith('/report')")
     page.get_by_role("link", name="Visit report").click()
     page.wait_for_selector("#report[data-loaded='1']")
     assert page.url.endswith(f"/patients/{pid}/report")
@@ -166,7 +166,7 @@ def test_report_page_shows_every_section_records_a_visit_and_prints(
 
     page.fill("#visit-note", "AF burden discussed; bisoprolol 2.5 mg")
     page.get_by_role("button", name="Record visit").click()
-    page.wait_for_function("document.querySelector('#visit-status').textContent.length > 0")
+    page.wait_for_function("document.querySelector('#visit-status')?.textContent.length > 0")
     assert page.locator("#visit-status").inner_text().startswith("Visit of"), page.locator("#visit-status").inner_text()
     page.locator("#visit-rows tr", has_text="bisoprolol 2.5 mg").wait_for()
     assert "start=" in page.url  # the report shown keeps its period

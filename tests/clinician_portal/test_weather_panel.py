@@ -48,7 +48,7 @@ def test_panel_shows_the_association_plots_table_and_csv(page: Any, live_server:
     sign_in(page, live_server)
     page.wait_for_selector("#patient-rows tr")
     page.goto(f"{live_server.url}/patients/{pid}?start=2025-11-01T00:00:00Z&end=2025-11-11T00:00:00Z")
-    page.wait_for_function("document.querySelector('#weather-panel').dataset.loaded === '1'")
+    page.wait_for_function("document.querySelector('#weather-panel')?.dataset.loaded === '1'")
     assert "heart rate ~ temperature" in page.locator("#wx-verdict").inner_text()
     # Three hours of GPS at home, two fixes 10 min apart in each: 1800 s tracked, all of it at home.
     assert "over 1 day" in page.locator("#wx-mobility").inner_text()
